@@ -1,0 +1,42 @@
+# ReplyDesk — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test lint bench llm clean-venv eval
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+# torch first: `torch==2.13.0` takes the local CPU build; a plain `torch` would pull a CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/replydesk kb build
+	$(BIN)/replydesk serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/ruff check service kb_index eval tests
+	$(BIN)/pytest -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check service kb_index eval tests
+	$(BIN)/replydesk kb lint
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+eval: $(STAMP)
+	$(BIN)/replydesk eval run eval/suites/default.yaml --out reports/
+
+clean-venv:
+	rm -rf $(VENV)

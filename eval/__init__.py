@@ -1,0 +1,1 @@
+"""Offline evaluation: intents, urgency, retrieval, tone and drafts."""

@@ -1,0 +1,60 @@
+"""`replydesk` command line: serve the API, triage a message, build the knowledge base, run evaluations."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="ReplyDesk: triage, retrieval, drafts and tone checks for messaging support.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Start the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from service.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run("service.api:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+@app.command()
+def triage(
+    text: Annotated[str, typer.Argument(help="The customer's message.")],
+    locale: Annotated[str | None, typer.Option(help="Locale hint, e.g. es-MX.")] = None,
+    channel: Annotated[str | None, typer.Option(help="whatsapp | messenger | sms | webchat")] = None,
+) -> None:
+    """Triage one message and print the same JSON as POST /v1/triage."""
+    from service.container import Container
+    from service.settings import get_settings
+    from service.triage.models import TriageRequest
+
+    container = Container(get_settings())
+    request = TriageRequest(text=text, locale=locale, channel=channel)
+    result = container.triage_pipeline(request)
+    typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+def _register_subcommands() -> None:
+    from eval.cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval", help="Offline evaluation commands.")
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,89 @@
+"""Domain errors and the one place that maps them to HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("replydesk.errors")
+
+
+class ReplyDeskError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(ReplyDeskError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class NotFound(ReplyDeskError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ReplyDeskError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unauthorized(ReplyDeskError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ReplyDeskError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(ReplyDeskError):
+    status_code = 429
+    code = "rate_limited"
+
+
+class ServiceUnavailable(ReplyDeskError):
+    status_code = 503
+    code = "unavailable"
+
+
+class IndexUnavailable(ServiceUnavailable):
+    code = "index_unavailable"
+
+
+class LLMError(ReplyDeskError):
+    """The LLM failed (timeout, transport error, unusable output). Callers fall back; never surfaces as 500."""
+
+    status_code = 502
+    code = "llm_error"
+
+
+def _body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ReplyDeskError)
+    async def _domain(_: Request, exc: ReplyDeskError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append({"field": loc or "body", "message": err.get("msg", "invalid")})
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
+        return JSONResponse(_body("invalid_input", message, {"problems": problems}), status_code=422)

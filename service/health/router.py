@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from service import __version__
+from service.deps import ContainerDep
+
+router = APIRouter(tags=["health"])
+
+
+class ComponentState(BaseModel):
+    status: str = Field(description="ok | degraded | unavailable | not_loaded")
+    detail: dict = Field(default_factory=dict)
+
+
+class HealthRead(BaseModel):
+    status: str = Field(description="ok when every component is ok, else degraded")
+    version: str
+    components: dict[str, ComponentState]
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "status": "ok",
+                    "version": "0.1.0",
+                    "components": {
+                        "model": {"status": "ok", "detail": {"embedding_model": "bundled:all-MiniLM-L6-v2"}},
+                        "index": {"status": "ok", "detail": {"chunks": 212}},
+                        "database": {"status": "ok", "detail": {"url": "sqlite:///data/replydesk.db"}},
+                    },
+                }
+            ]
+        }
+    }
+
+
+@router.get("/health", response_model=HealthRead, summary="Liveness and component state (no auth)")
+def health(container: ContainerDep) -> HealthRead:
+    components = {name: ComponentState(**state) for name, state in container.health().items()}
+    overall = "ok" if all(c.status == "ok" for c in components.values()) else "degraded"
+    return HealthRead(status=overall, version=__version__, components=components)
