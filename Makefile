@@ -26,6 +26,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check service kb_index eval tests
+	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
@@ -37,6 +38,11 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/replydesk eval run eval/suites/default.yaml --out reports/
+
+# A small real LLM (Gemma 3 270M via llama-cpp-python) on 127.0.0.1:8081 for recording drafting cassettes.
+# Not part of `make test`. Stop it with `bash scripts/llm_server.sh stop`.
+llm:
+	bash scripts/llm_server.sh start
 
 clean-venv:
 	rm -rf $(VENV)

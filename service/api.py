@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service import __version__
 from service.container import Container
@@ -31,15 +31,43 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         yield
         container.close()
 
-    app = FastAPI(title="ReplyDesk", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    from service.auth.deps import authenticate, require_roles
+    from service.auth.models import Role
+
+    # Every route needs an API key (except /health); routers may narrow the roles further.
+    app = FastAPI(title="ReplyDesk", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(authenticate)])
     app.state.container = container
     install_error_handlers(app)
+    from service.db.errors import install_db_error_handlers
 
+    install_db_error_handlers(app)
+
+    from service.drafting.router import router as drafting_router
     from service.health.router import router as health_router
+    from service.tone.router import router as tone_router
     from service.triage.router import router as triage_router
 
+    # Analysis routers are written without auth; their roles are set here.
+    analysis = [Depends(require_roles(Role.integration, Role.agent, Role.evaluator))]
     app.include_router(health_router)
-    app.include_router(triage_router, prefix="/v1")
+    app.include_router(triage_router, prefix="/v1", dependencies=analysis)
+    app.include_router(drafting_router, prefix="/v1", dependencies=analysis)
+    app.include_router(tone_router, prefix="/v1", dependencies=analysis)
+
+    from service.kb.router import router as kb_router
+
+    app.include_router(kb_router, prefix="/v1", dependencies=analysis)
+
+    from service.auth.router import router as keys_router
+    from service.integrations.adapters.router import router as channels_router
+    from service.workflow.router import metrics_router
+    from service.workflow.router import router as workflow_router
+
+    app.include_router(workflow_router, prefix="/v1")
+    app.include_router(channels_router, prefix="/v1")
+    app.include_router(keys_router, prefix="/v1")
+    app.include_router(metrics_router)
     return app
 
 

@@ -84,6 +84,9 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append({"field": loc or "body", "message": err.get("msg", "invalid")})
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            if err.get("type") == "json_invalid":
+                loc, msg = "body", f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+            problems.append({"field": loc or "body", "message": msg})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
         return JSONResponse(_body("invalid_input", message, {"problems": problems}), status_code=422)

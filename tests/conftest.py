@@ -40,7 +40,79 @@ def app(settings):
     return create_app(settings)
 
 
+def _key(app, role: str) -> str:
+    """A fresh API key of `role` in the test app's database (own high rate limit: tests are fast clients)."""
+    from service.auth.models import ApiKeyCreate
+
+    created = app.state.container.keys.create(ApiKeyCreate(name=f"tests-{role}", role=role,
+                                                           rate_limit="100000/minute"))
+    return created.key
+
+
 @pytest.fixture(scope="session")
 def client(app):
+    """TestClient of the real app, sending an admin API key (every route but /health needs a key)."""
     with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {_key(app, 'admin')}"
         yield c
+
+
+@pytest.fixture(scope="session")
+def anon_client(app, client):
+    """Same app, no API key (401 everywhere but /health)."""
+    return TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def client_with_role(app, client):
+    """`client_with_role("agent")` → TestClient sending a key of that role (one key per role per session)."""
+    made: dict[str, TestClient] = {}
+
+    def make(role: str) -> TestClient:
+        if role not in made:
+            made[role] = TestClient(app, headers={"Authorization": f"Bearer {_key(app, role)}"})
+        return made[role]
+
+    return make
+
+
+# -- storage: every storage test runs on SQLite and on the local PostgreSQL (scripts/postgres.sh) -------------------
+
+POSTGRES_URL = os.environ.get("REPLYDESK_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://replydesk:replydesk@127.0.0.1:55432/replydesk_test")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """A fresh, empty database URL. The postgres case FAILS (never skips) when the server is unreachable."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'replydesk.db'}"
+        return
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable ({exc}). "
+                    "Start it with `bash scripts/postgres.sh` (`make test` does) or set REPLYDESK_TEST_POSTGRES_URL.")
+    name = f"replydesk_t_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def wf(db_url, tmp_path, app):
+    """A workflow harness (tests/workflow_harness.py) on a fresh database: real app, manual clock, keys per role."""
+    from tests.workflow_harness import harness
+
+    with harness(db_url, tmp_path, app.state.container) as h:
+        yield h

@@ -13,7 +13,7 @@ MAX_TEXT_CHARS = 4000
 def clean_text(value: str) -> str:
     """Drop control characters (keep newlines/tabs), normalise to NFC and trim."""
     value = unicodedata.normalize("NFC", value)
-    value = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    value = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
     return value.strip()
 
 
@@ -101,9 +101,9 @@ class Sentiment(BaseModel):
 
 class Entity(BaseModel):
     type: str = Field(description="order_number | email | phone | card_number")
-    value: str
-    start: int
-    end: int
+    value: str = Field(description="Exactly `text[start:end]` (an order number without its leading `#`)")
+    start: int = Field(ge=0, description="Character offset into the cleaned `text`")
+    end: int = Field(ge=0)
 
 
 class TriageRead(BaseModel):
@@ -119,8 +119,9 @@ class TriageRead(BaseModel):
                    "alternatives": [{"name": "delivery_delay", "confidence": 0.91},
                                     {"name": "order_status", "confidence": 0.06},
                                     {"name": "complaint", "confidence": 0.01}]},
-        "urgency": {"level": "high", "score": 0.74, "reasons": ["deadline today: 'hoy'", "intent delivery_delay"]},
-        "sentiment": {"label": "negative", "score": -0.35},
-        "entities": [{"type": "order_number", "value": "A12345", "start": 15, "end": 21}],
+        "urgency": {"level": "high", "score": 0.65, "reasons": [
+            "deadline: 'hoy' + 'necesito'", "intent delivery_delay: normal by default (confidence 0.91)"]},
+        "sentiment": {"label": "negative", "score": -0.51},
+        "entities": [{"type": "order_number", "value": "A12345", "start": 17, "end": 23}],
         "automatable": True,
     }]})

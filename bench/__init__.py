@@ -1,0 +1,1 @@
+"""Benchmarks (`replydesk bench ...`); results are written as JSON under bench/results/."""

@@ -1,0 +1,216 @@
+"""`make bench` (`python -m bench.run`): every benchmark at a modest default size (≤ 15 min on 2 cores).
+
+1. HTTP load on a real `replydesk serve` subprocess (127.0.0.1, fresh data dir): `/v1/triage` and `/v1/messages`
+   with N concurrent clients at a target rate for T seconds; p50/p95/p99, throughput, errors; after the messages
+   run, every accepted message and suggestion is looked up in the database (`lost` must be 0); the server's peak RSS.
+2. Batch triage throughput (messages/s through `TriageService.triage_batch`) and the share of it spent embedding,
+   on unique texts (no embedding-cache hits).
+3. Retrieval scale curve: the knowledge base's ANN benchmark (`kb_index.bench.run_ann_bench`, the same code as
+   `replydesk bench retrieval`) at a few collection sizes.
+
+Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them, and the
+table between the markers in `bench/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import load
+from service.settings import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+README = REPO_ROOT / "bench" / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+TARGETS = {"triage_p95_ms": 30.0, "triage_rate_per_s": 20.0, "batch_messages_per_s": 100.0}
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _write(name: str, result: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{_stamp()}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def http_load(args: argparse.Namespace, log) -> dict[str, Any]:
+    server = load.Server.create()
+    try:
+        startup_s = server.start()
+        server.warm()
+        log(f"server up on {server.base_url} in {startup_s:.1f} s; /v1/triage at {args.rate}/s x {args.seconds} s")
+        triage = load.run_load(server, "/v1/triage", clients=args.clients, rate=args.rate, seconds=args.seconds)
+        log(f"  triage: p50 {triage['latency_ms']['p50']} ms, p95 {triage['latency_ms']['p95']} ms, "
+            f"errors {triage['errors']}")
+        log(f"/v1/messages at {args.messages_rate}/s x {args.seconds} s")
+        messages = load.run_load(server, "/v1/messages", clients=args.clients, rate=args.messages_rate,
+                                 seconds=args.seconds, seed=1)
+        log(f"  messages: p50 {messages['latency_ms']['p50']} ms, p95 {messages['latency_ms']['p95']} ms, "
+            f"errors {messages['errors']}, lost {messages['durability']}")
+        return {"benchmark": "http-load", "startup_s": round(startup_s, 1), "triage": triage,
+                "messages": messages, "server_peak_rss_mb": server.peak_rss_mb(),
+                "settings": "production defaults (no LLM: template drafts), SQLite, 1 uvicorn worker"}
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def batch_triage(args: argparse.Namespace, log) -> dict[str, Any]:
+    from service.container import Container
+    from service.settings import Settings
+    from service.triage.models import TriageRequest
+
+    root = Path(tempfile.mkdtemp(prefix="replydesk-batch-"))
+    cache = root / "cache"
+    cache.mkdir()
+    shared_onnx = REPO_ROOT / "data" / "cache" / "onnx"
+    if shared_onnx.is_dir():
+        (cache / "onnx").symlink_to(shared_onnx, target_is_directory=True)
+    try:
+        container = Container(Settings(data_dir=root, cache_dir=cache, llm_base_url=None))
+        triage = container.triage  # loads the model and trains the classifier (not measured)
+        rng = random.Random(7)
+        nonce = uuid.uuid4().hex[:8]
+        texts_a = [load.message(rng, nonce + "a", i) for i in range(args.batch)]
+        texts_b = [load.message(rng, nonce + "b", i) for i in range(args.batch)]
+        t0 = time.perf_counter()
+        container.embedder.encode([t for t, _ in texts_a])
+        embed_s = time.perf_counter() - t0
+        requests = [TriageRequest(text=t, locale=loc) for t, loc in texts_b]
+        t0 = time.perf_counter()
+        triage.triage_batch(requests)
+        total_s = time.perf_counter() - t0
+        result = {"benchmark": "batch-triage", "messages": args.batch,
+                  "messages_per_s": round(args.batch / total_s, 1), "seconds": round(total_s, 2),
+                  "embedding_only_messages_per_s": round(args.batch / embed_s, 1),
+                  "embedding_share": round(min(1.0, embed_s / total_s), 3),
+                  "embedding_backend": container.settings.embedding_backend,
+                  "embedding_threads": container.settings.embedding_threads}
+        log(f"batch triage: {result['messages_per_s']} messages/s, embedding share {result['embedding_share']}")
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def retrieval_scale(args: argparse.Namespace, log) -> dict[str, Any]:
+    from kb_index.bench import run_ann_bench
+
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    result = run_ann_bench(sizes, args.dim, types=["flat", "ivf", "hnsw"], queries=200, hnsw_max=max(sizes),
+                           log=log)
+    result.setdefault("benchmark", "retrieval-scale")
+    return result
+
+
+def check_targets(results: dict[str, Any]) -> dict[str, Any]:
+    load_r = results.get("http-load", {})
+    batch = results.get("batch-triage", {})
+    triage = load_r.get("triage", {})
+    messages = load_r.get("messages", {})
+    dur = messages.get("durability", {})
+    checks = {
+        "triage_p95_ms<=30": triage.get("latency_ms", {}).get("p95", float("inf")) <= TARGETS["triage_p95_ms"],
+        "triage_errors==0": triage.get("errors", 1) == 0,
+        "batch_messages_per_s>=100": batch.get("messages_per_s", 0) >= TARGETS["batch_messages_per_s"],
+        "messages_errors==0": messages.get("errors", 1) == 0,
+        "lost==0": dur.get("lost_messages", 1) == 0 and dur.get("lost_suggestions", 1) == 0,
+    }
+    return {"checks": checks, "all_met": all(checks.values())}
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    rows = ["| benchmark | measure | value |", "|---|---|---|"]
+    load_r = results.get("http-load")
+    if load_r:
+        for key in ("triage", "messages"):
+            r = load_r[key]
+            lat = r["latency_ms"]
+            rows.append(f"| HTTP `{r['endpoint']}` ({r['clients']} clients, {r['target_rate_per_s']}/s, "
+                        f"{r['seconds']} s) | p50 / p95 / p99 ms | {lat['p50']} / {lat['p95']} / {lat['p99']} |")
+            rows.append(f"| | throughput, errors | {r['throughput_per_s']}/s, {r['errors']} of {r['requests']} |")
+        dur = load_r["messages"].get("durability", {})
+        rows.append(f"| | lost messages / suggestions | {dur.get('lost_messages')} of {dur.get('accepted_messages')} "
+                    f"/ {dur.get('lost_suggestions')} of {dur.get('returned_suggestions')} |")
+        rows.append(f"| server | peak RSS, start-up | {load_r['server_peak_rss_mb']} MB, {load_r['startup_s']} s |")
+    batch = results.get("batch-triage")
+    if batch:
+        rows.append(f"| batch triage ({batch['messages']} unique messages) | messages/s, embedding share | "
+                    f"{batch['messages_per_s']}, {batch['embedding_share']:.0%} |")
+    scale = results.get("retrieval-scale")
+    for entry in (scale or {}).get("results", []):
+        if "skipped" in entry:
+            continue
+        rows.append(f"| retrieval {entry['index_type']}, n={entry['n']:,} | query p95 wall / cpu ms, recall@10, "
+                    f"build s | {entry['query_ms']['p95']} / {entry['query_cpu_ms']['p95']}, "
+                    f"{entry.get('recall@10')}, {entry['build_s']} |")
+    targets = results.get("targets", {})
+    if targets:
+        met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
+        rows.append(f"| targets | | {met} |")
+    meta = results.get("meta", {})
+    return (f"Measured {meta.get('created_at', '')} on {meta.get('cpus', '?')} CPUs "
+            f"(`{meta.get('command', 'make bench')}`):\n\n" + "\n".join(rows) + "\n")
+
+
+def update_readme(results: dict[str, Any]) -> None:
+    text = README.read_text(encoding="utf-8") if README.exists() else (
+        "# Benchmarks\n\n`make bench` runs `python -m bench.run`; raw results are in `results/`.\n\n"
+        f"{BEGIN}\n{END}\n")
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1] if END in rest else ""
+    README.write_text(f"{head}{BEGIN}\n{readme_table(results)}{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="Duration of each HTTP load phase.")
+    parser.add_argument("--rate", type=float, default=20.0, help="Target /v1/triage requests per second.")
+    parser.add_argument("--messages-rate", type=float, default=10.0, help="Target /v1/messages requests per second.")
+    parser.add_argument("--clients", type=int, default=4, help="Concurrent HTTP clients.")
+    parser.add_argument("--batch", type=int, default=1000, help="Messages in the batch triage benchmark.")
+    parser.add_argument("--sizes", default="1000,10000,50000", help="Retrieval scale curve sizes.")
+    parser.add_argument("--dim", type=int, default=384, help="Vector dimension of the retrieval benchmark.")
+    parser.add_argument("--only", action="append", choices=["http-load", "batch-triage", "retrieval-scale"],
+                        help="Run only these benchmarks (repeatable).")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    benches = {"http-load": http_load, "batch-triage": batch_triage, "retrieval-scale": retrieval_scale}
+    results: dict[str, Any] = {"meta": {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                        "cpus": os.cpu_count(), "python": platform.python_version(),
+                                        "command": "python -m bench.run " + " ".join(argv or [])}}
+    t0 = time.perf_counter()
+    for name, fn in benches.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"== {name}", flush=True)
+        result = fn(args, lambda m: print(m, flush=True))
+        results[name] = result
+        print(f"   written to {_write(name, result)}", flush=True)
+    results["targets"] = check_targets(results)
+    results["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    update_readme(results)
+    print(json.dumps(results["targets"], indent=2))
+    print(f"done in {results['meta']['seconds']} s; table in {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""Validation of one draft before it ships, with repairs where a repair is safe.
+
+Order: Markdown clean-up → citations (only ids of the given articles) → URLs (only cited articles' URLs, at most
+one) → paragraphs (≤ 3) → length (≤ 600, cut at a sentence) → leftover placeholders → policy (no refund /
+discount promise an article does not ground) → language (the target's, by langdetect) → tone (no `block` finding;
+the tone checker's `suggested_text` is tried once). A draft that cannot be repaired is dropped with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+
+import langdetect
+import yaml
+from langdetect import DetectorFactory
+from langdetect.lang_detect_exception import LangDetectException
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from service.drafting.models import MAX_DRAFT_CHARS, MAX_PARAGRAPHS, GroundingArticle
+from service.drafting.templates import trim_to
+from service.errors import InvalidInput
+from service.tone.checker import ToneChecker
+from service.tone.models import Severity, ToneContext, ToneFinding
+from service.triage.entities import has_placeholders
+from service.triage.language import _word_lexicon, normalise_code, strip_accents
+
+POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
+MIN_DRAFT_CHARS = 20
+
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+", re.IGNORECASE)
+_MD_LINK = re.compile(r"\[([^\]\n]{1,200})\]\(((?:https?://|www\.)[^)\s]+)\)")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s.*$", re.MULTILINE)
+_MD_TABLE = re.compile(r"^\s*\|.*\|\s*$|^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
+_MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_MD_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", re.MULTILINE)
+_TRAILING_PUNCT = ".,;:!?…"
+# Pieces of the prompt or of JSON echoed into a draft: markup, braces, the schema's and the prompt's own words.
+_ARTIFACT = re.compile(r"[{}]|</?[A-Za-z_]\w*[^>]{0,40}>|```|\b(?:customer_data|earlier_messages|"
+                       r"cited_article_ids|needs_human|missing_info|JSON|untrusted)\b")
+
+
+@lru_cache(maxsize=1024)
+def _id_pattern(article_id: str) -> re.Pattern[str]:
+    """An article id written as text (not inside its URL): internal, never shown to customers."""
+    return re.compile(rf"(?<![\w/-]){re.escape(article_id)}(?![\w/-])")
+
+
+# -- language of a draft ------------------------------------------------------------------------------------------
+
+# The languages a draft is realistically confused with; the target is added when langdetect has a profile for it.
+CONFUSABLE_LANGUAGES = ("en", "es", "pt", "fr", "de", "it", "nl", "ca", "ro", "da", "sv", "no", "tl")
+LANGDETECT_TRIALS = 3
+LANGDETECT_MAX_CHARS = 400
+MIN_LETTERS_FOR_CHECK = 25
+TARGET_MIN_PROB = 0.2
+MIN_WORD_VOTES = 4     # fast path: at least this many frequent words of the target language...
+WORD_VOTE_RATIO = 3    # ...and this many times the votes of any other language
+_TOKEN = re.compile(r"[^\W\d_]+")
+_PROFILES_DIR = Path(langdetect.__file__).resolve().parent / "profiles"
+_PROFILE_NAME = {"zh": "zh-cn"}
+_NOISE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+|\[[A-Z]+_\d+\]|[#@]\S+|\b[A-Z]{1,4}-?\d[\w-]*|\d+")
+_factory_lock = threading.Lock()
+
+
+@lru_cache(maxsize=16)
+def _factory(languages: tuple[str, ...]) -> DetectorFactory:
+    """A langdetect factory with only these profiles: a draft is checked against its likely confusers, which is
+    several times faster than against all 55 languages and just as decisive for "is this the target language"."""
+    with _factory_lock:
+        factory = DetectorFactory()
+        profiles = [(_PROFILES_DIR / _PROFILE_NAME.get(code, code)).read_text(encoding="utf-8") for code in languages]
+        factory.load_json_profile(profiles)
+        factory.seed = 0
+        return factory
+
+
+class DraftLanguage:
+    """Is a draft written in the target language? langdetect (seed fixed, 3 trials) over the likely confusers."""
+
+    def __init__(self, confusable: Sequence[str] = CONFUSABLE_LANGUAGES) -> None:
+        self.confusable = tuple(confusable)
+
+    def _languages(self, target: str) -> tuple[str, ...]:
+        code = _PROFILE_NAME.get(target, target)
+        if target in self.confusable or not (_PROFILES_DIR / code).is_file():
+            return self.confusable
+        return (*self.confusable, target)
+
+    def probabilities(self, text: str, target: str) -> dict[str, float]:
+        """langdetect probabilities, or {} when the text is too short or has no usable letters to decide."""
+        clean = _NOISE.sub(" ", text)[:LANGDETECT_MAX_CHARS]
+        if sum(ch.isalpha() for ch in clean) < MIN_LETTERS_FOR_CHECK:
+            return {}
+        detector = _factory(self._languages(target)).create()
+        detector.n_trial = LANGDETECT_TRIALS
+        detector.append(clean)
+        try:
+            ranked = detector.get_probabilities()
+        except LangDetectException:
+            return {}
+        return {normalise_code(r.lang): float(r.prob) for r in ranked}
+
+    @staticmethod
+    def clearly(text: str, target: str) -> bool:
+        """Fast path: the text's frequent words (triage's lexicon) vote clearly for `target` (no langdetect)."""
+        words = _word_lexicon()
+        if target not in words:
+            return False
+        tokens = {strip_accents(t).lower() for t in _TOKEN.findall(_NOISE.sub(" ", text))}
+        votes = {lang: len(tokens & vocab) for lang, vocab in words.items()}
+        mine = votes.pop(target)
+        return mine >= MIN_WORD_VOTES and mine >= WORD_VOTE_RATIO * max(votes.values(), default=0)
+
+    def mismatch(self, text: str, target: str) -> str | None:
+        """The language found instead of `target`, or None when the text is in `target` (or too short to tell)."""
+        if self.clearly(text, target):
+            return None
+        probs = self.probabilities(text, target)
+        if not probs:
+            return None
+        best = max(probs, key=lambda k: probs[k])
+        if best == target or probs.get(target, 0.0) >= TARGET_MIN_PROB:
+            return None
+        return best
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one instance per process; article summaries repeat
+    def cached_mismatch(self, text: str, target: str) -> str | None:
+        return self.mismatch(text, target)
+
+
+# -- policy -------------------------------------------------------------------------------------------------------
+
+
+class PolicyRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str
+    patterns: list[str]
+
+
+class PolicyBook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    rules: list[PolicyRule]
+
+
+class Policy:
+    """Commitments a draft may only make when a cited article makes them too (`policy.yaml`)."""
+
+    def __init__(self, book: PolicyBook) -> None:
+        self.book = book
+        self._rules = [(r.id, re.compile("|".join(f"(?:{p})" for p in r.patterns), re.IGNORECASE))
+                       for r in book.rules]
+
+    @classmethod
+    def load(cls, path: Path = POLICY_PATH) -> Policy:
+        return cls(_load_policy(Path(path)))
+
+    def violations(self, text: str, grounding: str) -> list[str]:
+        """Rule ids the text breaks (matches while the grounding text does not)."""
+        return [rid for rid, rx in self._rules if rx.search(text) and not rx.search(grounding)]
+
+
+@cache
+def _load_policy(path: Path) -> PolicyBook:
+    try:
+        book = PolicyBook.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        for rule in book.rules:
+            for p in rule.patterns:
+                re.compile(p)
+        return book
+    except (OSError, yaml.YAMLError, ValidationError, re.error) as exc:
+        raise InvalidInput(f"cannot load drafting policy {path}: {exc}") from exc
+
+
+def normalise_url(url: str) -> str:
+    url = url.rstrip(_TRAILING_PUNCT)
+    if url.lower().startswith("www."):
+        url = "https://" + url
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
+
+
+@dataclass
+class CheckResult:
+    text: str | None                    # None: dropped
+    cited_article_ids: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    tone_findings: list[ToneFinding] = field(default_factory=list)
+    dropped_because: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    language: str                       # the target language code
+    locale: str | None                  # for the tone check (register, culture)
+    tone: ToneContext
+    articles: Sequence[GroundingArticle]
+
+
+class DraftChecker:
+    def __init__(self, tone: ToneChecker, policy: Policy, language: DraftLanguage | None = None) -> None:
+        self.language = language or DraftLanguage()
+        self.tone = tone
+        self.policy = policy
+
+    # -- the structural repairs (cheap, deterministic) --------------------------------------------------------
+
+    @staticmethod
+    def _strip_markdown(text: str, repairs: list[str]) -> str:
+        out = _MD_LINK.sub(lambda m: f"{m.group(1)}: {m.group(2)}", text)
+        out = _MD_HEADING.sub("", out)
+        out = _MD_TABLE.sub("", out)
+        out = _MD_EMPHASIS.sub(r"\2", out)
+        out = _MD_BULLET.sub("", out)
+        if out != text:
+            repairs.append("markdown_removed")
+        return out
+
+    @staticmethod
+    def _urls(text: str, cited: list[str], articles: Sequence[GroundingArticle],
+              repairs: list[str]) -> tuple[str, list[str]]:
+        by_url = {normalise_url(a.url): a.article_id for a in articles if a.url}
+        kept_one = False
+        cited = list(cited)
+
+        def keep_or_drop(m: re.Match[str]) -> str:
+            nonlocal kept_one
+            raw = m.group(0)
+            url = raw.rstrip(_TRAILING_PUNCT)
+            tail = raw[len(url):]
+            article_id = by_url.get(normalise_url(url))
+            if article_id is None:
+                repairs.append("foreign_url_removed")
+                return tail
+            if kept_one:
+                repairs.append("extra_url_removed")
+                return tail
+            kept_one = True
+            if article_id not in cited:
+                cited.append(article_id)
+                repairs.append("citation_added")
+            return url + tail
+
+        text = _URL.sub(keep_or_drop, text)
+        # a link phrase left without its link ("More here: ." / "aquí:") reads broken: drop a dangling colon
+        text = re.sub(r"[ \t]*:[ \t]*(?=[.!]?\s*$)", "", text, flags=re.MULTILINE)
+        text = re.sub(r"[ \t]*:[ \t]*\.", ".", text)
+        return text, cited
+
+    @staticmethod
+    def _layout(text: str, repairs: list[str]) -> str:
+        lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in text.replace("\r\n", "\n").split("\n")]
+        paragraphs: list[str] = []
+        current: list[str] = []
+        for ln in lines:
+            if ln:
+                current.append(ln)
+            elif current:
+                paragraphs.append(" ".join(current))
+                current = []
+        if current:
+            paragraphs.append(" ".join(current))
+        if len(paragraphs) > MAX_PARAGRAPHS:
+            paragraphs = [*paragraphs[: MAX_PARAGRAPHS - 1], " ".join(paragraphs[MAX_PARAGRAPHS - 1:])]
+            repairs.append("paragraphs_merged")
+        out = "\n\n".join(paragraphs)
+        if len(out) > MAX_DRAFT_CHARS:
+            out = _trim_paragraphs(paragraphs, MAX_DRAFT_CHARS)
+            repairs.append("trimmed")
+        return out
+
+    # -- the whole check -------------------------------------------------------------------------------------
+
+    def check_llm_draft(self, text: str, cited_ids: Sequence[str], ctx: CheckContext) -> CheckResult:
+        repairs: list[str] = []
+        known = {a.article_id for a in ctx.articles}
+        cited = [i for i in dict.fromkeys(cited_ids) if i in known]
+        if len(cited) < len(set(cited_ids)):
+            repairs.append("unknown_citation_removed")
+        text = self._strip_markdown(text, repairs)
+        text, cited = self._urls(text, cited, ctx.articles, repairs)
+        text = self._layout(text, repairs)
+        if len(text) < MIN_DRAFT_CHARS:
+            return CheckResult(None, repairs=repairs, dropped_because="too_short")
+        if _ARTIFACT.search(text):
+            return CheckResult(None, repairs=repairs, dropped_because="prompt_artifact")
+        if any(_id_pattern(a.article_id).search(text) for a in ctx.articles if "-" in a.article_id):
+            return CheckResult(None, repairs=repairs, dropped_because="internal_id")
+        if has_placeholders(text):
+            return CheckResult(None, repairs=repairs, dropped_because="unknown_placeholder")
+        grounding = " ".join(f"{a.summary} {a.snippet}" for a in ctx.articles if a.article_id in cited)
+        broken = self.policy.violations(text, grounding)
+        if broken:
+            return CheckResult(None, repairs=repairs, dropped_because=f"policy:{broken[0]}")
+        other = self.language.mismatch(text, ctx.language)
+        if other is not None:
+            return CheckResult(None, repairs=repairs, dropped_because=f"language:{other}")
+        return self._tone(text, cited, repairs, ctx)
+
+    def check_template_draft(self, text: str, cited_ids: Sequence[str], ctx: CheckContext) -> CheckResult:
+        """Template drafts are ours: only the tone check applies (their findings are reported)."""
+        return self._tone(text, list(cited_ids), [], ctx)
+
+    def _tone(self, text: str, cited: list[str], repairs: list[str], ctx: CheckContext) -> CheckResult:
+        result = self.tone.check(text, ctx.locale, ctx.tone)
+        if not result.ok:
+            fixed = result.suggested_text.strip()
+            if not fixed or fixed == text:
+                return CheckResult(None, repairs=repairs, tone_findings=result.findings,
+                                   dropped_because="tone:" + _first_block(result.findings))
+            second = self.tone.check(fixed, ctx.locale, ctx.tone)
+            if not second.ok:
+                return CheckResult(None, repairs=repairs, tone_findings=second.findings,
+                                   dropped_because="tone:" + _first_block(second.findings))
+            return CheckResult(fixed, cited, [*repairs, "tone_suggestion_applied"], second.findings)
+        return CheckResult(text, cited, repairs, result.findings)
+
+
+def _first_block(findings: Sequence[ToneFinding]) -> str:
+    return next((f.rule for f in findings if f.severity is Severity.block), "block")
+
+
+def _trim_paragraphs(paragraphs: list[str], limit: int) -> str:
+    """Keep whole paragraphs while they fit; cut the first one that does not at a sentence end."""
+    out: list[str] = []
+    used = 0
+    for p in paragraphs:
+        sep = 2 if out else 0
+        if used + sep + len(p) <= limit:
+            out.append(p)
+            used += sep + len(p)
+            continue
+        rest = limit - used - sep
+        if rest >= MIN_DRAFT_CHARS:
+            cut = trim_to(p, rest)
+            if cut:
+                out.append(cut)
+        break
+    return "\n\n".join(out)

@@ -1,0 +1,177 @@
+"""Offline drafts: deterministic replies from the triage result, the required slots and the top article's summary.
+
+One YAML file per language in `templates/` (en, es, de, fr, pt bundled); a language without a file gets the default
+locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft costs well
+under a millisecond.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from jinja2 import Environment, StrictUndefined, Template
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.drafting.models import MAX_DRAFT_CHARS, MAX_DRAFTS, GroundingArticle
+from service.errors import InvalidInput
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STANDALONE_INTENTS = ("greeting", "thanks", "feedback")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+
+
+class LanguageTemplates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str
+    version: str
+    name: str
+    register_rule: str
+    hello: str
+    hello_negative: str
+    and_: str = Field(alias="and")
+    ask_missing: str
+    ask_missing_short: str
+    more_info: str
+    no_article: str
+    handoff: str
+    handoff_urgent: str
+    handoff_ask: str
+    closing: str
+    closing_short: str
+    standalone: dict[str, str]
+    ack: dict[str, str]
+
+    @property
+    def ref(self) -> str:
+        return f"templates.{self.language}.{self.version}"
+
+
+@dataclass(frozen=True)
+class TemplateDraft:
+    text: str
+    cited_article_ids: list[str]
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    """Everything a template draft depends on (decided by the drafter, not here)."""
+
+    intent: str
+    negative: bool
+    urgent: bool
+    needs_human: bool
+    asks: list[str]               # phrases for missing, askable slots (already in the draft language)
+    article: GroundingArticle | None
+    article_in_language: bool     # False: the article's summary is in another language, link only
+
+
+def trim_to(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a sentence end when one exists, else at a word with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    out = ""
+    for sentence in _SENTENCE_END.split(text):
+        candidate = f"{out} {sentence}".strip()
+        if len(candidate) > limit:
+            break
+        out = candidate
+    if out:
+        return out
+    cut = text[: max(0, limit - 1)].rsplit(" ", 1)[0].rstrip(",;:")
+    return f"{cut}…" if cut else ""
+
+
+class TemplateSet:
+    """The compiled templates of one language."""
+
+    def __init__(self, data: LanguageTemplates, env: Environment) -> None:
+        self.data = data
+        self._compiled: dict[str, Template] = {}
+        for key in ("ask_missing", "ask_missing_short", "more_info", "handoff_ask"):
+            self._compiled[key] = env.from_string(getattr(data, key))
+
+    @property
+    def language(self) -> str:
+        return self.data.language
+
+    @property
+    def ref(self) -> str:
+        return self.data.ref
+
+    def join(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return f"{', '.join(items[:-1])} {self.data.and_} {items[-1]}"
+
+    def render(self, key: str, **kw: str) -> str:
+        return self._compiled[key].render(**kw)
+
+    def drafts(self, plan: DraftPlan, max_drafts: int = MAX_DRAFTS) -> list[TemplateDraft]:
+        d = self.data
+        hello = d.hello_negative if plan.negative else d.hello
+        ack = d.ack.get(plan.intent) or d.ack["out_of_scope"]
+        out: list[tuple[list[str], list[str]]] = []  # (paragraphs, cited ids)
+
+        if plan.intent in d.standalone and not plan.needs_human:
+            out.append(([d.standalone[plan.intent]], []))
+        elif plan.needs_human:
+            handoff = d.handoff_urgent if plan.urgent else d.handoff
+            ask = [self.render("handoff_ask", asks=self.join(plan.asks))] if plan.asks else []
+            out.append(([f"{hello} {ack}", " ".join([handoff, *ask])], []))
+            out.append(([" ".join([ack, handoff, *ask])], []))
+        elif plan.asks:
+            asks = self.join(plan.asks)
+            out.append(([f"{hello} {ack}", self.render("ask_missing", asks=asks)], []))
+            out.append(([f"{self.render('ask_missing_short', asks=asks)} {d.closing_short}"], []))
+        elif plan.article is not None:
+            art = plan.article
+            link = self.render("more_info", url=art.url) if art.url else ""
+            cited = [art.article_id]
+            if plan.article_in_language and art.summary:
+                budget = MAX_DRAFT_CHARS - len(hello) - len(ack) - len(link) - 6
+                summary = trim_to(art.summary, budget)
+                out.append(([f"{hello} {ack}", summary, link], cited))
+                out.append(([f"{ack} {trim_to(art.summary, MAX_DRAFT_CHARS - len(ack) - 1)}"], cited))
+            if link:
+                out.append(([f"{hello} {ack}", link], cited))
+        if not out:
+            out.append(([f"{hello} {ack}", d.no_article], []))
+
+        drafts: list[TemplateDraft] = []
+        for paragraphs, cited in out[:max_drafts]:
+            text = "\n\n".join(p for p in paragraphs if p)
+            if len(text) > MAX_DRAFT_CHARS:
+                text = trim_to(text, MAX_DRAFT_CHARS)
+            drafts.append(TemplateDraft(text=text, cited_article_ids=cited))
+        return drafts
+
+
+class TemplateLibrary:
+    """All bundled languages; `for_language(code)` falls back to the default language."""
+
+    def __init__(self, directory: Path = TEMPLATES_DIR, default_language: str = "en") -> None:
+        env = Environment(undefined=StrictUndefined, autoescape=False)
+        self.sets: dict[str, TemplateSet] = {}
+        for path in sorted(Path(directory).glob("*.yaml")):
+            try:
+                data = LanguageTemplates.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            except (OSError, yaml.YAMLError, ValidationError) as exc:
+                raise InvalidInput(f"invalid reply templates {path}: {exc}") from exc
+            if "out_of_scope" not in data.ack:
+                raise InvalidInput(f"invalid reply templates {path}: `ack.out_of_scope` is required")
+            self.sets[data.language] = TemplateSet(data, env)
+        if default_language not in self.sets:
+            raise InvalidInput(f"no reply templates for the default language {default_language!r} in {directory}")
+        self.default_language = default_language
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.sets)
+
+    def for_language(self, code: str) -> TemplateSet:
+        return self.sets.get(code) or self.sets[self.default_language]

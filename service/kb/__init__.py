@@ -1,0 +1,1 @@
+"""Knowledge base capability: the `KnowledgeBase` component, its schemas and the /v1/kb endpoints."""

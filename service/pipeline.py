@@ -1,0 +1,57 @@
+"""The message pipeline: triage → article retrieval → drafts (with tone checks).
+
+One function serves `POST /v1/triage`, `replydesk triage` and ingest (`POST /v1/messages`), so every entry point
+returns the same thing for the same message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import ConfigDict, Field
+
+from service.drafting.models import DraftsRead
+from service.kb.models import ArticleHit
+from service.triage.language import primary_subtag
+from service.triage.models import TriageRead, TriageRequest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from service.container import Container
+
+
+class TriagePipelineRead(TriageRead):
+    """Triage plus the articles found for the message and the reply drafts grounded in them."""
+
+    articles: list[ArticleHit] = Field(default_factory=list,
+                                       description="Top help articles (the intent's articles first); [] out of scope.")
+    drafts: DraftsRead | None = Field(None, description="1–3 reply drafts in the customer's language.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        **TriageRead.model_config["json_schema_extra"]["examples"][0],
+        "articles": ArticleHit.model_config["json_schema_extra"]["examples"],
+        "drafts": DraftsRead.model_config["json_schema_extra"]["examples"][0],
+    }]})
+
+
+def search_locale(request_locale: str | None, triage: TriageRead) -> str:
+    """Search the customer's locale when it matches the detected language, else the detected language."""
+    if request_locale and primary_subtag(request_locale) == triage.language.code:
+        return request_locale
+    return triage.language.code
+
+
+def suggest_articles(container: Container, text: str, locale: str | None, triage: TriageRead,
+                     query_vector: np.ndarray | None = None) -> list[ArticleHit]:
+    intent = None if triage.intent.out_of_scope else triage.intent.name
+    return container.kb.suggest(text, locale=search_locale(locale, triage), intent=intent,
+                                query_vector=query_vector)
+
+
+def run_pipeline(container: Container, request: TriageRequest, *, drafts: bool = True) -> TriagePipelineRead:
+    triage, vector = container.triage.triage_with_embedding(request)
+    articles = suggest_articles(container, request.text, request.locale, triage, vector)
+    drafted = (container.drafter.draft(request.text, triage, articles, request.history, request.locale)
+               if drafts else None)
+    return TriagePipelineRead(**triage.model_dump(), articles=articles, drafts=drafted)

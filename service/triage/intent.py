@@ -1,0 +1,462 @@
+"""Intent classification with calibrated confidence and out-of-scope detection.
+
+Model (chosen by measurement, see `scripts/select_intent_model.py` and the README): a multinomial logistic regression
+over the sentence embedding from the shared embedding seam (weighted) concatenated with TF-IDF word 1-2-grams and
+character 2-5-grams. The TF-IDF half catches the exact words, typos and non-English phrasings the English MiniLM model
+blurs; the embedding half generalises to unseen phrasings.
+
+Calibration: logits are divided by a temperature fit (NLL) on cross-validated out-of-fold predictions, so
+`Intent.confidence` estimates the probability that the name is right; the expected calibration error (15 bins) of
+those out-of-fold predictions is reported by `describe()`.
+
+Out of scope: when the training data has out-of-scope examples (label `out_of_scope`) they form one more class; in
+any case a prediction whose calibrated confidence is below a threshold is out of scope. The threshold is tuned on the
+out-of-fold predictions (maximising in-scope accuracy + out-of-scope recall when there are OOS examples; otherwise
+the level that turns away 2 % of correctly classified in-scope messages) and can be forced with
+`Settings.oos_threshold`.
+
+A trained model is cached on disk (joblib) under a key of the training data, embedding model id, model config and
+`CODE_VERSION`; a restart with the same taxonomy loads it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
+
+from service.embeddings import Embedder
+from service.errors import InvalidInput
+from service.settings import Settings
+from service.triage.models import Intent, IntentAlternative
+from service.triage.taxonomy import OOS_LABELS, OUT_OF_SCOPE, IntentSpec, Taxonomy, load_taxonomy
+
+log = logging.getLogger("replydesk.intent")
+
+CODE_VERSION = "3"
+ECE_BINS = 15
+_DIGITS = re.compile(r"\d")
+
+
+def normalise_for_ngrams(text: str) -> str:
+    """Lower-case and map digits to 0, so order numbers share n-grams instead of adding noise."""
+    return _DIGITS.sub("0", text.lower())
+
+
+@dataclass(frozen=True)
+class IntentModelConfig:
+    """Hyper-parameters of the intent model (defaults chosen on Banking77/CLINC150 dev splits)."""
+
+    kind: Literal["logreg", "linear_svm"] = "logreg"
+    use_tfidf: bool = True
+    embedding_weight: float = 2.0
+    C: float = 30.0
+    cv_folds: int = 5
+    max_iter: int = 3000
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    max_char_features: int = 60_000
+
+    @property
+    def label(self) -> str:
+        feats = "embedding+tfidf" if self.use_tfidf else "embedding"
+        return f"{self.kind}({feats})"
+
+
+@dataclass
+class TrainingReport:
+    """What training measured on out-of-fold predictions."""
+
+    n_examples: int
+    n_classes: int
+    cv_folds: int
+    cv_accuracy: float | None
+    ece_before: float | None
+    ece: float | None
+    temperature: float
+    oos_threshold: float
+    oos_threshold_source: str
+    train_seconds: float
+    oos_examples: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _FittedModel:
+    config: IntentModelConfig
+    classes: np.ndarray  # str labels, `out_of_scope` included when trained with OOS examples
+    coef_emb: np.ndarray  # (n_classes, dim) already multiplied by the embedding weight
+    coef_txt: np.ndarray | None  # (n_classes, n_tfidf)
+    intercept: np.ndarray
+    word: TfidfVectorizer | None
+    char: TfidfVectorizer | None
+    temperature: float
+    oos_threshold: float
+    report: TrainingReport
+    embedding_model: str
+    meta: dict = field(default_factory=dict)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE: bin-size-weighted |accuracy - mean confidence| over `n_bins` equal-width confidence bins."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.size == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
+    return float(ece)
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of softmax(scores / T) (Guo et al., 2017)."""
+
+    def nll(log_t: float) -> float:
+        z = scores / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-log_p[np.arange(len(y)), y].mean())
+
+    res = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
+    return float(np.exp(res.x))
+
+
+class IntentClassifier:
+    """Shared-seam embeddings + TF-IDF n-grams → logistic regression, temperature-calibrated, with OOS detection.
+
+    Use `IntentClassifier.from_settings(settings, embedder)` in the service; `fit(texts, labels)` to train on any
+    labelled data (`out_of_scope`/`oos` labels become the out-of-scope class).
+    """
+
+    def __init__(self, embedder: Embedder, taxonomy: Taxonomy | None = None, *, cache_dir: Path | None = None,
+                 oos_threshold: float | None = None, config: IntentModelConfig | None = None) -> None:
+        self.embedder = embedder
+        self.taxonomy = taxonomy
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.oos_threshold_override = oos_threshold
+        self.config = config or IntentModelConfig()
+        self.loaded_from_cache = False
+        self._model: _FittedModel | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder) -> IntentClassifier:
+        """Load the taxonomy named by the settings (bundled by default) and train on it (or load the cached model)."""
+        taxonomy = load_taxonomy(settings.intents_path)
+        clf = cls(embedder, taxonomy, cache_dir=settings.resolved_cache_dir / "intent",
+                  oos_threshold=settings.oos_threshold)
+        texts, labels = taxonomy.training_data()
+        return clf.fit(texts, labels)
+
+    def spec(self, name: str) -> IntentSpec | None:
+        """The taxonomy entry of an intent (urgency, automatable), if the classifier has a taxonomy."""
+        return self.taxonomy.get(name) if self.taxonomy else None
+
+    def with_embedder(self, embedder: Embedder) -> IntentClassifier:
+        """The same trained model reading vectors from another embedder of the same model (e.g. an uncached one)."""
+        if embedder.model_id != self.embedder.model_id:
+            raise ValueError(f"embedder {embedder.model_id!r} differs from {self.embedder.model_id!r}")
+        twin = IntentClassifier(embedder, self.taxonomy, cache_dir=self.cache_dir,
+                                oos_threshold=self.oos_threshold_override, config=self.config)
+        twin._model = self._model
+        twin.loaded_from_cache = self.loaded_from_cache
+        return twin
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._model is not None
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self._fitted.classes]
+
+    @property
+    def oos_threshold(self) -> float:
+        if self.oos_threshold_override is not None:
+            return self.oos_threshold_override
+        return self._fitted.oos_threshold
+
+    @property
+    def report(self) -> TrainingReport:
+        return self._fitted.report
+
+    # ------------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[str], *, progress=None) -> IntentClassifier:
+        """Train on (texts, labels); labels `out_of_scope`/`oos` become the out-of-scope class.
+
+        `progress`, if given, is called as progress(step: str, done: int, total: int) during training.
+        """
+        texts = [str(t) for t in texts]
+        labels = [OUT_OF_SCOPE if str(lab).lower() in OOS_LABELS else str(lab) for lab in labels]
+        if len(texts) != len(labels):
+            raise InvalidInput(f"{len(texts)} texts but {len(labels)} labels")
+        counts = Counter(labels)
+        if len([c for c in counts if c != OUT_OF_SCOPE]) < 2:
+            raise InvalidInput("intent training needs at least 2 intents")
+        if min(counts.values()) < 2:
+            thin = sorted(c for c, n in counts.items() if n < 2)
+            raise InvalidInput(f"every intent needs at least 2 examples; too few for {thin[:10]}")
+        key = self._cache_key(texts, labels)
+        cached = self._load_cached(key)
+        if cached is not None:
+            self._model = cached
+            self.loaded_from_cache = True
+            return self
+        self.loaded_from_cache = False
+        self._model = self._train(texts, labels, progress=progress)
+        self._store_cached(key, self._model)
+        return self
+
+    def _cache_key(self, texts: list[str], labels: list[str]) -> str:
+        h = hashlib.sha256()
+        for t, lab in zip(texts, labels, strict=True):
+            h.update(f"{lab}\x1f{t}\x1e".encode())
+        payload = json.dumps({"code": CODE_VERSION, "model": self.embedder.model_id, "data": h.hexdigest(),
+                              "config": asdict(self.config)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+    def _load_cached(self, key: str) -> _FittedModel | None:
+        if self.cache_dir is None:
+            return None
+        path = self.cache_dir / f"{key}.joblib"
+        if not path.is_file():
+            return None
+        try:
+            model = joblib.load(path)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ModuleNotFoundError) as exc:
+            log.warning("intent model cache %s unreadable (%s); retraining", path.name, exc)
+            return None
+        if not isinstance(model, _FittedModel):
+            return None
+        log.info("intent model loaded from cache %s", path.name)
+        return model
+
+    def _store_cached(self, key: str, model: _FittedModel) -> None:
+        if self.cache_dir is None:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".{key}.{os.getpid()}.tmp"
+        joblib.dump(model, tmp)
+        os.replace(tmp, self.cache_dir / f"{key}.joblib")
+
+    def _vectorizers(self) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+        cfg = self.config
+        word = TfidfVectorizer(analyzer="word", ngram_range=cfg.word_ngrams, sublinear_tf=True,
+                               strip_accents="unicode", preprocessor=normalise_for_ngrams,
+                               token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+        char = TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True,
+                               strip_accents="unicode", preprocessor=normalise_for_ngrams,
+                               max_features=cfg.max_char_features, dtype=np.float32)
+        return word, char
+
+    def _design(self, emb: np.ndarray, texts: list[str], word: TfidfVectorizer | None,
+                char: TfidfVectorizer | None) -> sp.csr_matrix | np.ndarray:
+        e = emb * self.config.embedding_weight
+        if word is None or char is None:
+            return e
+        return sp.hstack([sp.csr_matrix(e), word.transform(texts), char.transform(texts)], format="csr")
+
+    def _estimator(self) -> LogisticRegression | LinearSVC:
+        cfg = self.config
+        if cfg.kind == "linear_svm":
+            return LinearSVC(C=cfg.C, max_iter=cfg.max_iter)
+        return LogisticRegression(C=cfg.C, max_iter=cfg.max_iter)
+
+    def _fit_once(self, emb: np.ndarray, texts: list[str], y: np.ndarray):
+        word = char = None
+        if self.config.use_tfidf:
+            word, char = self._vectorizers()
+            word.fit(texts)
+            char.fit(texts)
+        est = self._estimator().fit(self._design(emb, texts, word, char), y)
+        return est, word, char
+
+    @staticmethod
+    def _scores(est, x) -> np.ndarray:
+        s = est.decision_function(x)
+        return np.column_stack([-s, s]) if s.ndim == 1 else s
+
+    def _train(self, texts: list[str], labels: list[str], *, progress=None) -> _FittedModel:
+        started = time.perf_counter()
+        cfg = self.config
+        classes = np.array(sorted(set(labels)))
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[lab] for lab in labels])
+        counts = np.bincount(y)
+        folds = int(min(cfg.cv_folds, counts.min()))
+        total = (folds if folds >= 2 else 0) + 2
+        done = 0
+
+        def step(name: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(name, done, total)
+
+        emb = np.asarray(self.embedder.encode(texts), dtype=np.float32)
+        step("embed")
+        oof = None
+        if folds >= 2:
+            oof = np.zeros((len(texts), len(classes)))
+            skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=13)
+            for tr, te in skf.split(np.zeros(len(y)), y):
+                tr_texts = [texts[i] for i in tr]
+                est, word, char = self._fit_once(emb[tr], tr_texts, y[tr])
+                fold_scores = self._scores(est, self._design(emb[te], [texts[i] for i in te], word, char))
+                oof[np.ix_(te, est.classes_)] = fold_scores
+                step("cv")
+        est, word, char = self._fit_once(emb, texts, y)
+        step("fit")
+
+        oos_idx = index.get(OUT_OF_SCOPE)
+        if oof is not None:
+            temperature = fit_temperature(oof, y)
+            raw = softmax(oof)
+            probs = softmax(oof, temperature)
+            pred = probs.argmax(axis=1)
+            correct = pred == y
+            ece_before = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y)
+            ece = expected_calibration_error(probs.max(axis=1), correct)
+            threshold, source = tune_oos_threshold(probs, y, oos_idx)
+            cv_acc = float(correct.mean())
+        else:
+            temperature, ece_before, ece, cv_acc = 1.0, None, None, None
+            threshold, source = 0.0, "no cross-validation (too few examples)"
+
+        coef = est.coef_.astype(np.float32)
+        intercept = est.intercept_.astype(np.float32)
+        if coef.shape[0] == 1:  # binary: sklearn keeps one row of scores for the positive class
+            coef = np.vstack([-coef, coef])
+            intercept = np.concatenate([-intercept, intercept])
+        dim = emb.shape[1]
+        coef_emb = coef[:, :dim] * np.float32(cfg.embedding_weight)
+        coef_txt = np.ascontiguousarray(coef[:, dim:].T) if cfg.use_tfidf else None
+        report = TrainingReport(
+            n_examples=len(texts), n_classes=len(classes), cv_folds=folds if folds >= 2 else 0, cv_accuracy=cv_acc,
+            ece_before=ece_before, ece=ece, temperature=temperature, oos_threshold=threshold,
+            oos_threshold_source=source, train_seconds=round(time.perf_counter() - started, 2),
+            oos_examples=int(counts[oos_idx]) if oos_idx is not None else 0,
+        )
+        log.info("intent model trained: %s", report.as_dict())
+        return _FittedModel(config=cfg, classes=classes, coef_emb=np.ascontiguousarray(coef_emb), coef_txt=coef_txt,
+                            intercept=intercept, word=word, char=char, temperature=temperature,
+                            oos_threshold=threshold, report=report, embedding_model=self.embedder.model_id)
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def _fitted(self) -> _FittedModel:
+        if self._model is None:
+            raise RuntimeError("IntentClassifier is not trained: call fit() or from_settings() first")
+        return self._model
+
+    def proba(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities, shape (n, len(classes)), columns in `classes` order."""
+        m = self._fitted
+        texts = list(texts)
+        emb = self.embedder.encode(texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+        emb = emb.reshape(len(texts), -1)
+        scores = emb @ m.coef_emb.T + m.intercept
+        if m.coef_txt is not None and m.word is not None and m.char is not None:
+            tf = sp.hstack([m.word.transform(texts), m.char.transform(texts)], format="csr")
+            scores = scores + tf @ m.coef_txt
+        return softmax(np.asarray(scores), m.temperature)
+
+    def predict(self, text: str, embedding: np.ndarray | None = None) -> Intent:
+        """Intent of one message; pass `embedding` (from the same embedder) to skip re-embedding."""
+        emb = None if embedding is None else np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        return self.decide(self.proba([text], emb)[0])
+
+    def predict_batch(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> list[Intent]:
+        if len(texts) == 0:
+            return []
+        return [self.decide(p) for p in self.proba(texts, embeddings)]
+
+    def decide(self, p: np.ndarray) -> Intent:
+        """Turn one row of calibrated probabilities into an `Intent` (OOS class or low confidence → out of scope)."""
+        classes = self._fitted.classes
+        order = np.argsort(-p)
+        alternatives = [IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4))
+                        for i in order if classes[i] != OUT_OF_SCOPE][:3]
+        top = int(order[0])
+        if classes[top] == OUT_OF_SCOPE:
+            return Intent(name=OUT_OF_SCOPE, confidence=round(float(p[top]), 4), alternatives=alternatives,
+                          out_of_scope=True)
+        if p[top] < self.oos_threshold:
+            return Intent(name=OUT_OF_SCOPE, confidence=round(float(1.0 - p[top]), 4), alternatives=alternatives,
+                          out_of_scope=True)
+        return Intent(name=str(classes[top]), confidence=round(float(p[top]), 4), alternatives=alternatives)
+
+    def describe(self) -> dict:
+        """Summary for GET /health."""
+        if self._model is None:
+            return {"intent_classifier": "not_trained"}
+        m = self._model
+        r = m.report
+        n_intents = len(self.taxonomy.intents) if self.taxonomy else sum(1 for c in m.classes if c != OUT_OF_SCOPE)
+        return {
+            "n_intents": n_intents,
+            "classifier": m.config.label,
+            "embedding_model": m.embedding_model,
+            "taxonomy_hash": self.taxonomy.content_hash if self.taxonomy else None,
+            "taxonomy_source": self.taxonomy.source if self.taxonomy else None,
+            "ece": None if r.ece is None else round(r.ece, 4),
+            "cv_accuracy": None if r.cv_accuracy is None else round(r.cv_accuracy, 4),
+            "temperature": round(r.temperature, 4),
+            "oos_threshold": round(self.oos_threshold, 4),
+            "oos_class": OUT_OF_SCOPE in set(m.classes.tolist()),
+            "trained_examples": r.n_examples,
+            "loaded_from_cache": self.loaded_from_cache,
+        }
+
+
+def tune_oos_threshold(probs: np.ndarray, y: np.ndarray, oos_idx: int | None) -> tuple[float, str]:
+    """Confidence threshold under which a prediction becomes out of scope, from out-of-fold probabilities."""
+    top = probs.max(axis=1)
+    pred = probs.argmax(axis=1)
+    grid = np.round(np.arange(0.0, 0.91, 0.01), 2)
+    if oos_idx is not None and (y == oos_idx).any() and (y != oos_idx).any():
+        ins, oos = y != oos_idx, y == oos_idx
+        best, best_t = -1.0, 0.0
+        for t in grid:
+            final = np.where((pred != oos_idx) & (top < t), oos_idx, pred)
+            objective = (final[ins] == y[ins]).mean() + (final[oos] == oos_idx).mean()
+            if objective > best + 1e-9:
+                best, best_t = objective, float(t)
+        return best_t, "max in-scope accuracy + OOS recall on out-of-fold predictions"
+    correct_top = top[pred == y]
+    if correct_top.size == 0:
+        return 0.0, "no correct out-of-fold predictions"
+    t = float(np.clip(np.quantile(correct_top, 0.02), 0.0, 0.5))
+    return round(t, 4), "2% quantile of correct out-of-fold confidences (no OOS examples)"

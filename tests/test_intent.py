@@ -1,0 +1,153 @@
+"""Intent classifier: right intents across languages, out of scope, calibrated probabilities, caching, custom taxonomy.
+
+Runs the real bundled embedding model and the real training code (the bundled taxonomy trains in seconds and is
+cached on disk, so later runs load it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.embeddings import Embedder, get_embedder
+from service.errors import InvalidInput
+from service.settings import REPO_ROOT, Settings
+from service.triage.intent import IntentClassifier, expected_calibration_error
+from service.triage.taxonomy import OUT_OF_SCOPE
+
+DEV_SET = REPO_ROOT / "eval" / "data" / "intents_dev.jsonl"
+
+
+@pytest.fixture(scope="module")
+def embedder(settings: Settings) -> Embedder:
+    return get_embedder(settings.embedding_model, settings.resolved_cache_dir / "embeddings")
+
+
+@pytest.fixture(scope="module")
+def classifier(settings: Settings, embedder: Embedder) -> IntentClassifier:
+    return IntentClassifier.from_settings(settings, embedder)
+
+
+TOY_ROWS = [
+    ("where is my parcel", "track"), ("track my order please", "track"), ("has my package shipped", "track"),
+    ("tracking number for my order", "track"), ("when does my parcel arrive", "track"),
+    ("send me an invoice", "bill"), ("i need a receipt", "bill"), ("vat invoice for my company", "bill"),
+    ("can i get a copy of the bill", "bill"), ("invoice with my tax id", "bill"),
+    ("hello", "hi"), ("hi there", "hi"), ("good morning", "hi"), ("hey", "hi"), ("hiya", "hi"),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("where's my order #NW-10233? it hasn't shipped yet", "order_status"),
+    ("my parcel is two weeks late, still nothing", "delivery_delay"),
+    ("I was charged twice for the same order", "charged_twice"),
+    ("there is a payment on my card I never made", "unauthorized_charge"),
+    ("someone hacked my account and changed the password", "hacked_account"),
+    ("i forgot my password and can't log in", "account_access"),
+    ("I need to move my repair appointment to Friday", "reschedule_appointment"),
+    ("can I book a fitting for saturday?", "book_appointment"),
+    ("quiero devolver estos zapatos, no me quedan", "return_item"),
+    ("ich möchte meine Bestellung stornieren", "cancel_order"),
+    ("mon colis est arrivé cassé", "damaged_item"),
+    ("quero falar com um atendente humano", "talk_to_human"),
+    ("thanks a lot, that's all!", "thanks"),
+])
+def test_clear_messages_get_the_right_intent_in_several_languages(classifier: IntentClassifier, text, intent):
+    result = classifier.predict(text)
+    assert result.name == intent, result
+    assert result.out_of_scope is False
+    assert result.alternatives[0].name == intent
+
+
+@pytest.mark.parametrize("text", ["what's the capital of Peru", "how do I bake sourdough bread",
+                                  "who won the world cup in 1998"])
+def test_unrelated_questions_are_out_of_scope_with_alternatives_still_listed(classifier: IntentClassifier, text):
+    result = classifier.predict(text)
+    assert result.name == OUT_OF_SCOPE
+    assert result.out_of_scope is True
+    assert len(result.alternatives) == 3
+    assert all(a.name != OUT_OF_SCOPE for a in result.alternatives)
+
+
+def test_probabilities_sum_to_one_and_alternatives_are_ordered_by_confidence(classifier: IntentClassifier):
+    texts = ["my card was declined at checkout", "hola", "do you ship to canada?"]
+    probs = classifier.proba(texts)
+    assert probs.shape == (3, len(classifier.classes))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    for intent, row in zip(classifier.predict_batch(texts), probs, strict=True):
+        confs = [a.confidence for a in intent.alternatives]
+        assert confs == sorted(confs, reverse=True)
+        assert intent.confidence == pytest.approx(float(row.max()), abs=1e-3)
+        assert 0.0 <= intent.confidence <= 1.0
+
+
+def test_passing_the_embedding_gives_the_same_answer_as_embedding_inside(classifier, embedder):
+    text = "can i get a refund? returned it 2 weeks ago"
+    vec = embedder.encode([text])[0]
+    assert classifier.predict(text, embedding=vec) == classifier.predict(text)
+
+
+def test_bundled_classifier_reaches_a_floor_on_the_held_out_dev_messages(classifier: IntentClassifier):
+    rows = [json.loads(line) for line in DEV_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) >= 100
+    preds = classifier.predict_batch([r["text"] for r in rows])
+    accuracy = np.mean([p.name == r["label"] for p, r in zip(preds, rows, strict=True)])
+    assert accuracy >= 0.85, f"dev accuracy {accuracy:.3f}"
+    oos = [p.name == OUT_OF_SCOPE for p, r in zip(preds, rows, strict=True) if r["label"] == OUT_OF_SCOPE]
+    assert np.mean(oos) >= 0.7
+
+
+def test_describe_reports_size_kind_hash_and_calibration(classifier: IntentClassifier):
+    info = classifier.describe()
+    assert info["n_intents"] == 27
+    assert info["taxonomy_hash"] == classifier.taxonomy.content_hash
+    assert "logreg" in info["classifier"]
+    assert 0.0 <= info["ece"] < 0.15
+    assert 0.0 <= info["oos_threshold"] < 1.0
+
+
+def test_second_training_on_the_same_data_is_a_cache_hit(tmp_path: Path, embedder: Embedder):
+    texts, labels = zip(*TOY_ROWS, strict=True)
+    first = IntentClassifier(embedder, cache_dir=tmp_path).fit(texts, labels)
+    second = IntentClassifier(embedder, cache_dir=tmp_path).fit(texts, labels)
+    assert first.loaded_from_cache is False
+    assert second.loaded_from_cache is True
+    assert len(list(tmp_path.glob("*.joblib"))) == 1
+    assert second.predict("where is my parcel?") == first.predict("where is my parcel?")
+    changed = IntentClassifier(embedder, cache_dir=tmp_path).fit([*texts, "yo"], [*labels, "hi"])
+    assert changed.loaded_from_cache is False
+
+
+def test_custom_taxonomy_from_settings_intents_path(tmp_path: Path, settings: Settings, embedder: Embedder):
+    path = tmp_path / "custom.jsonl"
+    rows = [*TOY_ROWS, ("tell me a joke", "oos"), ("what's the weather", "oos"), ("who is the president", "oos")]
+    path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
+    custom = IntentClassifier.from_settings(settings.model_copy(update={"intents_path": path}), embedder)
+    assert set(custom.taxonomy.intents) == {"track", "bill", "hi"}
+    assert set(custom.classes) == {"track", "bill", "hi", OUT_OF_SCOPE}
+    assert custom.predict("has my order shipped yet?").name == "track"
+    assert custom.predict("please email me the invoice").name == "bill"
+    assert custom.describe()["oos_class"] is True
+
+
+def test_oos_threshold_setting_overrides_the_tuned_threshold(settings: Settings, embedder: Embedder):
+    strict = IntentClassifier.from_settings(settings.model_copy(update={"oos_threshold": 0.999}), embedder)
+    assert strict.oos_threshold == 0.999
+    assert strict.predict("hello").out_of_scope is True
+
+
+def test_training_needs_two_intents_with_two_examples_each(embedder: Embedder):
+    clf = IntentClassifier(embedder)
+    with pytest.raises(InvalidInput, match="at least 2 intents"):
+        clf.fit(["a", "b"], ["x", "x"])
+    with pytest.raises(InvalidInput, match="at least 2 examples"):
+        clf.fit(["a", "b", "c"], ["x", "x", "y"])
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
+    conf = np.array([0.8] * 10)
+    assert expected_calibration_error(conf, np.array([1] * 8 + [0] * 2)) == pytest.approx(0.0)
+    assert expected_calibration_error(conf, np.array([1] * 10)) == pytest.approx(0.2)
