@@ -160,6 +160,16 @@ class Server:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the serving process so far (from /proc; None elsewhere)."""
+        if self.process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -261,9 +271,14 @@ def summarise(outcomes: list[Outcome], elapsed: float, *, endpoint: str, clients
 
 def run_load(server: Server, endpoint: str, *, clients: int, rate: float, seconds: float,
              seed: int = 0) -> dict[str, Any]:
+    cpu0 = server.cpu_seconds()
     outcomes, elapsed = asyncio.run(_run(server.base_url, server.api_key, endpoint, clients=clients, rate=rate,
                                          seconds=seconds, seed=seed))
+    cpu1 = server.cpu_seconds()
     result = summarise(outcomes, elapsed, endpoint=endpoint, clients=clients, rate=rate, seconds=seconds)
+    if cpu0 is not None and cpu1 is not None and result["ok"]:
+        # what one request costs the server in CPU, independent of other processes competing for the cores
+        result["server_cpu_ms_per_request"] = round((cpu1 - cpu0) * 1000 / result["ok"], 1)
     if endpoint == "/v1/messages":
         result["durability"] = lost_records(server.db_file, outcomes)
     return result

@@ -21,6 +21,7 @@ import os
 import platform
 import random
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -91,13 +92,15 @@ def batch_triage(args: argparse.Namespace, log) -> dict[str, Any]:
         container.embedder.encode([t for t, _ in texts_a])
         embed_s = time.perf_counter() - t0
         requests = [TriageRequest(text=t, locale=loc) for t, loc in texts_b]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         triage.triage_batch(requests)
-        total_s = time.perf_counter() - t0
+        total_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         result = {"benchmark": "batch-triage", "messages": args.batch,
                   "messages_per_s": round(args.batch / total_s, 1), "seconds": round(total_s, 2),
                   "embedding_only_messages_per_s": round(args.batch / embed_s, 1),
                   "embedding_share": round(min(1.0, embed_s / total_s), 3),
+                  "cpu_seconds": round(cpu_s, 2),
+                  "messages_per_cpu_s": round(args.batch / cpu_s, 1) if cpu_s else None,
                   "embedding_backend": container.settings.embedding_backend,
                   "embedding_threads": container.settings.embedding_threads}
         log(f"batch triage: {result['messages_per_s']} messages/s, embedding share {result['embedding_share']}")
@@ -142,14 +145,16 @@ def readme_table(results: dict[str, Any]) -> str:
             rows.append(f"| HTTP `{r['endpoint']}` ({r['clients']} clients, {r['target_rate_per_s']}/s, "
                         f"{r['seconds']} s) | p50 / p95 / p99 ms | {lat['p50']} / {lat['p95']} / {lat['p99']} |")
             rows.append(f"| | throughput, errors | {r['throughput_per_s']}/s, {r['errors']} of {r['requests']} |")
+            rows.append(f"| | server CPU per request | {r.get('server_cpu_ms_per_request')} ms |")
         dur = load_r["messages"].get("durability", {})
         rows.append(f"| | lost messages / suggestions | {dur.get('lost_messages')} of {dur.get('accepted_messages')} "
                     f"/ {dur.get('lost_suggestions')} of {dur.get('returned_suggestions')} |")
         rows.append(f"| server | peak RSS, start-up | {load_r['server_peak_rss_mb']} MB, {load_r['startup_s']} s |")
     batch = results.get("batch-triage")
     if batch:
-        rows.append(f"| batch triage ({batch['messages']} unique messages) | messages/s, embedding share | "
-                    f"{batch['messages_per_s']}, {batch['embedding_share']:.0%} |")
+        rows.append(f"| batch triage ({batch['messages']} unique messages) | messages/s (wall), per CPU-second, "
+                    f"embedding share | {batch['messages_per_s']}, {batch.get('messages_per_cpu_s')}, "
+                    f"{batch['embedding_share']:.0%} |")
     scale = results.get("retrieval-scale")
     for entry in (scale or {}).get("results", []):
         if "skipped" in entry:
@@ -162,8 +167,9 @@ def readme_table(results: dict[str, Any]) -> str:
         met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
         rows.append(f"| targets | | {met} |")
     meta = results.get("meta", {})
-    return (f"Measured {meta.get('created_at', '')} on {meta.get('cpus', '?')} CPUs "
-            f"(`{meta.get('command', 'make bench')}`):\n\n" + "\n".join(rows) + "\n")
+    return (f"Measured {meta.get('created_at', '')} on {meta.get('cpus', '?')} CPUs, load average "
+            f"{meta.get('load_average_at_start')} at start (other processes share the cores), "
+            f"`{meta.get('command', 'make bench')}`:\n\n" + "\n".join(rows) + "\n")
 
 
 def update_readme(results: dict[str, Any]) -> None:
@@ -194,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     benches = {"http-load": http_load, "batch-triage": batch_triage, "retrieval-scale": retrieval_scale}
     results: dict[str, Any] = {"meta": {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                         "cpus": os.cpu_count(), "python": platform.python_version(),
-                                        "command": "python -m bench.run " + " ".join(argv or [])}}
+                                        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                                        "command": " ".join(["python -m bench.run", *(
+                                            sys.argv[1:] if argv is None else argv)])}}
     t0 = time.perf_counter()
     for name, fn in benches.items():
         if args.only and name not in args.only:
@@ -203,8 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         result = fn(args, lambda m: print(m, flush=True))
         results[name] = result
         print(f"   written to {_write(name, result)}", flush=True)
+    previous = RESULTS_DIR / "latest.json"
+    if args.only and previous.is_file():  # keep the benchmarks not re-run this time
+        for name, value in json.loads(previous.read_text(encoding="utf-8")).items():
+            if name in benches and name not in results:
+                results[name] = value
     results["targets"] = check_targets(results)
     results["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
+    results["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     update_readme(results)
     print(json.dumps(results["targets"], indent=2))

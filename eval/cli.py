@@ -57,9 +57,10 @@ def intents(
         tasks: dict[str, int] = {}
 
         def progress(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
+            key = step.split(":")[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(step, total=total)
+            bar.update(tasks[key], completed=done, total=total, description=step)
 
         try:
             result = evaluate(train_rows, test_rows, embedder=embedder, oos_label=oos_label,

@@ -181,8 +181,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "mean": round(float(statistics.fmean(values)), 1)}
 
 
-def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_note: str = "") -> dict:
-    """Run every case through `container` (a `service.container.Container`) and score the drafts."""
+def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_note: str = "",
+             replay_miss: tuple[type[Exception], ...] = (), template_container: Any = None) -> dict:
+    """Run every case through `container` (a `service.container.Container`) and score the drafts.
+
+    `replay_miss`: the exception a cassette raises for a request it did not record; such a case is drafted again by
+    `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as `cassette_miss`.
+    """
     from service.drafting.router import create_drafts
 
     triage, kb, drafter = container.triage, container.kb, container.drafter
@@ -206,8 +211,12 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
     for case in cases:
         t0 = time.perf_counter()
         tri = triage.triage(TriageRequest(text=case.text, locale=case.locale))
-        result: DraftsRead = create_drafts(DraftCreate(text=case.text, locale=case.locale, triage=tri),
-                                           container, kb, drafter)
+        body = DraftCreate(text=case.text, locale=case.locale, triage=tri)
+        try:
+            result: DraftsRead = create_drafts(body, container, kb, drafter)
+        except replay_miss:
+            outcomes["cassette_miss"] += 1
+            result = create_drafts(body, template_container, template_container.kb, template_container.drafter)
         latencies.append((time.perf_counter() - t0) * 1000)
         same_language = primary_subtag(case.locale) == tri.language.code
         suggested = [h.article_id for h in kb.suggest(case.text, locale=case.locale if same_language

@@ -90,7 +90,8 @@ def reliability_plot(rel: dict, title: str, ece: float | None = None) -> str:
     bins = rel["bins"]
     if bins:
         centers = [(b["lo"] + b["hi"]) / 2 for b in bins]
-        ax.bar(centers, [b["accuracy"] for b in bins], width=0.09, color=OURS_COLOR, alpha=0.75, label="accuracy")
+        ax.bar(centers, [b["accuracy"] for b in bins], width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
+               color=OURS_COLOR, alpha=0.75, label="accuracy")
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#0b3d91", markersize=4)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

@@ -100,6 +100,9 @@ class DraftsPart(_Part):
     kind: Literal["drafts"]
     data: str
     cassette: str | None = Field(None, description="vcrpy cassette replayed for the LLM calls (default mode).")
+    llm_settings: dict[str, Any] = Field(default_factory=dict, description="Settings the cassette was recorded "
+                                         "with (e.g. llm_model, llm_response_format, llm_seed), applied on replay "
+                                         "so the requests match the recorded ones.")
 
 
 Part = Annotated[IntentsPart | UrgencyPart | RetrievalPart | TonePart | DraftsPart, Field(discriminator="kind")]
@@ -465,8 +468,6 @@ def _drafts_llm(part: DraftsPart, ctx: RunContext) -> tuple[str, str, Path | Non
 
 
 def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
-    from service.container import Container
-
     data = ctx.path(part.data, optional=part.optional)
     cases = drafts_eval.load_cases(data)
     if ctx.fast is not None and ctx.fast.max_draft_cases and len(cases) > ctx.fast.max_draft_cases:
@@ -481,7 +482,7 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
         base_url = drafts_eval.cassette_base_url(cassette)
         if base_url is None:
             raise InvalidInput(f"cassette {part.cassette} has no chat completion request")
-        container = _sibling(ctx, llm_base_url=base_url)
+        container = _sibling(ctx, **{**part.llm_settings, "llm_base_url": base_url})
     if mode == "template":
         report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note)
     else:
@@ -493,10 +494,15 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
         if cassette is None:
             report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note)
         else:
+            from vcr.errors import CannotOverwriteExistingCassetteException
+
+            templates = _sibling(ctx, llm_base_url=None)
             with recorder.use_cassette(str(cassette)):
-                report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note)
-    if container is not ctx.container:
-        Container.close(container)
+                report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note,
+                                              replay_miss=(CannotOverwriteExistingCassetteException,),
+                                              template_container=templates)
+    if container is not ctx.container and "drafter" in container.__dict__:
+        container.drafter.close()  # the sibling shares everything else with the run's container
     return {"metrics": report["metrics"], "peers": {},
             "details": {k: v for k, v in report.items() if k != "metrics"}}
 
@@ -678,6 +684,8 @@ def execute(suite_path: Path, *, out: Path, baseline: Path | None = None, fast: 
     code = 0
     if base is not None:
         report["baseline_file"] = str(baseline)
+        if only:  # parts left out on purpose are not "missing"
+            base = {m: v for m, v in base.items() if "/".join(m.split("/")[:2]) in report["parts"]}
         report["comparison"] = compare(report["metrics"], base, suite.tolerances,
                                        fail_on_missing=suite.fail_on_missing)
         code = 0 if report["comparison"]["passed"] else 1

@@ -192,6 +192,11 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
         api_times: list[float] = []
         file_times: list[float] = []
         with TestClient(app) as client:
+            from service.auth.models import ApiKeyCreate
+
+            key = app.state.container.keys.create(ApiKeyCreate(name="bench-reload", role="admin",
+                                                               rate_limit="100000/minute")).key
+            client.headers["Authorization"] = f"Bearer {key}"
             kb = app.state.container.kb
             t0 = time.perf_counter()
             store.build_index(settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options())

@@ -128,11 +128,11 @@ class Container:
 
         return TriageService.from_settings(self.settings, self.embedder)
 
-    def triage_pipeline(self, request):
+    def triage_pipeline(self, request, facts=()):
         """Triage + articles + drafts for one message (POST /v1/triage, `replydesk triage`, ingest)."""
         from service.pipeline import run_pipeline
 
-        return run_pipeline(self, request)
+        return run_pipeline(self, request, facts=facts)
 
     def health(self) -> dict[str, dict]:
         """State of each component, without forcing any of them to load."""

@@ -76,7 +76,11 @@ def _body(code: str, message: str, details: dict | None = None) -> dict:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ReplyDeskError)
     async def _domain(_: Request, exc: ReplyDeskError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = None
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, RateLimited) and "retry_after_s" in exc.details:
+            headers = {"Retry-After": str(exc.details["retry_after_s"])}
         return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

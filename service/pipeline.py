@@ -6,7 +6,8 @@ returns the same thing for the same message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field
 
@@ -49,9 +50,11 @@ def suggest_articles(container: Container, text: str, locale: str | None, triage
                                 query_vector=query_vector)
 
 
-def run_pipeline(container: Container, request: TriageRequest, *, drafts: bool = True) -> TriagePipelineRead:
+def run_pipeline(container: Container, request: TriageRequest, *, facts: Sequence[Any] = (),
+                 drafts: bool = True) -> TriagePipelineRead:
+    """`facts`: context-provider facts about the message (e.g. the order's status), given to the drafter."""
     triage, vector = container.triage.triage_with_embedding(request)
     articles = suggest_articles(container, request.text, request.locale, triage, vector)
-    drafted = (container.drafter.draft(request.text, triage, articles, request.history, request.locale)
+    drafted = (container.drafter.draft(request.text, triage, articles, request.history, request.locale, facts)
                if drafts else None)
     return TriagePipelineRead(**triage.model_dump(), articles=articles, drafts=drafted)

@@ -83,6 +83,7 @@ def test_a_key_over_its_rate_limit_gets_429(client, anon_client):
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "rate_limited"
     assert r.json()["error"]["details"]["retry_after_s"] >= 1
+    assert int(r.headers["Retry-After"]) == r.json()["error"]["details"]["retry_after_s"]
     # Another key is not affected.
     assert client.get("/v1/queue").status_code == 200
 

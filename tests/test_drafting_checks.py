@@ -168,6 +168,7 @@ def test_a_draft_showing_an_internal_article_id_is_dropped(checker):
 @pytest.mark.parametrize("text", [
     'earlier_messages</h3> } Reply with the JSON object only. Thanks for your patience with us.',
     'Thanks for your message! {"drafts": ["We will check your order"]} and get back to you.',
+    "order_status (The customer wants to know where an order is or what state it is in.)",
 ])
 def test_a_draft_echoing_the_prompt_or_json_is_dropped(checker, text):
     result = checker.check_llm_draft(text, [], ctx())

@@ -233,6 +233,7 @@ def test_recorded_drafts_of_a_weak_model_are_validated_before_anything_ships(cas
 
     assert_shippable(result, [LATE], "en")
     assert result.llm_outcome in {"ok", "fallback:all_drafts_rejected", "fallback:invalid_output"}
+    assert all("order_status" not in d.text for d in result.drafts)  # the model echoed the intent id
     generators = {d.generator for d in result.drafts}
     assert generators == ({"llm"} if result.llm_outcome == "ok" else {"template"})
     assert rec.calls and all(c.model == "gemma-3-270m-it" and c.prompt_version == "v1" for c in rec.calls)

@@ -270,3 +270,26 @@ def test_llm_escalation_to_a_human_is_honoured_but_never_the_reverse(llm_server,
     result = drafter_for(llm_server, tone).draft("the lamp arrived broken", make_triage("en", "damaged_item"), [])
     assert result.needs_human is True
     assert result.handoff_summary.generator == "template"
+
+
+def test_context_facts_reach_the_llm_prompt_with_known_values_masked(llm_server, tone):
+    from service.workflow.models import ContextFact
+
+    llm_server.answer(json.dumps(GOOD))
+    fact = ContextFact(source="order_status", key="NW-48213", text="Order NW-48213: shipped 2 days ago, arriving Friday")
+    drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
+                                        [TRACKING], facts=[fact])
+    sent = json.dumps(llm_server.requests[0])
+    assert "<facts" in sent and "arriving Friday" in sent
+    assert "NW-48213" not in sent  # the order number stays behind its placeholder, in the facts too
+
+
+def test_context_facts_are_listed_as_known_in_the_handoff_note(tone):
+    from service.workflow.models import ContextFact
+
+    drafter = Drafter.from_settings(Settings(llm_base_url=None), tone=tone)
+    fact = ContextFact(source="order_status", key="NW-48213", text="Order NW-48213: delivered yesterday 14:02")
+    result = drafter.draft("this is the wrong item, order NW-48213", make_triage("en", "wrong_item"), [],
+                           facts=[fact])
+    assert result.needs_human and result.handoff_summary is not None
+    assert "Order NW-48213: delivered yesterday 14:02" in result.handoff_summary.known

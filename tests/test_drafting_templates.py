@@ -26,6 +26,7 @@ from service.triage.models import (
 from service.triage.taxonomy import load_taxonomy
 
 TEMPLATE_LANGUAGES = ["en", "es", "de", "fr", "pt"]
+TAXONOMY = load_taxonomy()
 TRACKING = GroundingArticle(
     article_id="track-your-order", title="Track your order", locale="en",
     url="https://help.northwind.example/en/orders/track-your-order",
@@ -44,7 +45,7 @@ def make_triage(language: str, intent: str, *, automatable: bool | None = None, 
     """A triage result as TriageService would return it; entities are extracted from `text` when given."""
     if text is not None and entities is None:
         entities = extract_entities(text)
-    spec = load_taxonomy().get(intent)
+    spec = TAXONOMY.get(intent)
     auto = automatable if automatable is not None else bool(spec and spec.automatable and not out_of_scope)
     return TriageRead(
         language=Language(code=language, confidence=0.95, source="text"),
@@ -180,7 +181,7 @@ def test_every_template_draft_is_mobile_sized_and_passes_the_tone_check_in_its_l
     """All intents × (missing info / complete / needs human): ≤ 600 chars, ≤ 3 paragraphs, no warn/block finding
     (the formal register where the locale expects it: Sie / vous / usted / o senhor)."""
     long_article = TRACKING.model_copy(update={"summary": "Tracking details. " * 40, "locale": language})
-    for intent in load_taxonomy().names:
+    for intent in TAXONOMY.names:
         for articles in ([], [long_article]):
             for sentiment in ("neutral", "negative"):
                 triage = make_triage(language, intent, sentiment=sentiment)
@@ -198,7 +199,7 @@ def test_every_template_draft_is_mobile_sized_and_passes_the_tone_check_in_its_l
 def test_every_bundled_language_has_an_acknowledgement_for_every_intent():
     library = TemplateLibrary()
     assert library.languages == sorted(TEMPLATE_LANGUAGES)
-    names = set(load_taxonomy().names)
+    names = set(TAXONOMY.names)
     for code in library.languages:
         data = library.for_language(code).data
         assert names <= set(data.ack) | set(data.standalone), code
@@ -206,6 +207,6 @@ def test_every_bundled_language_has_an_acknowledgement_for_every_intent():
 
 def test_every_intent_has_required_slots_defined_with_an_ask_in_every_template_language():
     slots = SlotResolver.load()
-    assert set(load_taxonomy().names) <= set(slots.book.intents)
+    assert set(TAXONOMY.names) <= set(slots.book.intents)
     for name, spec in slots.book.slots.items():
         assert set(TEMPLATE_LANGUAGES) <= set(spec.ask), name

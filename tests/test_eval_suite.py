@@ -172,3 +172,44 @@ def test_an_optional_part_with_absent_data_is_reported_not_run(tmp_path):
     written = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert written["metrics"]["tone/own/f1"] == report["metrics"]["tone/own/f1"]
     assert (tmp_path / "out" / "report.html").stat().st_size > 1000
+
+
+def test_a_run_below_its_baseline_exits_1_and_parts_left_out_with_only_are_not_missing(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nparts:\n  - kind: tone\n    name: own\n    data: eval/data/tone_dev.jsonl\n"
+                     "  - kind: urgency\n    name: own\n    data: eval/data/urgency_dev.jsonl\n", encoding="utf-8")
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"metrics": {"tone/own/f1": 1.5, "urgency/own/accuracy": 0.99}}),
+                        encoding="utf-8")
+    report, code = execute(suite, out=tmp_path / "out", baseline=baseline, only=["tone"])
+    assert code == 1
+    assert [(r["metric"], r["status"]) for r in report["comparison"]["rows"] if r["status"] != "new"] == [
+        ("tone/own/f1", "regression")]
+
+
+CASSETTE_WITH_ANOTHER_REQUEST = """interactions:
+- request:
+    body: '{"model":"other","messages":[]}'
+    headers: {}
+    method: POST
+    uri: http://127.0.0.1:9/v1/chat/completions
+  response:
+    body: {string: '{}'}
+    headers: {}
+    status: {code: 200, message: OK}
+version: 1
+"""
+
+
+def test_drafts_replay_a_cassette_and_a_request_it_lacks_falls_back_to_templates_counted(tmp_path):
+    cases = (REPO_ROOT / "eval" / "data" / "drafts.jsonl").read_text(encoding="utf-8").splitlines()[:2]
+    (tmp_path / "d.jsonl").write_text("\n".join(cases) + "\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(CASSETTE_WITH_ANOTHER_REQUEST, encoding="utf-8")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: s\nparts:\n  - kind: drafts\n    name: r\n    data: {tmp_path / 'd.jsonl'}\n"
+                     f"    cassette: {tmp_path / 'c.yaml'}\n", encoding="utf-8")
+    report, code = execute(suite, out=tmp_path / "out")
+    details = report["parts"]["drafts/r"]["details"]
+    assert code == 0 and details["llm_mode"] == "replay"
+    assert details["llm_outcomes"]["cassette_miss"] == 2
+    assert set(details["generators"]) == {"template"}

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
 
+from service.errors import ServiceUnavailable
+
 log = logging.getLogger("replydesk.db")
 
 
@@ -15,7 +17,7 @@ def install_db_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
         log.warning("database unavailable", extra={"error": detail})
-        return JSONResponse({"error": {"code": "database_unavailable",
+        return JSONResponse({"error": {"code": ServiceUnavailable.code,
                                        "message": f"the database is unavailable, retry shortly: {detail}",
                                        "details": {}}},
                             status_code=503, headers={"Retry-After": "5"})

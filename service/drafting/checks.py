@@ -40,8 +40,8 @@ _MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _MD_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", re.MULTILINE)
 _TRAILING_PUNCT = ".,;:!?…"
 # Pieces of the prompt or of JSON echoed into a draft: markup, braces, the schema's and the prompt's own words.
-_ARTIFACT = re.compile(r"[{}]|</?[A-Za-z_]\w*[^>]{0,40}>|```|\b(?:customer_data|earlier_messages|"
-                       r"cited_article_ids|needs_human|missing_info|JSON|untrusted)\b")
+# Identifiers such as `order_status` or `cited_article_ids` (snake_case) never belong in a reply to a customer.
+_ARTIFACT = re.compile(r"[{}]|</?[A-Za-z_]\w*[^>]{0,40}>|```|\b[a-z]+(?:_[a-z]+)+\b|\b(?:JSON|untrusted)\b")
 
 
 @lru_cache(maxsize=1024)
@@ -291,7 +291,7 @@ class DraftChecker:
         text = self._layout(text, repairs)
         if len(text) < MIN_DRAFT_CHARS:
             return CheckResult(None, repairs=repairs, dropped_because="too_short")
-        if _ARTIFACT.search(text):
+        if _ARTIFACT.search(_URL.sub(" ", text)):
             return CheckResult(None, repairs=repairs, dropped_because="prompt_artifact")
         if any(_id_pattern(a.article_id).search(text) for a in ctx.articles if "-" in a.article_id):
             return CheckResult(None, repairs=repairs, dropped_because="internal_id")

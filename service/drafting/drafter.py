@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.drafting.checks import CheckContext, CheckResult, DraftChecker, Policy
-from service.drafting.llm import SCHEMA_MODES, ChatPrompt, LLMClient, schema_hint
+from service.drafting.llm import SCHEMA_MODES, ChatPrompt, LLMClient, LLMSink, schema_hint
 from service.drafting.models import (
     MAX_DRAFT_CHARS,
     MAX_DRAFTS,
@@ -124,6 +124,11 @@ class Drafter:
         failing = detail.get("last_outcome") in {"timeout", "transport_error", "http_error"}
         return {"status": "degraded" if failing else "ok", "detail": {"mode": "llm", **detail}}
 
+    def add_llm_sink(self, sink: LLMSink) -> None:
+        """Store LLM call records elsewhere too (the workflow's database table); no-op without an LLM."""
+        if self.llm is not None:
+            self.llm.add_sink(sink)
+
     def close(self) -> None:
         if self.llm is not None:
             self.llm.close()
@@ -131,24 +136,28 @@ class Drafter:
     # -- the one entry point ------------------------------------------------------------------------------------
 
     def draft(self, text: str, triage: TriageRead, articles: Sequence[Any] = (),
-              history: Sequence[HistoryMessage] = (), locale: str | None = None) -> DraftsRead:
+              history: Sequence[HistoryMessage] = (), locale: str | None = None,
+              facts: Sequence[Any] = ()) -> DraftsRead:
+        """`facts` are context-provider facts (objects with `.text`, e.g. an order's status from the shop)."""
         grounding = as_grounding(list(articles))
+        fact_texts = [str(f.text) for f in facts if str(getattr(f, "text", "")).strip()]
         language = triage.language.code
         intent = OUT_OF_SCOPE if triage.intent.out_of_scope else triage.intent.name
         use_llm = self.llm is not None and self.prompts is not None
         redacted = self._redact(text, history, locale) if use_llm else self._known_entities(triage, history, locale)
-        customer_texts = [text, *(m.text for m in history if _is_customer(m))]
+        customer_texts = [text, *(m.text for m in list(history)[-PROMPT_HISTORY_MESSAGES:] if _is_customer(m))]
         status = self.slots.resolve(intent, customer_texts, redacted.entities)
         needs_human = (not triage.automatable or intent == OUT_OF_SCOPE
                        or triage.urgency.level is UrgencyLevel.critical)
         tone_ctx = ToneContext(intent=intent, sentiment=triage.sentiment.label, urgency=triage.urgency.level)
 
-        outcome = "not_configured"
+        outcome = "fallback:prompts_unavailable" if self.llm_configured else "not_configured"
         llm_reply: LLMReply | None = None
         drafts: list[Draft] = []
         if use_llm:
             try:
-                llm_reply = self._ask_llm(redacted, triage, intent, grounding, status, needs_human, language)
+                llm_reply = self._ask_llm(redacted, triage, intent, grounding, status, needs_human, language,
+                                          fact_texts)
             except LLMError as exc:
                 outcome = f"fallback:{exc.details.get('reason', 'llm_error')}"
             else:
@@ -169,7 +178,7 @@ class Drafter:
         handoff = None
         if needs_human:
             handoff = self._handoff(text, redacted, triage, intent, status,
-                                    allow_llm=outcome not in _LLM_UNREACHABLE)
+                                    allow_llm=outcome not in _LLM_UNREACHABLE, facts=fact_texts)
             if handoff.generator is Generator.llm and self.prompts is not None:
                 prompt_version += "+" + self.prompts.get("handoff").ref
         return DraftsRead(drafts=drafts, language=draft_language, needs_human=needs_human,
@@ -187,12 +196,10 @@ class Drafter:
         entities = extract_entities(joined, locale)
         red, mapping = redact(joined, entities)
         pieces = red.split(_SEPARATOR)
-        if len(pieces) != len(parts):  # an entity swallowed a separator: redact each part on its own instead
-            pieces, mapping = [], {}
-            for p in parts:
-                r, m = redact(p, extract_entities(p, locale))
-                pieces.append(r)
-                mapping.update(m)
+        if len(pieces) != len(parts):  # an entity swallowed a separator: send the message alone, without history
+            entities = extract_entities(text, locale)
+            red, mapping = redact(text, entities)
+            pieces, parts, recent = [red], [text], []
         customer_idx = {0} | {i + 1 for i, m in enumerate(recent) if _is_customer(m)}
         spans = _part_spans(parts)
         customer_entities = [e for e in entities
@@ -216,7 +223,7 @@ class Drafter:
     # -- LLM path -----------------------------------------------------------------------------------------------
 
     def _ask_llm(self, red: _Redacted, triage: TriageRead, intent: str, grounding: list[GroundingArticle],
-                 status: SlotStatus, needs_human: bool, language: str) -> LLMReply:
+                 status: SlotStatus, needs_human: bool, language: str, facts: Sequence[str] = ()) -> LLMReply:
         assert self.llm is not None and self.prompts is not None
         tset = self.templates.sets.get(language)
         asks = self._asks(status, language, fallback=True)
@@ -236,6 +243,7 @@ class Drafter:
             missing=status.missing, missing_asks=asks, needs_human=needs_human,
             articles=[_prompt_article(a) for a in grounding[:PROMPT_ARTICLES]],
             customer={"message": red.message, "earlier_messages": red.history},
+            facts=[_mask_known(f, red.mapping) for f in facts],
             schema_hint=self._schema_hint(LLMReply),
         )
         prompt = ChatPrompt(name="draft", version=self.prompts.get("draft").version,
@@ -315,7 +323,7 @@ class Drafter:
     # -- handoff ------------------------------------------------------------------------------------------------
 
     def _handoff(self, text: str, red: _Redacted, triage: TriageRead, intent: str, status: SlotStatus,
-                 *, allow_llm: bool) -> HandoffSummary:
+                 *, allow_llm: bool, facts: Sequence[str] = ()) -> HandoffSummary:
         spec = self.taxonomy.get(intent)
         if spec is not None and spec.description:
             wants = _first_sentence(spec.description)
@@ -330,6 +338,8 @@ class Drafter:
         for ent in red.entities:
             known.append(_describe_entity(ent, ent.value))
             safe_known.append(_describe_entity(ent, inverse.get(ent.value, f"[{ent.type.upper()}]")))
+        known.extend(facts)
+        safe_known.extend(_mask_known(f, red.mapping) for f in facts)
         known, safe_known = list(dict.fromkeys(known)), list(dict.fromkeys(safe_known))
         missing = [self.slots.spec(s).label for s in status.missing]
         generator = Generator.template
@@ -365,6 +375,13 @@ class Drafter:
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _mask_known(text: str, mapping: dict[str, str]) -> str:
+    """Replace values the message redaction already mapped (placeholder -> value) by their placeholders."""
+    for placeholder, value in sorted(mapping.items(), key=lambda kv: -len(kv[1])):
+        text = text.replace(value, placeholder)
+    return text
 
 
 def _is_customer(m: HistoryMessage) -> bool:

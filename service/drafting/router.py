@@ -8,12 +8,10 @@ from service.container import Container
 from service.deps import ContainerDep, DrafterDep, KnowledgeBaseDep
 from service.drafting.models import DraftCreate, DraftsRead
 from service.errors import InvalidInput, NotFound
-from service.triage.language import primary_subtag
+from service.pipeline import suggest_articles
 from service.triage.models import TriageRequest
 
 router = APIRouter(tags=["drafting"])
-
-DEFAULT_ARTICLES = 3
 
 
 @router.post(
@@ -21,10 +19,14 @@ DEFAULT_ARTICLES = 3
     responses={422: {"description": "Invalid body or an unknown article id"}},
 )
 def create_drafts(body: DraftCreate, container: ContainerDep, kb: KnowledgeBaseDep, drafter: DrafterDep) -> DraftsRead:
-    """Triage runs first unless `triage` is given; articles are the knowledge base's top hits unless `article_ids`
-    names them. An LLM failure never fails the request: the drafts then come from templates (`generator`)."""
-    triage = body.triage or container.triage.triage(
-        TriageRequest(text=body.text, locale=body.locale, channel=body.channel, history=body.history))
+    """Triage runs first unless `triage` is given; articles are the knowledge base's top hits for the message
+    unless `article_ids` names them. An LLM failure never fails the request: the drafts then come from templates
+    (each draft's `generator`, and `llm_outcome` says why)."""
+    vector = None
+    triage = body.triage
+    if triage is None:
+        triage, vector = container.triage.triage_with_embedding(
+            TriageRequest(text=body.text, locale=body.locale, channel=body.channel, history=body.history))
     if body.article_ids is not None:
         articles = []
         for article_id in body.article_ids:
@@ -33,12 +35,8 @@ def create_drafts(body: DraftCreate, container: ContainerDep, kb: KnowledgeBaseD
             except NotFound as exc:
                 raise InvalidInput(f"article_ids: no article {article_id!r}",
                                    details={"article_id": article_id}) from exc
-    else:
-        # the intent's articles first, then any; [] without an index (drafts then say a colleague will check)
-        same_language = primary_subtag(body.locale) == triage.language.code
-        articles = kb.suggest(body.text, locale=body.locale if same_language else triage.language.code,
-                              intent=None if triage.intent.out_of_scope else triage.intent.name,
-                              k=DEFAULT_ARTICLES)
+    else:  # the intent's articles first, then any; [] without an index (drafts then say a colleague will check)
+        articles = suggest_articles(container, body.text, body.locale, triage, vector)
     return drafter.draft(body.text, triage, articles, body.history, body.locale)
 
 

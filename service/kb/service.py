@@ -220,6 +220,7 @@ class KnowledgeBase:
         k = k or self.settings.kb_top_k
         if intent == OUT_OF_SCOPE:
             return []
+        text = text[:MAX_QUERY_CHARS]  # a long message still gets articles: its opening says what it is about
         try:
             hits = self.search(text, locale=locale, k=k, intent=intent, query_vector=query_vector) if intent else []
             return hits or self.search(text, locale=locale, k=k, query_vector=query_vector)
