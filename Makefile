@@ -25,12 +25,12 @@ run: $(STAMP)
 	$(BIN)/replydesk serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
-	$(BIN)/ruff check service kb_index eval tests
+	$(BIN)/ruff check service kb_index eval bench tests scripts
 	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(BIN)/ruff check service kb_index eval tests
+	$(BIN)/ruff check service kb_index eval bench tests scripts
 	$(BIN)/replydesk kb lint
 
 bench: $(STAMP)

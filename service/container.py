@@ -35,11 +35,13 @@ class Container:
     def embedder(self) -> Embedder:
         from service.embeddings import get_embedder
 
-        return get_embedder(self.settings.embedding_model, self.settings.resolved_cache_dir / "embeddings")
+        return get_embedder(self.settings.embedding_model, self.settings.resolved_cache_dir / "embeddings",
+                            backend=self.settings.embedding_backend, threads=self.settings.embedding_threads)
 
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for (a missing index only degrades search)."""
-        _ = self.triage, self.tone, self.drafter, self.kb, self.db
+        _ = self.triage, self.tone, self.drafter, self.db
+        self.kb.warm_up()
 
     def close(self) -> None:
         for name in ("kb", "drafter"):

@@ -256,6 +256,9 @@ def _torch_export(model_dir: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+PERSIST_MIN_BATCH = 8
+
+
 class EmbeddingCache:
     """Append-only on-disk cache: one .npy shard per batch of new texts, keyed by sha1(model_id + text)."""
 
@@ -292,18 +295,22 @@ class EmbeddingCache:
         with self._lock:
             self._load()
             missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._mem}
+        fresh: dict[str, np.ndarray] = {}
         if missing:
             miss_keys = list(missing)
             vecs = encode([missing[k] for k in miss_keys])
-            with self._lock:
-                self._mem.update(zip(miss_keys, vecs, strict=True))
-                if len(miss_keys) >= 8:  # persist real batches; single live messages stay in memory only
+            fresh = dict(zip(miss_keys, vecs, strict=True))
+            if len(miss_keys) >= PERSIST_MIN_BATCH:
+                # Real batches (training data, articles) are kept and persisted; single live messages are not, so
+                # a long-running service does not grow its cache with every customer message.
+                with self._lock:
+                    self._mem.update(fresh)
                     shard = hashlib.sha1("".join(miss_keys).encode()).hexdigest()[:16]
                     tmp = self.dir / f".{shard}.tmp.npy"
                     np.save(tmp, vecs)
                     os.replace(tmp, self.dir / f"{shard}.npy")
                     (self.dir / f"{shard}.keys").write_text("\n".join(miss_keys))
-        return np.stack([self._mem[k] for k in keys]).astype(np.float32, copy=False)
+        return np.stack([fresh[k] if k in fresh else self._mem[k] for k in keys]).astype(np.float32, copy=False)
 
 
 _lock = threading.Lock()

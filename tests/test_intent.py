@@ -133,10 +133,19 @@ def test_custom_taxonomy_from_settings_intents_path(tmp_path: Path, settings: Se
     assert custom.describe()["oos_class"] is True
 
 
-def test_oos_threshold_setting_overrides_the_tuned_threshold(settings: Settings, embedder: Embedder):
-    strict = IntentClassifier.from_settings(settings.model_copy(update={"oos_threshold": 0.999}), embedder)
-    assert strict.oos_threshold == 0.999
-    assert strict.predict("hello").out_of_scope is True
+def test_oos_threshold_setting_overrides_the_tuned_threshold(settings: Settings, embedder: Embedder,
+                                                             classifier: IntentClassifier):
+    text = "the thing i bought is not great"
+    before = classifier.predict(text)
+    assert before.out_of_scope is False
+    threshold = before.confidence + 0.01
+    strict = IntentClassifier.from_settings(settings.model_copy(update={"oos_threshold": threshold}), embedder)
+    assert strict.oos_threshold == threshold
+    after = strict.predict(text)
+    assert after.out_of_scope is True
+    assert after.name == OUT_OF_SCOPE
+    assert after.confidence == pytest.approx(1 - before.confidence, abs=1e-3)
+    assert after.alternatives == before.alternatives
 
 
 def test_training_needs_two_intents_with_two_examples_each(embedder: Embedder):

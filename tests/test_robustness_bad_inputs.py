@@ -44,7 +44,11 @@ def post(a: LiveApp, path: str, payload: Any) -> Response:
     return a.client.post(path, content=_body(payload), headers=JSON)
 
 
+MAX_URL_VALUE = 2000  # query and path values are cut here: clients and proxies refuse longer URLs (~8 KB)
+
+
 def get(a: LiveApp, path: str, params: dict[str, Any]) -> Response:
+    params = {k: v[:MAX_URL_VALUE] if isinstance(v, str) else v for k, v in params.items()}
     query = urllib.parse.urlencode(params, encoding="utf-8", errors="surrogatepass")
     return a.client.get(f"{path}?{query}")
 
@@ -67,7 +71,7 @@ def thread(live: LiveApp) -> dict[str, int]:
 
 
 def _quote(text: str) -> str:
-    return urllib.parse.quote(text.encode("utf-8", "surrogatepass"), safe="")
+    return urllib.parse.quote(text[:MAX_URL_VALUE].encode("utf-8", "surrogatepass"), safe="")
 
 
 def _whatsapp(i: str, x: str) -> dict:

@@ -88,6 +88,7 @@ def test_the_longest_allowed_message_is_accepted(client):
     ({"text": ""}, "text"),
     ({"text": "   \n\t  "}, "text"),
     ({"text": "\x00\x01\x02"}, "text"),
+    ({"text": "\u200b\u200c\u200d\ufeff"}, "text"),
     ({"text": "x" * 5000}, "text"),
     ({"text": 123}, "text"),
     ({"text": ["hi"]}, "text"),

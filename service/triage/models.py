@@ -17,6 +17,11 @@ def clean_text(value: str) -> str:
     return value.strip()
 
 
+def has_content(value: str) -> bool:
+    """False for text made only of whitespace and invisible format characters (zero-width space, joiners, BOM)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value)
+
+
 class Channel(StrEnum):
     whatsapp = "whatsapp"
     messenger = "messenger"
@@ -56,8 +61,8 @@ class TriageBase(BaseModel):
     @classmethod
     def _text(cls, v: str) -> str:
         v = clean_text(v)
-        if not v:
-            raise ValueError("text is empty after trimming whitespace and control characters")
+        if not has_content(v):
+            raise ValueError("text is empty after trimming whitespace, control and invisible (zero-width) characters")
         if len(v) > MAX_TEXT_CHARS:
             raise ValueError(f"text has {len(v)} characters; the limit is {MAX_TEXT_CHARS}")
         return v
