@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from service.tone.checker import ToneChecker
 from service.tone.models import Severity, ToneContext
+from service.tone.rules import DEFAULT_RULES_PATH
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +103,56 @@ def test_capitals_read_as_shouting(checker):
 def test_acronyms_codes_and_brand_names_are_not_shouting(checker):
     text = "Your IBAN was updated; DHL tracking ID JD0146, code NWX-ABCD-EFGH, the NORTHWIND logo, SPRING15 at checkout."
     assert spans(checker, text) == []
+
+
+@pytest.mark.parametrize("text", [
+    'Our charges appear as "NORTHWIND GOODS" on your statement.',
+    "Our charges appear as 'NORTHWIND GOODS' on your statement.",
+    "Our charges appear as “NORTHWIND GOODS” on your statement.",
+    "Sur votre relevé : « NORTHWIND GOODS ».",
+    "Auf Ihrer Abrechnung steht „NORTHWIND GOODS“.",
+    "Enter `SPRING SALE` at checkout.",
+    'Our charges show as **"NORTHWIND GOODS"** in the app.',
+])
+def test_capitals_quoted_as_data_are_not_shouting(checker, text):
+    assert spans(checker, text, rule="shouting") == []
+
+
+def test_codes_with_a_star_or_digits_are_not_shouting(checker):
+    assert spans(checker, "It can also show as NWG*ORDER or **NWG*ORDER**, ref ORDER#A1B2.", rule="shouting") == []
+    assert spans(checker, "Use code WINTER SALE25 at checkout.", rule="shouting") == []
+
+
+@pytest.mark.parametrize(("locale", "text"), [
+    ("en-US", "For texts or WhatsApp, reply STOP."),
+    ("en-US", "Reply **STOP** to any marketing message."),
+    ("en-US", "Text HELP to 12345 or send YES to confirm."),
+    ("es-MX", "Envíe BAJA al 12345 para no recibir más mensajes."),
+    ("de-DE", "Antworten Sie mit STOP auf eine beliebige Nachricht."),
+    ("fr-FR", "Répondez STOP pour ne plus recevoir de SMS."),
+])
+def test_one_keyword_right_after_reply_or_send_is_not_shouting(checker, locale, text):
+    assert spans(checker, text, locale, rule="shouting") == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("THIS IS NOT ACCEPTABLE", ["THIS IS NOT ACCEPTABLE"]),
+    ('"WE HAVE ALREADY REFUNDED YOUR ORDER AND THERE IS NOTHING ELSE WE CAN DO"',
+     ["WE HAVE ALREADY REFUNDED YOUR ORDER AND THERE IS NOTHING ELSE WE CAN DO"]),
+    ("Please **DO NOT** return it before the label arrives.", ["DO NOT"]),
+    ("Please reply NOW.", ["NOW"]),
+    ("Reply STOP, and PLEASE READ the terms.", ["PLEASE READ"]),
+    ("We DON'T CARE which 'courier' you used.", ["DON'T CARE"]),
+])
+def test_real_shouting_is_still_flagged_next_to_quotes_codes_and_keywords(checker, text, expected):
+    assert spans(checker, text, rule="shouting") == expected
+
+
+def test_which_capitals_count_as_data_comes_from_the_rules_file(tmp_path):
+    data = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    data["shouting"].update(quotes=[], command_words_after=[])
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    custom = ToneChecker.from_path(path)
+    assert spans(custom, 'It shows as "NORTHWIND GOODS".', rule="shouting") == ["NORTHWIND GOODS"]
+    assert spans(custom, "Reply STOP to opt out.", rule="shouting") == ["STOP"]

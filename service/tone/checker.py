@@ -152,6 +152,17 @@ class ToneChecker:
 
         self._acronyms = frozenset(a.upper() for a in rules.shouting.acronyms)
         self._emphatic = frozenset(w.upper() for w in rules.shouting.emphatic_words)
+        sh = rules.shouting
+        self._quoted = re.compile("|".join(
+            rf"(?<![^\W_]){re.escape(o)}[^\n{re.escape(o + c)}]{{1,{sh.max_quoted_chars}}}{re.escape(c)}(?![^\W_])"
+            for o, c in sh.quotes)) if sh.quotes else None
+        # A token is a code when it has a digit, or a code character between letters/digits (NWG*ORDER; not **BOLD**).
+        self._code_mark = re.compile(
+            r"\d" + (rf"|[^\W_][{re.escape(sh.code_chars)}]+[^\W_]" if sh.code_chars else ""))
+        self._command = re.compile(
+            r"(?<![^\W_])(?:" + "|".join(f"(?:{p})" for p in sh.command_words_after)
+            + r")[\s*_\"'“”„‚‘’«»‹›`]*?\s[\s*_\"'“”„‚‘’«»‹›`]*", re.IGNORECASE) if sh.command_words_after else None
+        self._not_command = frozenset(w.upper() for w in sh.not_command_words)
 
     @classmethod
     def from_path(cls, path: Path | str | None = None, *, default_locale: str = "en") -> ToneChecker:
@@ -314,9 +325,16 @@ class ToneChecker:
                                          match=m.group()))
 
     def _check_shouting(self, text: str, findings: list[ToneFinding]) -> None:
-        """Runs of capitalised words; acronyms, codes (digits, hyphens) and uncased scripts neither count nor break
-        a run, any word with a lower-case letter does."""
+        """Runs of capitalised words; acronyms, codes (digits, hyphens, `code_chars`), quoted data, the keyword after a
+        'reply'-like verb and uncased scripts neither count nor break a run, any word with a lower-case letter does."""
         rule = self.rules.shouting
+        words = [m for m in _CAPS_WORD.finditer(text)
+                 if len(m.group()) >= rule.min_word_letters and _plain(m.group()) not in self._acronyms]
+        if not words:
+            return
+        data = [m.span() for m in self._quoted.finditer(text)] if self._quoted is not None else []
+        data += [tok.span() for tok in _TOKEN.finditer(text) if self._code_mark.search(tok.group())]
+        commands = {m.end() for m in self._command.finditer(text)} if self._command is not None else set()
         run: list[re.Match[str]] = []
 
         def close() -> None:
@@ -327,10 +345,11 @@ class ToneChecker:
                                          match=text[start:end]))
             run.clear()
 
-        for m in _CAPS_WORD.finditer(text):
-            word = m.group()
-            if len(word) < rule.min_word_letters or _plain(word) in self._acronyms:
-                continue
+        for m in words:
+            if any(s <= m.start() and m.end() <= e for s, e in data):
+                continue        # quoted data or part of a code
+            if m.start() in commands and _plain(m.group()) not in self._not_command:
+                continue        # the keyword in 'Reply STOP'
             if run and _HAS_LOWER.search(text, run[-1].end(), m.start()):
                 close()
             run.append(m)
@@ -353,6 +372,7 @@ def _lower_class() -> str:
 _CAPS_WORD = re.compile(
     rf"(?<![^\W_])(?<![^\W_]-)[{_upper_class()}](?:[{_upper_class()}]|['’](?=[{_upper_class()}]))+(?![^\W_]|-[^\W_])")
 _HAS_LOWER = re.compile(f"[{_lower_class()}]")
+_TOKEN = re.compile(r"\S+")
 
 
 class _Values(dict):

@@ -148,6 +148,24 @@ class ShoutingRule(_Described):
     min_run_words: int = Field(2, ge=1)
     emphatic_words: list[str] = Field(default_factory=list)
     acronyms: list[str] = Field(default_factory=list)
+    quotes: list[tuple[str, str]] = Field(
+        default_factory=list, description="Opening/closing quote pairs; capitals quoted inside one are data, not shouting.")
+    max_quoted_chars: int = Field(40, ge=1, description="Longer quoted passages are still checked for shouting.")
+    code_chars: str = Field("", description="A token with one of these characters (or a digit) inside it is a code.")
+    command_words_after: list[str] = Field(
+        default_factory=list,
+        description="Regexes (case-insensitive) for 'reply'/'send'-like verbs; ONE capitalised word right after one "
+                    "is a keyword to type (Reply STOP), not shouting.")
+    not_command_words: list[str] = Field(
+        default_factory=list, description="Capitalised words that stay emphasis even after such a verb (Reply NOW).")
+
+    @field_validator("quotes")
+    @classmethod
+    def _quotes(cls, v: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        bad = [q for q in v if not q[0] or not q[1]]
+        if bad:
+            raise ValueError(f"quote pairs {bad} need a non-empty opening and closing mark")
+        return v
 
 
 class ToneRules(_Strict):
@@ -177,6 +195,7 @@ class ToneRules(_Strict):
         patterns = [m.pattern for m in self.informal_markers.markers] + list(self.informal_markers.punctuation)
         patterns += [p for r in self.phrase_rules for ps in r.patterns.values() for p in ps]
         patterns += [p for loc in self.formality.locales for p in loc.ignore]
+        patterns += list(self.shouting.command_words_after)
         for p in patterns:
             try:
                 re.compile(p)
