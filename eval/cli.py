@@ -16,7 +16,8 @@ def _split_names(value: str | None) -> list[str] | None:
 
 @app.command("intents")
 def intents(
-    train: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Training rows: CSV, JSONL or CLINC JSON.")],
+    train: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                        help="Training rows: CSV, JSONL, CLINC JSON or a YAML taxonomy.")],
     test: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Test rows: CSV, JSONL or CLINC JSON.")],
     text_col: Annotated[str, typer.Option(help="Text column / field.")] = "text",
     label_col: Annotated[str, typer.Option(help="Label column / field.")] = "label",

@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from service.errors import InvalidInput
 from service.triage.models import clean_text
-from service.triage.taxonomy import read_labelled_rows
+from service.triage.taxonomy import load_taxonomy, read_labelled_rows
 
 Row = tuple[str, str]
 CLINC_DEFAULT_TRAIN = ("train", "oos_train")
@@ -46,10 +46,13 @@ def load_clinc_json(path: Path, splits: tuple[str, ...] | list[str]) -> list[Row
 
 def load_rows(path: Path, *, text_col: str = "text", label_col: str = "label",
               splits: tuple[str, ...] | list[str] | None = None) -> list[Row]:
-    """(text, label) rows from a CSV, JSONL or CLINC-style JSON file."""
+    """(text, label) rows from a CSV, JSONL, CLINC-style JSON or YAML taxonomy file (its examples)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        texts, labels = load_taxonomy(path).training_data()
+        return list(zip(texts, labels, strict=True))
     if path.suffix.lower() == ".json":
         return load_clinc_json(path, tuple(splits) if splits else CLINC_DEFAULT_TRAIN)
     return read_labelled_rows(path, text_col=text_col, label_col=label_col)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     oos_threshold: float | None = Field(
         None, description="Confidence under which a message is out of scope (default: tuned at training time)."
     )
+    oos_recall_target: float = Field(
+        0.8, gt=0, le=1, description="When training data has out-of-scope examples, the OOS threshold is the lowest "
+                                     "confidence at which cross-validation catches this share of them.")
 
     # Knowledge base
     kb_articles_dir: Path = Field(REPO_ROOT / "kb_index" / "articles", description="Markdown help articles.")

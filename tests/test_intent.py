@@ -160,3 +160,11 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
     conf = np.array([0.8] * 10)
     assert expected_calibration_error(conf, np.array([1] * 8 + [0] * 2)) == pytest.approx(0.0)
     assert expected_calibration_error(conf, np.array([1] * 10)) == pytest.approx(0.2)
+
+
+def test_single_message_fast_path_matches_the_batch_computation(classifier: IntentClassifier, embedder: Embedder):
+    texts = ["hi, any update on my order #NW-48213?", "ÀÉÎ 123", "zzzzqqq", "¿dónde está mi reembolso?"]
+    vectors = embedder.encode(texts)
+    batch = classifier.proba(texts, vectors)
+    single = np.vstack([classifier.proba([t], vectors[i:i + 1]) for i, t in enumerate(texts)])
+    np.testing.assert_allclose(single, batch, atol=1e-5)
