@@ -47,8 +47,9 @@ from typing import Any
 
 import numpy as np
 from bm25s import stopwords as bm25_stopwords
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from eval.cases import load_jsonl_cases
 from service.drafting.models import MAX_DRAFT_CHARS, MAX_PARAGRAPHS, DraftCreate, DraftsRead
 from service.errors import NotFound
 from service.tone.models import Severity
@@ -91,21 +92,7 @@ class DraftCase(BaseModel):
 
 
 def load_cases(path: Path) -> list[DraftCase]:
-    cases = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                cases.append(DraftCase.model_validate_json(line))
-            except ValidationError as exc:
-                raise ValueError(f"{path}:{line_no}: not a draft case: {exc}") from exc
-    if not cases:
-        raise ValueError(f"{path}: no cases")
-    dupes = sorted(i for i, n in Counter(c.id for c in cases).items() if n > 1)
-    if dupes:
-        raise ValueError(f"{path}: repeated case ids {dupes}")
-    return cases
+    return load_jsonl_cases(path, DraftCase, "draft case")
 
 
 # -- groundedness ---------------------------------------------------------------------------------------------

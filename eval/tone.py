@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from eval.cases import load_jsonl_cases
 from service.tone.checker import ToneChecker
 from service.tone.models import ToneContext
 
@@ -32,22 +33,7 @@ class ToneCase(BaseModel):
 
 
 def load_cases(path: Path) -> list[ToneCase]:
-    cases = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                cases.append(ToneCase.model_validate_json(line))
-            except ValidationError as exc:
-                raise ValueError(f"{path}:{line_no}: not a tone case: {exc}") from exc
-    if not cases:
-        raise ValueError(f"{path}: no cases")
-    ids = Counter(c.id for c in cases)
-    dupes = sorted(i for i, n in ids.items() if n > 1)
-    if dupes:
-        raise ValueError(f"{path}: repeated case ids {dupes}")
-    return cases
+    return load_jsonl_cases(path, ToneCase, "tone case")
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
