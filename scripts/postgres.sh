@@ -27,7 +27,8 @@ as_postgres() {
 }
 
 # 1. Server binaries.
-if ! command -v pg_createcluster >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgresql 2>/dev/null)" ]; then
+# (psql alone, from postgresql-client, is not enough: look for the server binary itself.)
+if ! command -v pg_createcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   if [ "$(id -u)" != "0" ]; then
     fail "PostgreSQL is not installed and this user is not root; run: sudo apt-get install -y postgresql"
   fi
@@ -40,7 +41,7 @@ if ! command -v pg_createcluster >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgres
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/replydesk-no-main.conf
   apt-get install -y -qq postgresql >&2 || fail "apt-get install -y postgresql failed"
 fi
-VERSION="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+VERSION="$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | awk -F/ '{print $5}' | sort -V | tail -n 1)"
 [ -n "$VERSION" ] || fail "no PostgreSQL server version under /usr/lib/postgresql"
 
 # 2. A private cluster listening on 127.0.0.1 only.
