@@ -38,6 +38,33 @@ class Received:
     raw: bytes
 
 
+class _JSONHandler(BaseHTTPRequestHandler):
+    """Quiet handler for the local test servers, answering JSON."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, code: int, payload: Any) -> None:
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _shutdown(server: ThreadingHTTPServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class WebhookReceiver:
     """A helpdesk stand-in: verifies every delivery's signature and drops replays, like a real receiver must."""
@@ -62,10 +89,7 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(_JSONHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.attempts += 1
@@ -91,22 +115,11 @@ class WebhookReceiver:
                     answer["channel_message_id"] = f"wamid.test{body['data']['message']['id']}"
                 self._answer(200, answer)
 
-            def _answer(self, code: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = _serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        _shutdown(self._server)
 
     def of_type(self, type_: str) -> list[Received]:
         return [r for r in self.received if r.body["type"] == type_]
@@ -193,20 +206,12 @@ class StubServer:
     def start(self) -> StubServer:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(_JSONHandler):
             def _handle(self, method: str) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
                 stub.requests.append((method, self.path, dict(self.headers), raw))
                 code, payload = stub.routes.get((method, self.path), (404, {"error": "not found"}))
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(code, payload)
 
             def do_GET(self) -> None:  # noqa: N802
                 self._handle("GET")
@@ -214,11 +219,8 @@ class StubServer:
             def do_POST(self) -> None:  # noqa: N802
                 self._handle("POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = _serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        _shutdown(self._server)
