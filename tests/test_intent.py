@@ -15,7 +15,7 @@ import pytest
 from service.embeddings import Embedder, get_embedder
 from service.errors import InvalidInput
 from service.settings import REPO_ROOT, Settings
-from service.triage.intent import IntentClassifier, expected_calibration_error
+from service.triage.intent import IntentClassifier, cv_splits, expected_calibration_error
 from service.triage.taxonomy import OUT_OF_SCOPE
 
 DEV_SET = REPO_ROOT / "eval" / "data" / "intents_dev.jsonl"
@@ -168,3 +168,24 @@ def test_single_message_fast_path_matches_the_batch_computation(classifier: Inte
     batch = classifier.proba(texts, vectors)
     single = np.vstack([classifier.proba([t], vectors[i:i + 1]) for i, t in enumerate(texts)])
     np.testing.assert_allclose(single, batch, atol=1e-5)
+
+
+def test_cross_validation_holds_out_whole_topics_of_out_of_scope_examples():
+    # Out-of-scope messages in production are mostly about topics no training example covers, so each fold must
+    # hold out OOS examples of topics the fold model never saw: 5 well-separated topics -> one topic per fold.
+    rng = np.random.default_rng(0)
+    topics = np.repeat(np.arange(5), 8)
+    centres = np.eye(16)[:5] * 10
+    oos_emb = centres[topics] + rng.normal(scale=0.1, size=(40, 16))
+    in_y = np.repeat(np.arange(3), 10)  # three intents, 10 examples each; the OOS class is label 3
+    y = np.concatenate([in_y, np.full(40, 3)])
+    emb = np.vstack([rng.normal(size=(30, 16)), oos_emb])
+    folds = cv_splits(y, emb, oos_idx=3, folds=5)
+    assert len(folds) == 5
+    held_out = np.concatenate([te for _, te in folds])
+    assert sorted(held_out.tolist()) == list(range(len(y)))  # every row held out exactly once
+    for train, test in folds:
+        oos_test_topics = {int(topics[i - 30]) for i in test if y[i] == 3}
+        oos_train_topics = {int(topics[i - 30]) for i in train if y[i] == 3}
+        assert len(oos_test_topics) == 1 and not oos_test_topics & oos_train_topics
+        assert np.bincount(y[test][y[test] != 3], minlength=3).tolist() == [2, 2, 2]  # intents stay stratified

@@ -34,6 +34,18 @@ def test_chat_length_messages_are_decided_by_unmistakable_words(detector, text, 
     assert detector.detect(text, locale="ja-JP").code == code
 
 
+def test_a_sentence_full_of_one_languages_common_words_skips_the_statistical_detector(monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(LanguageDetector, "_langdetect", staticmethod(lambda text: calls.append(text) or {}))
+    detector = LanguageDetector()
+    lang = detector.detect("I have not received my order and it was due on Monday")
+    assert (lang.code, lang.source) == ("en", "text") and lang.confidence >= 0.8
+    assert calls == []
+    # a sentence whose words do not settle it still goes to langdetect
+    detector.detect("Paket NW-1234 Lieferung Verspätung Rückerstattung")
+    assert len(calls) == 1
+
+
 def test_spanish_without_accents_is_not_mistaken_for_portuguese(detector):
     assert detector.detect("donde esta mi pedido").code == "es"
 

@@ -38,6 +38,7 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
+from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -52,7 +53,7 @@ from service.triage.taxonomy import OOS_LABELS, OUT_OF_SCOPE, IntentSpec, Taxono
 
 log = logging.getLogger("replydesk.intent")
 
-CODE_VERSION = "5"
+CODE_VERSION = "6"
 ECE_BINS = 15
 _DIGITS = re.compile(r"\d")
 
@@ -342,8 +343,7 @@ class IntentClassifier:
         oof = None
         if folds >= 2:
             oof = np.zeros((len(texts), len(classes)))
-            skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=13)
-            for tr, te in skf.split(np.zeros(len(y)), y):
+            for tr, te in cv_splits(y, emb, oos_idx=index.get(OUT_OF_SCOPE), folds=folds):
                 est = self._estimator()  # fresh: a warm start from another fold would have seen these rows
                 est.fit(x[tr], y[tr])
                 oof[np.ix_(te, est.classes_)] = self._scores(est, x[te])
@@ -471,6 +471,34 @@ class IntentClassifier:
             "trained_examples": r.n_examples,
             "loaded_from_cache": self.loaded_from_cache,
         }
+
+
+def cv_splits(y: np.ndarray, emb: np.ndarray, *, oos_idx: int | None, folds: int,
+              seed: int = 13) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds: stratified for the intents; out-of-scope examples are split by *topic*.
+
+    Out-of-scope messages met in production are mostly about topics no training example covers. A plain stratified
+    split puts near-duplicate out-of-scope examples on both sides, so the out-of-fold OOS recall is optimistic and the
+    threshold tuned on it too low (on CLINC150: 0.74 out-of-fold at threshold 0 vs 0.64 on the validation split). So
+    out-of-scope rows are clustered (k-means on their embeddings, one cluster per fold) and each fold holds out
+    whole clusters: the fold model has never seen that kind of unrelated message, as in production.
+    """
+    n = len(y)
+    fold_of = np.empty(n, dtype=np.int64)
+    ins = np.flatnonzero(y != oos_idx) if oos_idx is not None else np.arange(n)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, te) in enumerate(skf.split(np.zeros(len(ins)), y[ins])):
+        fold_of[ins[te]] = k
+    if oos_idx is not None:
+        oos = np.flatnonzero(y == oos_idx)
+        if len(oos) >= folds:
+            km = KMeans(n_clusters=folds, n_init=4, random_state=seed).fit(emb[oos])
+            # clusters are numbered by size so fold sizes stay comparable across runs
+            order = np.argsort(-np.bincount(km.labels_, minlength=folds), kind="stable")
+            fold_of[oos] = np.argsort(order)[km.labels_]
+        else:
+            fold_of[oos] = np.arange(len(oos)) % folds
+    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds)]
 
 
 def tune_oos_threshold(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *,

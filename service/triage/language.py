@@ -36,6 +36,12 @@ MIN_LETTERS = 2
 ACCEPT_PROB = 0.90  # langdetect probability accepted without corroboration
 COMBINED_ACCEPT = 0.60
 VOTE_MARGIN = 2  # frequent-word votes overrule langdetect when they lead by this many words
+# A sentence whose frequent words all but unanimously name one language (at least DECISIVE_VOTES distinct words,
+# DECISIVE_SHARE of its words, and DECISIVE_RATIO times the runner-up's votes) is decided without langdetect,
+# which costs ~4 ms a message; the vote agreed with the full detector on every such message of the eval sets.
+DECISIVE_VOTES = 3
+DECISIVE_SHARE = 0.3
+DECISIVE_RATIO = 3
 HISTORY_MESSAGES = 5
 MAX_DETECT_CHARS = 600  # langdetect's cost grows with length; the first 600 characters are plenty
 LANGDETECT_TRIALS = 4  # langdetect's default is 7; 4 gave identical answers on 670 messages, 40% faster
@@ -145,6 +151,9 @@ class LanguageDetector:
             return None
         if len(tokens) <= SHORT_TOKENS or letters < SHORT_LETTERS:
             return self._from_votes(votes, hint, len(tokens))
+        decisive = self._decisive(votes, len(tokens))
+        if decisive:
+            return decisive
         probs = self._langdetect(clean)
         if not probs:
             return self._from_votes(votes, hint, len(tokens))
@@ -169,6 +178,17 @@ class LanguageDetector:
                 if tok in words:
                     votes[lang] += 1
         return votes
+
+    @staticmethod
+    def _decisive(votes: Counter[str], n_tokens: int) -> tuple[str, float] | None:
+        ranked = votes.most_common(2)
+        if not ranked:
+            return None
+        lang, top = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        if top >= DECISIVE_VOTES and top >= DECISIVE_SHARE * n_tokens and top >= DECISIVE_RATIO * runner_up:
+            return lang, round(min(0.97, 0.7 + 0.3 * top / n_tokens), 3)
+        return None
 
     @staticmethod
     def _from_votes(votes: Counter[str], hint: str | None, n_tokens: int) -> tuple[str, float] | None:
