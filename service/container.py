@@ -36,7 +36,8 @@ class Container:
         from service.embeddings import get_embedder
 
         return get_embedder(self.settings.embedding_model, self.settings.resolved_cache_dir / "embeddings",
-                            backend=self.settings.embedding_backend, threads=self.settings.embedding_threads)
+                            backend=self.settings.embedding_backend, threads=self.settings.embedding_threads,
+                            batch_threads=self.settings.resolved_embedding_batch_threads)
 
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for (a missing index only degrades search)."""

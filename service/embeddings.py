@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -90,6 +91,9 @@ class SentenceTransformerEmbedder:
         return self._cache.encode_through(texts, self._raw_encode)
 
 
+BATCH_MIN_TEXTS = 8  # from this many texts an ONNX call spreads over `batch_threads` workers
+
+
 class OnnxUnavailable(RuntimeError):
     """The ONNX backend cannot serve this model here; callers fall back to torch."""
 
@@ -104,7 +108,7 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_name: str, *, quantize: bool = False, threads: int = 1, batch_size: int = 64,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, batch_threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -129,7 +133,13 @@ class OnnxEmbedder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._lock = threading.Lock()
+        # Dynamic int8 quantization scales activations per tensor, i.e. per batch: a message embedded beside others
+        # would get a slightly different vector (cosine ~0.99) than alone. Quantized models therefore embed one text
+        # per run, so a message's vector never depends on its batch (short texts lose no speed by it on CPU).
+        self._rows_per_run = 1 if quantize else batch_size
+        self._batch_threads = max(1, batch_threads or threads)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._cache = EmbeddingCache(cache_dir, self.model_id, self.dimension) if cache_dir else None
 
     def _run(self, texts: list[str]) -> np.ndarray:
@@ -143,8 +153,7 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        with self._lock:
-            hidden = self._session.run(None, feeds)[0]
+        hidden = self._session.run(None, feeds)[0]  # thread-safe; releases the GIL
         if self._pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -157,11 +166,23 @@ class OnnxEmbedder:
         if len(texts) == 1:
             return self._run(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a run: less padding
+        chunks = [order[start:start + self._rows_per_run] for start in range(0, len(order), self._rows_per_run)]
+        if len(texts) >= BATCH_MIN_TEXTS and self._batch_threads > 1:
+            vectors = self._workers().map(lambda idx: self._run([texts[i] for i in idx]), chunks)
+        else:
+            vectors = (self._run([texts[i] for i in idx]) for idx in chunks)
+        for idx, vecs in zip(chunks, vectors, strict=True):
+            out[idx] = vecs
         return out
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """`batch_threads` workers embedding the chunks of a batch side by side, so bulk triage and index builds use
+        every core while a live message keeps its single thread (the fastest per message under concurrent load)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._batch_threads, thread_name_prefix="replydesk-embed")
+        return self._pool
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -314,11 +335,11 @@ class EmbeddingCache:
 
 
 _lock = threading.Lock()
-_instances: dict[tuple[str, str, str, int], Embedder] = {}
+_instances: dict[tuple[str, str, str, int, int], Embedder] = {}
 
 
 def build_embedder(model_name: str, *, backend: str = "onnx", threads: int = 1, batch_size: int = 64,
-                   cache_dir: Path | None = None) -> Embedder:
+                   cache_dir: Path | None = None, batch_threads: int | None = None) -> Embedder:
     """An embedder for `model_name` on `backend` (`onnx`, `torch`, `onnx-int8` or `torch-int8`).
 
     `onnx` is the same network exported locally to ONNX (vectors equal torch's to ~1e-7 cosine, so an index built
@@ -331,7 +352,7 @@ def build_embedder(model_name: str, *, backend: str = "onnx", threads: int = 1, 
     if backend.startswith("onnx"):
         try:
             return OnnxEmbedder(model_name, quantize=backend == "onnx-int8", threads=threads, batch_size=batch_size,
-                                cache_dir=cache_dir)
+                                cache_dir=cache_dir, batch_threads=batch_threads)
         except OnnxUnavailable as exc:
             log.warning("ONNX embedding backend unavailable (%s); using torch", exc)
     return SentenceTransformerEmbedder(model_name, batch_size=batch_size, cache_dir=cache_dir,
@@ -339,7 +360,7 @@ def build_embedder(model_name: str, *, backend: str = "onnx", threads: int = 1, 
 
 
 def get_embedder(model_name: str | None = None, cache_dir: Path | None = None, *, backend: str | None = None,
-                 threads: int | None = None) -> Embedder:
+                 threads: int | None = None, batch_threads: int | None = None) -> Embedder:
     """Process-wide embedder per model and backend (the model is loaded once)."""
     from service.settings import get_settings
 
@@ -348,9 +369,10 @@ def get_embedder(model_name: str | None = None, cache_dir: Path | None = None, *
     cache = cache_dir if cache_dir is not None else settings.resolved_cache_dir / "embeddings"
     backend = backend or settings.embedding_backend
     threads = threads or settings.embedding_threads
-    key = (name, str(cache), backend, threads)
+    batch_threads = batch_threads or settings.resolved_embedding_batch_threads
+    key = (name, str(cache), backend, threads, batch_threads)
     with _lock:
         if key not in _instances:
-            _instances[key] = build_embedder(name, backend=backend, threads=threads,
+            _instances[key] = build_embedder(name, backend=backend, threads=threads, batch_threads=batch_threads,
                                              batch_size=settings.embedding_batch_size, cache_dir=cache)
         return _instances[key]

@@ -47,3 +47,17 @@ def test_cached_and_fresh_vectors_come_back_in_the_order_asked(tmp_path):
     out = cache.encode_through(mixed, enc)
     np.testing.assert_allclose(out, enc(mixed))
     assert enc.calls[1] == ["a brand new text", "another new one"]  # only the unknown texts were embedded
+
+
+def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
+    # int8 activations are scaled per run: embedded together, texts would shift each other's vectors (cos ~0.99)
+    from service.embeddings import BATCH_MIN_TEXTS, OnnxEmbedder
+    from service.settings import REPO_ROOT, default_embedding_model
+
+    cache = REPO_ROOT / "data" / "cache" / "embeddings"  # beside the shared ONNX export (no re-export)
+    emb = OnnxEmbedder(default_embedding_model(), quantize=True, threads=1, batch_threads=2, cache_dir=cache)
+    texts = [f"where is my order {i}" + " please check it again" * (i % 4) for i in range(BATCH_MIN_TEXTS * 2)]
+    one_by_one = np.vstack([emb._raw_encode([t]) for t in texts])
+    batched = emb._raw_encode(texts)  # spread over two worker threads
+    assert emb._pool is not None
+    np.testing.assert_array_equal(batched, one_by_one)
