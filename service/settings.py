@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     )
     oos_recall_target: float = Field(
         0.8, gt=0, le=1, description="When training data has out-of-scope examples, the OOS threshold is the lowest "
-                                     "confidence at which cross-validation catches this share of them.")
+                                     "confidence at which cross-validation catches this share of them (the "
+                                     "folds hold out whole topics of out-of-scope examples, as production does).")
 
     # Knowledge base
     kb_articles_dir: Path = Field(REPO_ROOT / "kb_index" / "articles", description="Markdown help articles.")
