@@ -82,7 +82,7 @@ def test_health_reports_the_loaded_index(kb_client):
     index = kb_client.get("/health").json()["components"]["index"]
     assert index["status"] == "ok"
     assert index["detail"]["articles"] >= 40 and index["detail"]["chunks"] > index["detail"]["articles"]
-    assert index["detail"]["model"] == "bundled:all-MiniLM-L6-v2" and index["detail"]["built_at"]
+    assert index["detail"]["model"] == kb_client.app.state.container.embedder.model_id and index["detail"]["built_at"]
 
 
 def test_upsert_markdown_creates_then_updates_and_search_sees_it_at_once(kb_client):

@@ -103,6 +103,20 @@ def test_rank_fusion_prefers_articles_both_retrievers_rank_high(kb):
     assert top.score == pytest.approx(1.0) and top.dense_rank == 1 and top.bm25_rank == 1
 
 
+def test_a_query_whose_words_only_a_few_chunks_contain_lets_bm25_weigh_as_much_as_dense(kb):
+    # a product code or a term just added to one article: the embedding model ranks look-alikes, BM25 knows
+    corpus: Corpus = kb._current().corpus
+    pos = {c.article_id: i for i, c in reversed(list(enumerate(corpus.chunks)))}
+    dense = [(pos["refund"], 0.5), (pos["discount"], 0.45), (pos["track"], 0.4)]
+    tuned = FusionWeights(dense=1.0, bm25=0.2, rrf_k=5)
+    specific = Candidates(language="en", fallback=False, dense=dense, bm25=[(pos["track"], 7.5)])
+    assert [h.article_id for h in fuse(corpus, specific, k=3, weights=tuned)][0] == "track"
+    # a natural question matching many chunks keeps the tuned, dense-led weights
+    broad = Candidates(language="en", fallback=False, dense=dense,
+                       bm25=[(pos["track"], 7.5), (pos["discount"], 3.0), (pos["refund"], 2.0), (pos["track-store"], 1.0)])
+    assert [h.article_id for h in fuse(corpus, broad, k=3, weights=tuned)][0] == "refund"
+
+
 def test_an_empty_query_is_rejected(kb):
     from service.errors import InvalidInput
 
