@@ -8,8 +8,8 @@ chunk), then the article rankings are fused:
 and divided by its maximum (sum_m w_m / (rrf_k + 1)), so 1.0 means "first for every retriever". The matched
 section of an article is its chunk with the best chunk-level fused score.
 
-A query whose words occur in only a few chunks (at most SPECIFIC_LEXICAL_MATCHES: a product code, an error message,
-a brand-new term an editor just added) names those chunks; the embedding model does not know such tokens and ranks
+A query whose words occur in only a few chunks (at most SPECIFIC_LEXICAL_MATCHES, and at most 1/SPECIFIC_SHARE of the
+corpus: a product code, an error message, a brand-new term an editor just added) names those chunks; the embedding model does not know such tokens and ranks
 by their look-alikes. For such a query BM25 weighs as much as the dense ranking. Natural questions match many
 chunks and keep the tuned weights (StackFAQ MRR@10 is unchanged by the rule).
 
@@ -33,6 +33,7 @@ from kb_index.lexical import LexicalIndex
 
 SNIPPET_CHARS = 220
 SPECIFIC_LEXICAL_MATCHES = 3
+SPECIFIC_SHARE = 20  # ... and at most one chunk in 20: in a tiny corpus every query matches few chunks
 
 
 class Mode(StrEnum):
@@ -166,7 +167,9 @@ def fuse(corpus: Corpus, cands: Candidates, *, k: int, mode: Mode = Mode.hybrid,
         lists.append((weights.dense if mode == Mode.hybrid else 1.0, cands.dense))
     if use_bm25:
         bm25_weight = weights.bm25 if mode == Mode.hybrid else 1.0
-        if mode == Mode.hybrid and 0 < len(cands.bm25) <= SPECIFIC_LEXICAL_MATCHES:
+        n_matches = len(cands.bm25)
+        if (mode == Mode.hybrid and 0 < n_matches <= SPECIFIC_LEXICAL_MATCHES
+                and n_matches * SPECIFIC_SHARE <= len(corpus.chunks)):
             bm25_weight = max(bm25_weight, weights.dense)
         lists.append((bm25_weight, cands.bm25))
     if not lists:
