@@ -165,7 +165,7 @@ def retrieval(
     from eval.retrieval import load_beir, run
     from kb_index.retrieval import Mode
     from service.container import Container
-    from service.embeddings import SentenceTransformerEmbedder
+    from service.embeddings import build_embedder
     from service.settings import get_settings
 
     modes = list(Mode) if mode == "all" else [Mode(mode)] if mode in {m.value for m in Mode} else None
@@ -179,7 +179,8 @@ def retrieval(
     settings = get_settings()
     container = Container(settings)
     # Queries are timed with an uncached instance of the same model: a cache hit would hide the embedding time.
-    uncached = SentenceTransformerEmbedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    uncached = build_embedder(settings.embedding_model, backend=settings.embedding_backend,
+                              threads=settings.embedding_threads, cache_dir=None)
     report = run(data, container.embedder, modes=modes, weights=container.kb.weights, k=k, tune_split=tune_split,
                  seed=seed, query_embedder=uncached)
 
