@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from filelock import FileLock
 
 log = logging.getLogger("replydesk.embeddings")
 
@@ -224,21 +225,25 @@ def _export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
                            + [f"{p.name}:{p.stat().st_size}" for p in weights])
     tag = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
     fp32 = out_dir / f"{tag}.onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not fp32.exists():
-        _torch_export(model_dir, fp32)
-    if not quantize:
-        return fp32
     int8 = out_dir / f"{tag}.int8.onnx"
-    if not int8.exists():
-        try:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError as exc:
-            raise OnnxUnavailable(f"int8 quantization needs the `onnx` package ({exc.name})") from exc
-        tmp = int8.with_name(f".{int8.name}.{os.getpid()}.tmp")
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
-        os.replace(tmp, int8)
-    return int8
+    target = int8 if quantize else fp32
+    if target.exists():
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # One process at a time: several workers (pytest-xdist, uvicorn workers) start on a fresh cache together, and
+    # the quantizer writes a fixed-name `<tag>-inferred.onnx` scratch file beside the input that they would share.
+    with FileLock(str(out_dir / f"{tag}.lock")):
+        if not fp32.exists():
+            _torch_export(model_dir, fp32)
+        if quantize and not int8.exists():
+            try:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+            except ImportError as exc:
+                raise OnnxUnavailable(f"int8 quantization needs the `onnx` package ({exc.name})") from exc
+            tmp = int8.with_name(f".{int8.name}.{os.getpid()}.tmp")
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+            os.replace(tmp, int8)
+    return target
 
 
 def _torch_export(model_dir: Path, target: Path) -> None:
