@@ -10,6 +10,14 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 
+def _uncached_embedder(settings):
+    """The configured model and backend without the vector cache: a cache hit would hide the embedding time."""
+    from service.embeddings import build_embedder
+
+    return build_embedder(settings.embedding_model, backend=settings.embedding_backend,
+                          threads=settings.embedding_threads, cache_dir=None)
+
+
 def _split_names(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()] if value else None
 
@@ -36,7 +44,7 @@ def intents(
 
     from eval.intents import evaluate, summary_rows, write_report
     from eval.splits import load_rows
-    from service.embeddings import build_embedder, get_embedder
+    from service.embeddings import get_embedder
     from service.errors import InvalidInput
     from service.settings import get_settings
 
@@ -51,8 +59,7 @@ def intents(
     console.print(f"train: {len(train_rows)} rows, {len({r[1] for r in train_rows})} labels · "
                   f"test: {len(test_rows)} rows · embedding {settings.embedding_model} ({settings.embedding_backend})")
     embedder = get_embedder(settings.embedding_model, settings.resolved_cache_dir / "embeddings")
-    uncached = build_embedder(settings.embedding_model, backend=settings.embedding_backend,
-                              threads=settings.embedding_threads, cache_dir=None)
+    uncached = _uncached_embedder(settings)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -165,7 +172,6 @@ def retrieval(
     from eval.retrieval import load_beir, run
     from kb_index.retrieval import Mode
     from service.container import Container
-    from service.embeddings import build_embedder
     from service.settings import get_settings
 
     modes = list(Mode) if mode == "all" else [Mode(mode)] if mode in {m.value for m in Mode} else None
@@ -179,8 +185,7 @@ def retrieval(
     settings = get_settings()
     container = Container(settings)
     # Queries are timed with an uncached instance of the same model: a cache hit would hide the embedding time.
-    uncached = build_embedder(settings.embedding_model, backend=settings.embedding_backend,
-                              threads=settings.embedding_threads, cache_dir=None)
+    uncached = _uncached_embedder(settings)
     report = run(data, container.embedder, modes=modes, weights=container.kb.weights, k=k, tune_split=tune_split,
                  seed=seed, query_embedder=uncached)
 

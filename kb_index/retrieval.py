@@ -8,10 +8,10 @@ chunk), then the article rankings are fused:
 and divided by its maximum (sum_m w_m / (rrf_k + 1)), so 1.0 means "first for every retriever". The matched
 section of an article is its chunk with the best chunk-level fused score.
 
-A query whose words occur in only a few chunks (at most SPECIFIC_LEXICAL_MATCHES, and at most 1/SPECIFIC_SHARE of the
-corpus: a product code, an error message, a brand-new term an editor just added) names those chunks; the embedding model does not know such tokens and ranks
-by their look-alikes. For such a query BM25 weighs as much as the dense ranking. Natural questions match many
-chunks and keep the tuned weights (StackFAQ MRR@10 is unchanged by the rule).
+A query whose words occur in only a few chunks (at most SPECIFIC_LEXICAL_MATCHES, and at most one chunk in
+SPECIFIC_SHARE: a product code, an error message, a term an editor just added) names those chunks; the embedding
+model does not know such tokens and ranks their look-alikes. For such a query BM25 weighs as much as the dense
+ranking. Natural questions match many chunks and keep the tuned weights (StackFAQ MRR@10 is unchanged by the rule).
 
 Filters (locale, intent, tags) restrict candidates before ranking. Locale matches on the language subtag (`es-MX`
 finds `es` and `es-ES` articles); when no article of that language passes the other filters, the default locale is

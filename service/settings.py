@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     kb_dense_weight: float = Field(1.0, ge=0, description="Weight of dense (FAISS) ranks in reciprocal rank fusion.")
     kb_bm25_weight: float = Field(0.2, ge=0, description="Weight of BM25 ranks in reciprocal rank fusion (StackFAQ "
                                   "dev-half optimum 0.1 ties 0.2 on the test half; see `replydesk eval retrieval`). A "
-                                  "query whose words occur in at most 3 chunks (and ≤ 1 in 20) gets the dense weight instead.")
+                                  "query whose words occur in at most 3 chunks (and ≤ 1 in 20) gets the dense "
+                                  "weight instead.")
     kb_rrf_k: int = Field(5, ge=1, description="Reciprocal rank fusion constant k in w / (k + rank).")
     kb_top_k: int = Field(3, ge=1, le=20, description="Articles attached to each triage result.")
     kb_reload_interval_s: float = Field(1.0, ge=0, description="How often the service checks for a newly published "
