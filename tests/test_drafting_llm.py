@@ -101,6 +101,8 @@ def cassette(request) -> Iterator:
     name = f"drafting_{request.node.name.removeprefix('test_')}.yaml"
     if not RECORD and not (CASSETTES / name).is_file():
         pytest.fail(f"cassette {name} is missing: record it (see this module's docstring)")
+    if RECORD:  # vcrpy's record mode "all" appends to an existing cassette: a re-recording must replace it
+        (CASSETTES / name).unlink(missing_ok=True)
     with recorder.use_cassette(name) as cas:
         yield cas
     if not RECORD:
