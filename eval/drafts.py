@@ -176,6 +176,7 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
     `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as `cassette_miss`.
     """
     from service.drafting.router import create_drafts
+    from service.pipeline import suggest_articles
 
     triage, kb, drafter = container.triage, container.kb, container.drafter
     judge = GroundednessJudge(container.embedder.encode)
@@ -205,11 +206,7 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
             outcomes["cassette_miss"] += 1
             result = create_drafts(body, template_container, template_container.kb, template_container.drafter)
         latencies.append((time.perf_counter() - t0) * 1000)
-        same_language = primary_subtag(case.locale) == tri.language.code
-        suggested = [h.article_id for h in kb.suggest(case.text, locale=case.locale if same_language
-                                                      else tri.language.code,
-                                                      intent=None if tri.intent.out_of_scope else tri.intent.name,
-                                                      k=SUGGEST_K)]
+        suggested = [h.article_id for h in suggest_articles(container, case.text, case.locale, tri, k=SUGGEST_K)]
         outcomes[result.llm_outcome.split(":")[0] if result.llm_outcome.startswith("fallback")
                  else result.llm_outcome] += 1
         expected_lang = case.expected_language

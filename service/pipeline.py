@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 class TriagePipelineRead(TriageRead):
     """Triage plus the articles found for the message and the reply drafts grounded in them."""
 
-    articles: list[ArticleHit] = Field(default_factory=list,
-                                       description="Top help articles (the intent's articles first); [] out of scope.")
+    articles: list[ArticleHit] = Field(
+        default_factory=list, description="Top help articles: the intent's first when it is confident "
+                                          "(REPLYDESK_KB_INTENT_MIN_CONFIDENCE), else the best of all articles.")
     drafts: DraftsRead | None = Field(None, description="1–3 reply drafts in the customer's language.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
@@ -43,10 +44,21 @@ def search_locale(request_locale: str | None, triage: TriageRead) -> str:
     return triage.language.code
 
 
+def article_intent(triage: TriageRead, min_confidence: float) -> str | None:
+    """The intent whose articles come first; None (every article competes) when out of scope or unsure.
+
+    An unsure intent (a message between two intents, or half about something the taxonomy lacks) would otherwise
+    hide the right article behind the wrong intent's.
+    """
+    if triage.intent.out_of_scope or triage.intent.confidence < min_confidence:
+        return None
+    return triage.intent.name
+
+
 def suggest_articles(container: Container, text: str, locale: str | None, triage: TriageRead,
-                     query_vector: np.ndarray | None = None) -> list[ArticleHit]:
-    intent = None if triage.intent.out_of_scope else triage.intent.name
-    return container.kb.suggest(text, locale=search_locale(locale, triage), intent=intent,
+                     query_vector: np.ndarray | None = None, k: int | None = None) -> list[ArticleHit]:
+    intent = article_intent(triage, container.settings.kb_intent_min_confidence)
+    return container.kb.suggest(text, locale=search_locale(locale, triage), intent=intent, k=k,
                                 query_vector=query_vector)
 
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
                                   "weight instead.")
     kb_rrf_k: int = Field(5, ge=1, description="Reciprocal rank fusion constant k in w / (k + rank).")
     kb_top_k: int = Field(3, ge=1, le=20, description="Articles attached to each triage result.")
+    kb_intent_min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Articles of the message's intent come first only when the intent's confidence "
+                                     "reaches this; below it every article competes.")
     kb_reload_interval_s: float = Field(1.0, ge=0, description="How often the service checks for a newly published "
                                                                "index (hot reload), in seconds.")
 
