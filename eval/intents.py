@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from service.embeddings import Embedder
+from service.settings import get_settings
 from service.triage.intent import IntentClassifier, IntentModelConfig, expected_calibration_error
 from service.triage.models import Intent
 from service.triage.taxonomy import OUT_OF_SCOPE
@@ -41,12 +42,18 @@ def _canonical(label: str, oos_label: str | None) -> str:
 
 def evaluate(train: list[Row], test: list[Row], *, embedder: Embedder, oos_label: str | None = None,
              latency_embedder: Embedder | None = None, latency_n: int = 200, cache_dir: Path | None = None,
-             config: IntentModelConfig | None = None, progress: Progress | None = None) -> IntentEvalResult:
-    """Train on `train`, predict `test`; `latency_embedder` (uncached, same model) times single-message classify."""
+             config: IntentModelConfig | None = None, progress: Progress | None = None,
+             oos_recall_target: float | None = None, oos_max_lost: float | None = None) -> IntentEvalResult:
+    """Train on `train`, predict `test`; `latency_embedder` (uncached, same model) times single-message classify.
+    `oos_recall_target` and `oos_max_lost` default to the service's settings."""
     if not train or not test:
         raise ValueError("train and test sets must both be non-empty")
     train_labels = [_canonical(lab, oos_label) for _, lab in train]
-    clf = IntentClassifier(embedder, cache_dir=cache_dir, config=config)
+    settings = get_settings()
+    clf = IntentClassifier(embedder, cache_dir=cache_dir, config=config,
+                           oos_recall_target=settings.oos_recall_target if oos_recall_target is None
+                           else oos_recall_target,
+                           oos_max_lost=settings.oos_max_lost if oos_max_lost is None else oos_max_lost)
     clf.fit([t for t, _ in train], train_labels, progress=progress)
 
     texts = [t for t, _ in test]
@@ -144,5 +151,5 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     if tr:
         rows += [("classifier", str(tr.get("classifier"))),
                  ("train examples / seconds", f"{tr.get('n_train')} / {tr.get('train_seconds')}"),
-                 ("temperature / OOS threshold", f"{tr.get('temperature', 0):.3f} / {tr.get('oos_threshold')}")]
+                 ("temperature / OOS margin", f"{tr.get('temperature', 0):.3f} / {tr.get('oos_margin')}")]
     return rows

@@ -207,7 +207,7 @@ def intents_section(key: str, part: dict) -> str:
                    f"<td class='l'>{_e(e['predicted'])}</td><td>{_fmt(e['confidence'])}</td></tr>"
                    for e in d.get("errors", [])[:40])
     return (f"<h3>{_e(key)}</h3><p class='muted small'>taxonomy {_e(d['taxonomy'])}; {d['train_rows']} training "
-            f"rows, {d['test_rows']} test rows, {d['labels']} labels, OOS threshold {_fmt(d.get('oos_threshold'))}"
+            f"rows, {d['test_rows']} test rows, {d['labels']} labels, OOS margin {_fmt(d.get('oos_margin'))}"
             f"</p><div class='plots'>{''.join(plots)}</div>"
             f"<details><summary>first errors</summary><table><tr><th class='l'>text</th><th class='l'>gold</th>"
             f"<th class='l'>predicted</th><th>confidence</th></tr>{errs}</table></details>")

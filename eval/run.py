@@ -328,14 +328,16 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
         train_texts, train_labels = classifier.taxonomy.training_data()
         intents = classifier.predict_batch(texts, embedder.encode(texts))
         report = intents_eval.score(gold, [i.name for i in intents], [i.confidence for i in intents], oos=has_oos)
-        source, threshold = classifier.taxonomy.source, classifier.oos_threshold
+        source, margin = classifier.taxonomy.source, classifier.oos_margin
     else:  # a taxonomy trained from the dataset's rows
         result = intents_eval.evaluate(train, test, embedder=embedder, oos_label=OUT_OF_SCOPE if has_oos else None,
-                                       latency_n=0, cache_dir=ctx.settings.resolved_cache_dir / "intent")
+                                       latency_n=0, cache_dir=ctx.settings.resolved_cache_dir / "intent",
+                                       oos_recall_target=ctx.settings.oos_recall_target,
+                                       oos_max_lost=ctx.settings.oos_max_lost)
         report, intents = result.report, result.predictions
         train_texts, train_labels = [t for t, _ in train], [lab for _, lab in train]
         source = f"{part.train or part.data} ({len(train)} rows)"
-        threshold = report.get("training", {}).get("oos_threshold")
+        margin = report.get("training", {}).get("oos_margin")
     seconds = time.perf_counter() - t0
     predicted = [i.name for i in intents]
     metrics = _headline(report)
@@ -360,7 +362,7 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
         "peers": {peers.INTENT_PEER: peer_metrics},
         "details": {
             "taxonomy": source, "train_rows": len(train_texts), "test_rows": len(texts),
-            "labels": len(set(gold)), "seconds_train_and_predict": round(seconds, 2), "oos_threshold": threshold,
+            "labels": len(set(gold)), "seconds_train_and_predict": round(seconds, 2), "oos_margin": margin,
             "per_intent": {k: v for k, v in report["per_label"].items() if k in set(gold)},
             "peer_per_intent": {k: v for k, v in peer_report["per_label"].items() if k in set(gold)},
             "confusion": confusion_subset(gold, predicted),

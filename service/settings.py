@@ -49,12 +49,17 @@ class Settings(BaseSettings):
         None, description="Your own taxonomy: a YAML taxonomy or a CSV/JSONL of `text,label`. Default: bundled."
     )
     oos_threshold: float | None = Field(
-        None, description="Confidence under which a message is out of scope (default: tuned at training time)."
+        None, description="Minimum confidence of the best intent; below it a message is out of scope (default: "
+                          "none, the tuned out-of-scope margin decides)."
     )
     oos_recall_target: float = Field(
-        0.8, gt=0, le=1, description="When training data has out-of-scope examples, the OOS threshold is the lowest "
-                                     "confidence at which cross-validation catches this share of them (the "
-                                     "folds hold out whole topics of out-of-scope examples, as production does).")
+        0.85, gt=0, le=1, description="When training data has out-of-scope examples, a message is out of scope "
+                                      "when log p(best intent) - log p(out of scope) is below the lowest margin "
+                                      "at which cross-validation catches this share of them (the folds hold out "
+                                      "whole topics of out-of-scope examples, as production does).")
+    oos_max_lost: float = Field(
+        0.10, ge=0, le=1, description="Caps the recall target: the out-of-scope margin may turn away at most this "
+                                      "share of the in-scope messages cross-validation classifies right.")
 
     # Knowledge base
     kb_articles_dir: Path = Field(REPO_ROOT / "kb_index" / "articles", description="Markdown help articles.")

@@ -15,7 +15,13 @@ import pytest
 from service.embeddings import Embedder, get_embedder
 from service.errors import InvalidInput
 from service.settings import REPO_ROOT, Settings
-from service.triage.intent import IntentClassifier, cv_splits, expected_calibration_error
+from service.triage.intent import (
+    IntentClassifier,
+    cv_splits,
+    expected_calibration_error,
+    oos_margins,
+    tune_oos_margin,
+)
 from service.triage.taxonomy import OUT_OF_SCOPE
 
 DEV_SET = REPO_ROOT / "eval" / "data" / "intents_dev.jsonl"
@@ -189,3 +195,55 @@ def test_cross_validation_holds_out_whole_topics_of_out_of_scope_examples():
         oos_train_topics = {int(topics[i - 30]) for i in train if y[i] == 3}
         assert len(oos_test_topics) == 1 and not oos_test_topics & oos_train_topics
         assert np.bincount(y[test][y[test] != 3], minlength=3).tolist() == [2, 2, 2]  # intents stay stratified
+
+
+def _probs(best: float, p_oos: float, n_classes: int, oos_idx: int, best_idx: int = 0) -> np.ndarray:
+    """A probability row: `best` on `best_idx`, `p_oos` on the OOS column, the rest spread evenly (each below best)."""
+    p = np.full(n_classes, (1.0 - best - p_oos) / (n_classes - 2))
+    p[best_idx], p[oos_idx] = best, p_oos
+    return p
+
+
+def test_margin_tuning_takes_the_lowest_margin_that_reaches_the_recall_target():
+    # 4 in-scope rows of intent 0 and 4 out-of-scope rows (class 2), each row with a given margin of intent 0 over
+    # the OOS class: p(0) = 0.9 / (1 + e^-m), p(OOS) = 0.9 e^-m / (1 + e^-m), p(1) = 0.1
+    y = np.array([0, 0, 0, 0, 2, 2, 2, 2])
+    wanted = np.array([6, 5, 4, 3.02, 3.53, 2.03, 1.03, -1])
+    odds = np.exp(-wanted)
+    probs = np.column_stack([0.9 / (1 + odds), np.full(8, 0.1), 0.9 * odds / (1 + odds)])
+    np.testing.assert_allclose(oos_margins(probs[:, 0], probs[:, 2]), wanted, atol=1e-9)
+    # catching 3 of 4 OOS rows needs a margin above 2.03: the lowest on the grid is 2.05, and no in-scope row is lost
+    margin, rule, _ = tune_oos_margin(probs, y, oos_idx=2, recall_target=0.75)
+    assert margin == pytest.approx(2.05) and "lowest margin" in rule
+    # catching all 4 needs more than 3.53, which turns away 1 of the 4 in-scope rows classified right: allowed
+    # when a quarter may be lost...
+    margin, _, curve = tune_oos_margin(probs, y, oos_idx=2, recall_target=1.0, max_lost=0.25)
+    assert margin == pytest.approx(3.55)
+    assert all({"margin", "in_scope_accuracy", "oos_recall", "lost"} <= set(point) for point in curve)
+    # ...but not under a budget of 5 %: then the highest margin that loses none of them (3.02 stays in)
+    margin, rule, _ = tune_oos_margin(probs, y, oos_idx=2, recall_target=1.0, max_lost=0.05)
+    assert margin == pytest.approx(3.0) and "at most 0.05" in rule
+    # without out-of-scope examples there is no class to weigh against: no margin, nothing rejected
+    assert tune_oos_margin(probs[:4], y[:4], oos_idx=2)[0] is None
+
+
+def test_out_of_scope_is_decided_by_the_margin_over_the_oos_class_not_by_confidence_alone(
+        classifier: IntentClassifier):
+    classes = classifier.classes
+    oos_idx, best_idx = classes.index(OUT_OF_SCOPE), classes.index("order_status")
+    margin = classifier.oos_margin
+    assert margin is not None and classifier.oos_threshold == 0.0
+    # a spread-out message (best intent only 0.3) that looks nothing like the out-of-scope examples stays in scope
+    spread = classifier.decide(_probs(0.3, 0.3 * np.exp(-margin - 1), len(classes), oos_idx, best_idx))
+    assert spread.name == "order_status" and spread.out_of_scope is False
+    assert spread.confidence == pytest.approx(0.3, abs=1e-4)
+    # a confident-looking best intent that barely beats the out-of-scope class is out of scope
+    p_oos = 0.4 * np.exp(-margin + 0.25)
+    close = classifier.decide(_probs(0.4, p_oos, len(classes), oos_idx, best_idx))
+    assert close.out_of_scope is True and close.name == OUT_OF_SCOPE
+    # 1 - p(best intent), or p(out of scope) when that class is on top
+    assert close.confidence == pytest.approx(p_oos if p_oos > 0.4 else 0.6, abs=1e-4)
+    assert close.alternatives[0].name == "order_status"
+    # the out-of-scope class on top: its own probability is the confidence
+    top = classifier.decide(_probs(0.1, 0.85, len(classes), oos_idx, best_idx))
+    assert top.out_of_scope is True and top.confidence == pytest.approx(0.85, abs=1e-4)

@@ -9,11 +9,12 @@ Calibration: logits are divided by a temperature fit (NLL) on cross-validated ou
 `Intent.confidence` estimates the probability that the name is right; the expected calibration error (15 bins) of
 those out-of-fold predictions is reported by `describe()`.
 
-Out of scope: when the training data has out-of-scope examples (label `out_of_scope`) they form one more class; in
-any case a prediction whose calibrated confidence is below a threshold is out of scope. The threshold is tuned on the
-out-of-fold predictions when there are OOS examples (the lowest threshold whose out-of-fold OOS recall reaches
-`Settings.oos_recall_target`, default 0.8); without them nothing is rejected by default. `Settings.oos_threshold`
-forces a threshold.
+Out of scope: when the training data has out-of-scope examples (label `out_of_scope`) they form one more class, and a
+message is out of scope when the *margin* log p(best intent) - log p(out of scope) falls below a threshold tuned on the
+out-of-fold predictions (the lowest margin whose out-of-fold OOS recall reaches `Settings.oos_recall_target`). The
+margin ranks unrelated messages better than the best intent's confidence alone: on CLINC150 val its ROC AUC is 0.986
+against 0.974, and at 90 % OOS recall it keeps 95.0 % in-scope accuracy against 91.6 %. Without OOS examples nothing
+is rejected by default. `Settings.oos_threshold` adds a minimum confidence: a best intent below it is out of scope.
 
 A trained model is cached on disk (joblib) under a key of the training data, embedding model id, model config and
 `CODE_VERSION`; a restart with the same taxonomy loads it in milliseconds.
@@ -53,7 +54,7 @@ from service.triage.taxonomy import OOS_LABELS, OUT_OF_SCOPE, IntentSpec, Taxono
 
 log = logging.getLogger("replydesk.intent")
 
-CODE_VERSION = "6"
+CODE_VERSION = "7"
 ECE_BINS = 15
 _DIGITS = re.compile(r"\d")
 
@@ -99,7 +100,8 @@ class TrainingReport:
     oos_threshold_source: str
     train_seconds: float
     oos_examples: int = 0
-    oos_curve: list[dict] = field(default_factory=list)  # out-of-fold in-scope accuracy / OOS recall per threshold
+    oos_margin: float | None = None  # with an out-of-scope class: the tuned margin (see `oos_margins`)
+    oos_curve: list[dict] = field(default_factory=list)  # out-of-fold in-scope accuracy / OOS recall per margin
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,7 +117,8 @@ class _FittedModel:
     word: TfidfVectorizer | None
     char: TfidfVectorizer | None
     temperature: float
-    oos_threshold: float
+    oos_threshold: float  # minimum confidence of the best intent (0 = none)
+    oos_margin: float | None  # with an out-of-scope class: out of scope when the margin falls below this
     report: TrainingReport
     embedding_model: str
     meta: dict = field(default_factory=dict)
@@ -165,10 +168,11 @@ class IntentClassifier:
     """
 
     def __init__(self, embedder: Embedder, taxonomy: Taxonomy | None = None, *, cache_dir: Path | None = None,
-                 oos_threshold: float | None = None, oos_recall_target: float = 0.8,
+                 oos_threshold: float | None = None, oos_recall_target: float = 0.85, oos_max_lost: float = 0.10,
                  config: IntentModelConfig | None = None) -> None:
         self.embedder = embedder
         self.oos_recall_target = oos_recall_target
+        self.oos_max_lost = oos_max_lost
         self.taxonomy = taxonomy
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.oos_threshold_override = oos_threshold
@@ -182,7 +186,8 @@ class IntentClassifier:
         """Load the taxonomy named by the settings (bundled by default) and train on it (or load the cached model)."""
         taxonomy = load_taxonomy(settings.intents_path)
         clf = cls(embedder, taxonomy, cache_dir=settings.resolved_cache_dir / "intent",
-                  oos_threshold=settings.oos_threshold, oos_recall_target=settings.oos_recall_target)
+                  oos_threshold=settings.oos_threshold, oos_recall_target=settings.oos_recall_target,
+                  oos_max_lost=settings.oos_max_lost)
         texts, labels = taxonomy.training_data()
         return clf.fit(texts, labels)
 
@@ -196,7 +201,7 @@ class IntentClassifier:
             raise ValueError(f"embedder {embedder.model_id!r} differs from {self.embedder.model_id!r}")
         twin = IntentClassifier(embedder, self.taxonomy, cache_dir=self.cache_dir,
                                 oos_threshold=self.oos_threshold_override, oos_recall_target=self.oos_recall_target,
-                                config=self.config)
+                                oos_max_lost=self.oos_max_lost, config=self.config)
         twin._model = self._model
         twin.loaded_from_cache = self.loaded_from_cache
         return twin
@@ -251,7 +256,8 @@ class IntentClassifier:
         for t, lab in zip(texts, labels, strict=True):
             h.update(f"{lab}\x1f{t}\x1e".encode())
         payload = json.dumps({"code": CODE_VERSION, "model": self.embedder.model_id, "data": h.hexdigest(),
-                              "config": asdict(self.config), "oos_recall_target": self.oos_recall_target},
+                              "config": asdict(self.config), "oos_recall_target": self.oos_recall_target,
+                              "oos_max_lost": self.oos_max_lost},
                              sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
@@ -360,11 +366,13 @@ class IntentClassifier:
             correct = pred == y
             ece_before = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y)
             ece = expected_calibration_error(probs.max(axis=1), correct)
-            threshold, source, curve = tune_oos_threshold(probs, y, oos_idx, recall_target=self.oos_recall_target)
+            margin, source, curve = tune_oos_margin(probs, y, oos_idx, recall_target=self.oos_recall_target,
+                                                    max_lost=self.oos_max_lost)
             cv_acc = float(correct.mean())
         else:
             temperature, ece_before, ece, cv_acc = 1.0, None, None, None
-            threshold, source, curve = 0.0, "no cross-validation (too few examples)", []
+            margin = 0.0 if oos_idx is not None else None  # out of scope when that class is the most probable
+            source, curve = "no cross-validation (too few examples)", []
 
         coef = est.coef_.astype(np.float32)
         intercept = est.intercept_.astype(np.float32)
@@ -376,14 +384,15 @@ class IntentClassifier:
         coef_txt = np.ascontiguousarray(coef[:, dim:].T) if cfg.use_tfidf else None
         report = TrainingReport(
             n_examples=len(texts), n_classes=len(classes), cv_folds=folds if folds >= 2 else 0, cv_accuracy=cv_acc,
-            ece_before=ece_before, ece=ece, temperature=temperature, oos_threshold=threshold,
+            ece_before=ece_before, ece=ece, temperature=temperature, oos_threshold=0.0,
             oos_threshold_source=source, train_seconds=round(time.perf_counter() - started, 2),
-            oos_examples=int(counts[oos_idx]) if oos_idx is not None else 0, oos_curve=curve,
+            oos_examples=int(counts[oos_idx]) if oos_idx is not None else 0, oos_margin=margin, oos_curve=curve,
         )
         log.info("intent model trained: %s", report.as_dict())
         return _FittedModel(config=cfg, classes=classes, coef_emb=np.ascontiguousarray(coef_emb), coef_txt=coef_txt,
                             intercept=intercept, word=word, char=char, temperature=temperature,
-                            oos_threshold=threshold, report=report, embedding_model=self.embedder.model_id)
+                            oos_threshold=0.0, oos_margin=margin, report=report,
+                            embedding_model=self.embedder.model_id)
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -436,19 +445,38 @@ class IntentClassifier:
         return [self.decide(p) for p in self.proba(texts, embeddings)]
 
     def decide(self, p: np.ndarray) -> Intent:
-        """Turn one row of calibrated probabilities into an `Intent` (OOS class or low confidence → out of scope)."""
-        classes = self._fitted.classes
-        order = np.argsort(-p)
-        alternatives = [IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4))
-                        for i in order if classes[i] != OUT_OF_SCOPE][:3]
-        top = int(order[0])
-        if classes[top] == OUT_OF_SCOPE:
-            return Intent(name=OUT_OF_SCOPE, confidence=round(float(p[top]), 4), alternatives=alternatives,
+        """Turn one row of calibrated probabilities into an `Intent`.
+
+        Out of scope when the margin of the best intent over the out-of-scope class is below the tuned margin, or
+        when the best intent's confidence is below `oos_threshold`. The confidence of an out-of-scope answer is the
+        out-of-scope class's probability when that class is the most probable, else 1 - the best intent's.
+        """
+        m = self._fitted
+        classes = m.classes
+        order = [int(i) for i in np.argsort(-p) if classes[i] != OUT_OF_SCOPE]
+        alternatives = [IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4)) for i in order[:3]]
+        best = order[0]
+        q = float(p[best])
+        if m.oos_margin is not None:
+            p_oos = float(p[self._oos_index])
+            if oos_margins(q, p_oos) < m.oos_margin:
+                conf = p_oos if p_oos > q else 1.0 - q
+                return Intent(name=OUT_OF_SCOPE, confidence=round(conf, 4), alternatives=alternatives,
+                              out_of_scope=True)
+        if q < self.oos_threshold:
+            return Intent(name=OUT_OF_SCOPE, confidence=round(1.0 - q, 4), alternatives=alternatives,
                           out_of_scope=True)
-        if p[top] < self.oos_threshold:
-            return Intent(name=OUT_OF_SCOPE, confidence=round(float(1.0 - p[top]), 4), alternatives=alternatives,
-                          out_of_scope=True)
-        return Intent(name=str(classes[top]), confidence=round(float(p[top]), 4), alternatives=alternatives)
+        return Intent(name=str(classes[best]), confidence=round(q, 4), alternatives=alternatives)
+
+    @property
+    def _oos_index(self) -> int:
+        return int(np.flatnonzero(self._fitted.classes == OUT_OF_SCOPE)[0])
+
+    @property
+    def oos_margin(self) -> float | None:
+        """With an out-of-scope class: the margin log p(best intent) - log p(out of scope) under which a message is
+        out of scope (tuned at training time); None without one."""
+        return self._fitted.oos_margin
 
     def describe(self) -> dict:
         """Summary for GET /health."""
@@ -467,6 +495,7 @@ class IntentClassifier:
             "cv_accuracy": None if r.cv_accuracy is None else round(r.cv_accuracy, 4),
             "temperature": round(r.temperature, 4),
             "oos_threshold": round(self.oos_threshold, 4),
+            "oos_margin": None if m.oos_margin is None else round(m.oos_margin, 4),
             "oos_class": OUT_OF_SCOPE in set(m.classes.tolist()),
             "trained_examples": r.n_examples,
             "loaded_from_cache": self.loaded_from_cache,
@@ -501,30 +530,49 @@ def cv_splits(y: np.ndarray, emb: np.ndarray, *, oos_idx: int | None, folds: int
     return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds)]
 
 
-def tune_oos_threshold(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *,
-                       recall_target: float = 0.8) -> tuple[float, str, list[dict]]:
-    """Confidence threshold under which a prediction becomes out of scope, from out-of-fold probabilities.
+def oos_margins(best: np.ndarray | float, p_oos: np.ndarray | float) -> np.ndarray | float:
+    """log p(best intent) - log p(out of scope): how far the best intent beats the out-of-scope class."""
+    return np.log(np.maximum(best, 1e-12)) - np.log(np.maximum(p_oos, 1e-12))
 
-    With out-of-scope examples: the lowest threshold whose out-of-fold OOS recall reaches `recall_target` (catch that
-    share of unrelated messages while turning away as few in-scope ones as possible); when no threshold reaches it,
-    the one maximising in-scope accuracy + OOS recall. Returns (threshold, rule, curve of both rates per threshold).
+
+MARGIN_GRID = np.round(np.arange(-4.0, 8.001, 0.05), 2)
+
+
+def tune_oos_margin(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *, recall_target: float = 0.85,
+                    max_lost: float = 0.10) -> tuple[float | None, str, list[dict]]:
+    """Margin under which a message is out of scope, from out-of-fold probabilities.
+
+    With out-of-scope examples: the lowest margin whose out-of-fold OOS recall reaches `recall_target` (catch that
+    share of unrelated messages while turning away as few in-scope ones as possible), unless it would turn away more
+    than `max_lost` of the in-scope messages the model gets right; then the highest margin within that budget. On a
+    large training set (CLINC150) reaching 85 % recall costs 0.3 % of them; on the bundled taxonomy (small,
+    multilingual) the fold models are unsure of many in-scope messages, and the recall target alone would turn away
+    one in five of them out of fold (9 % of the in-scope dev messages; 0.7 % within the budget).
+    Returns (margin, rule, curve of both rates per margin); the margin is None when there is no out-of-scope class.
     """
-    top = probs.max(axis=1)
-    pred = probs.argmax(axis=1)
-    grid = np.round(np.arange(0.0, 0.91, 0.01), 2)
     if oos_idx is None or not (y == oos_idx).any() or not (y != oos_idx).any():
         # Without out-of-scope examples there is nothing to trade off against: every rejection of an in-scope
         # message is a loss. Reject nothing unless REPLYDESK_OOS_THRESHOLD says otherwise.
-        return 0.0, "no out-of-scope examples in training data (set REPLYDESK_OOS_THRESHOLD to reject " \
-                    "low-confidence messages)", []
+        return None, "no out-of-scope examples in training data (set REPLYDESK_OOS_THRESHOLD to reject " \
+                     "low-confidence messages)", []
+    in_scope = np.delete(probs, oos_idx, axis=1)
+    best = in_scope.argmax(axis=1)
+    best = np.where(best >= oos_idx, best + 1, best)  # back to column numbers of `probs`
+    margin = oos_margins(in_scope.max(axis=1), probs[:, oos_idx])
     ins, oos = y != oos_idx, y == oos_idx
+    right = ins & (best == y)
     curve = []
-    for t in grid:
-        final = np.where((pred != oos_idx) & (top < t), oos_idx, pred)
-        curve.append({"threshold": float(t), "in_scope_accuracy": round(float((final[ins] == y[ins]).mean()), 4),
-                      "oos_recall": round(float((final[oos] == oos_idx).mean()), 4)})
+    for t in MARGIN_GRID:
+        final = np.where(margin < t, oos_idx, best)
+        curve.append({"margin": float(t), "in_scope_accuracy": round(float((final[ins] == y[ins]).mean()), 4),
+                      "oos_recall": round(float((final[oos] == oos_idx).mean()), 4),
+                      "lost": round(float((margin[right] < t).mean()) if right.any() else 0.0, 4)})
+    affordable = [p for p in curve if p["lost"] <= max_lost] or curve[:1]
     for point in curve:
         if point["oos_recall"] >= recall_target:
-            return point["threshold"], f"lowest threshold with out-of-fold OOS recall >= {recall_target}", curve[::10]
-    best = max(curve, key=lambda p: p["in_scope_accuracy"] + p["oos_recall"])
-    return best["threshold"], "max out-of-fold in-scope accuracy + OOS recall (recall target unreachable)", curve[::10]
+            if point["lost"] <= max_lost:
+                return point["margin"], f"lowest margin with out-of-fold OOS recall >= {recall_target}", curve[::10]
+            break
+    top = affordable[-1]
+    return top["margin"], (f"highest margin turning away at most {max_lost} of the in-scope messages classified "
+                           f"right (OOS recall {top['oos_recall']} out of fold, target {recall_target})"), curve[::10]
