@@ -139,16 +139,28 @@ def tone(
 
 @app.command("urgency")
 def urgency(
-    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Labelled urgency messages (JSONL).")],
+    data: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Labelled urgency messages (JSONL), or "
+                                                                         "with --label-map an intent dataset.")],
     out: Annotated[Path | None, typer.Option(help="Write the full JSON report (metrics and errors) here.")] = None,
+    label_map: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="YAML mapping urgency levels to the dataset's labels (e.g. "
+                                          "eval/data/banking77_urgency.yaml); unmapped labels are skipped.")] = None,
+    text_col: Annotated[str, typer.Option(help="Text column (with --label-map).")] = "text",
+    label_col: Annotated[str, typer.Option(help="Label column (with --label-map).")] = "label",
 ) -> None:
     """Accuracy, macro-F1, per-level precision/recall, confusion and critical recall of triage urgency."""
     from eval.urgency import run, summary_lines
     from service.container import Container
+    from service.errors import InvalidInput
     from service.settings import get_settings
 
     container = Container(get_settings())
-    report = run(data, out, container.triage.triage_batch)
+    try:
+        report = run(data, out, container.triage.triage_batch, label_map=label_map, text_col=text_col,
+                     label_col=label_col)
+    except InvalidInput as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
     for line in summary_lines(report):
         typer.echo(line)
 

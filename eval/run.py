@@ -80,6 +80,9 @@ class IntentsPart(_Part):
 class UrgencyPart(_Part):
     kind: Literal["urgency"]
     data: str
+    label_map: str | None = None  # an intent dataset whose labels map to urgency levels (see eval/urgency.py)
+    text_col: str = "text"
+    label_col: str = "label"
 
 
 class RetrievalPart(_Part):
@@ -375,7 +378,11 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
 
 def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
     data = ctx.path(part.data, optional=part.optional)
-    examples = urgency_eval.load_examples(data)
+    examples = (urgency_eval.load_examples(data) if part.label_map is None
+                else urgency_eval.load_mapped_examples(data, ctx.path(part.label_map, optional=False), text_col=part.text_col,
+                                                       label_col=part.label_col))
+    if ctx.fast is not None and part.label_map is not None and len(examples) > ctx.fast.max_test:
+        examples = random.Random(ctx.seed).sample(examples, ctx.fast.max_test)
     results: list = []
 
     def triage_batch(requests: list) -> list:

@@ -55,6 +55,34 @@ def load_examples(path: Path) -> list[UrgencyExample]:
     return examples
 
 
+def load_mapped_examples(path: Path, label_map: Path, *, text_col: str = "text",
+                         label_col: str = "label") -> list[UrgencyExample]:
+    """Messages of a labelled intent dataset written by others (CSV/JSONL), with urgency from a map of its labels.
+
+    The map (YAML) lists dataset labels under `critical`, `high`, `normal` and `low`; rows of labels it does not
+    list are skipped, so only labels whose urgency is clear from the level definitions need to be mapped.
+    """
+    import yaml
+
+    from eval.splits import load_rows
+
+    spec = yaml.safe_load(Path(label_map).read_text(encoding="utf-8")) if Path(label_map).is_file() else None
+    if not isinstance(spec, dict) or not set(spec) <= set(LEVELS):
+        raise InvalidInput(f"{label_map}: needs a mapping of urgency levels {LEVELS} to lists of dataset labels")
+    level_of_label: dict[str, str] = {}
+    for level, labels in spec.items():
+        for label in labels or []:
+            if str(label) in level_of_label:
+                raise InvalidInput(f"{label_map}: label {label!r} is mapped twice")
+            level_of_label[str(label)] = level
+    examples = [UrgencyExample(request=TriageRequest(text=text), gold=level_of_label[label])
+                for text, label in load_rows(path, text_col=text_col, label_col=label_col)
+                if label in level_of_label]
+    if not examples:
+        raise InvalidInput(f"{path}: no rows with a label listed in {label_map}")
+    return examples
+
+
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(
         gold, predicted, labels=LEVELS, zero_division=0)
@@ -104,9 +132,14 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def run(data: Path, out: Path | None, triage_batch) -> dict:
-    report = evaluate(load_examples(data), triage_batch)
+def run(data: Path, out: Path | None, triage_batch, *, label_map: Path | None = None, text_col: str = "text",
+        label_col: str = "label") -> dict:
+    examples = (load_examples(data) if label_map is None
+                else load_mapped_examples(data, label_map, text_col=text_col, label_col=label_col))
+    report = evaluate(examples, triage_batch)
     report["data"] = str(data)
+    if label_map is not None:
+        report["label_map"] = str(label_map)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from eval.urgency import compute_metrics, load_examples
+from eval.urgency import compute_metrics, load_examples, load_mapped_examples
 from service.errors import InvalidInput
 from service.settings import REPO_ROOT, get_settings
 
@@ -74,3 +74,37 @@ def test_eval_urgency_rejects_a_missing_file(tmp_path):
 
     result = CliRunner().invoke(app, ["eval", "urgency", "--data", str(tmp_path / "nope.jsonl")])
     assert result.exit_code != 0
+
+
+def test_a_label_map_turns_an_intent_dataset_into_urgency_examples(tmp_path):
+    data = tmp_path / "intents.csv"
+    data.write_text("text,category\nmy card was stolen,lost_card\nwhat currencies do you support,currencies\n"
+                    "when will my card arrive,card_arrival\nhello,greeting\n", encoding="utf-8")
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("critical: [lost_card]\nlow: [currencies]\nnormal: [card_arrival]\n", encoding="utf-8")
+    examples = load_mapped_examples(data, label_map, label_col="category")
+    assert [(e.request.text, e.gold) for e in examples] == [  # the unmapped label's row is skipped
+        ("my card was stolen", "critical"), ("what currencies do you support", "low"),
+        ("when will my card arrive", "normal")]
+    label_map.write_text("urgent: [lost_card]\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="urgency levels"):
+        load_mapped_examples(data, label_map, label_col="category")
+    label_map.write_text("low: [lost_card]\nhigh: [lost_card]\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="mapped twice"):
+        load_mapped_examples(data, label_map, label_col="category")
+    label_map.write_text("low: [nothing_like_it]\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="no rows"):
+        load_mapped_examples(data, label_map, label_col="category")
+
+
+def test_the_banking77_urgency_map_names_real_labels_once(shared_datasets):
+    import csv
+
+    import yaml
+
+    spec = yaml.safe_load((REPO_ROOT / "eval" / "data" / "banking77_urgency.yaml").read_text(encoding="utf-8"))
+    mapped = [label for labels in spec.values() for label in labels]
+    with (shared_datasets / "banking77" / "train.csv").open(encoding="utf-8") as f:
+        known = {row["category"] for row in csv.DictReader(f)}
+    assert len(mapped) == len(set(mapped)) and set(mapped) <= known
+    assert set(spec) == {"critical", "high", "normal", "low"}

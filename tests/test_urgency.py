@@ -168,3 +168,42 @@ def test_score_lies_in_the_band_of_its_level(scorer):
 def test_without_an_intent_the_cues_still_work(scorer):
     assert scorer.assess("mon compte a été piraté", intent=None).level == CRITICAL
     assert scorer.assess("where is my order?", intent=None).level == NORMAL
+
+
+OUT_OF_SCOPE = Intent(name="out_of_scope", confidence=0.9, out_of_scope=True,
+                      alternatives=[IntentAlternative(name="product_question", confidence=0.05)])
+
+
+@pytest.mark.parametrize("text", [
+    "The app says I made a cash withdrawal even though I didn't.",
+    "There is a payment on my account that I don't remember making",
+    "Someone has withdrawn money from my account a few hours ago",
+    "Could you please put a freeze on my card?",
+    "I need to dispute a direct debit",
+    "I misplaced my wallet on the train",
+    "someone took my phone at the bar, what do I do",
+    "I see money go out that I didn't withdraw.",
+])
+def test_money_at_risk_phrased_in_other_words_is_critical(scorer, text):
+    # phrasings from customers outside our own sets (Banking77 style); the intent classifier is unsure of them
+    result = scorer.assess(text, intent=OUT_OF_SCOPE)
+    assert result.level == CRITICAL, result.reasons
+
+
+@pytest.mark.parametrize("text", ["I found my lost card this morning, can I use it again?", "The ATM took my card!"])
+def test_a_found_card_or_a_card_kept_by_an_atm_is_not_critical(scorer, text):
+    assert scorer.assess(text, intent=OUT_OF_SCOPE).level is not CRITICAL
+
+
+@pytest.mark.parametrize("text", ["What currencies do you support?", "Hi, how old do I have to be to sign up?",
+                                  "¿Qué tarjetas ofrecen?", "Wie viele Karten kann ich haben?",
+                                  "Quels pays acceptez-vous ?", "Quais moedas vocês aceitam?"])
+def test_a_general_question_without_a_problem_is_low(scorer, text):
+    assert scorer.assess(text, intent=OUT_OF_SCOPE).level == LOW
+
+
+@pytest.mark.parametrize("text", ["How can I unblock my PIN?", "Is there a reason my transfer was declined?",
+                                  "What do I do if there is a debit that is not correct?",
+                                  "¿Por qué mi pago fue rechazado?", "Wie entsperre ich meine PIN, sie ist gesperrt?"])
+def test_a_question_about_a_problem_is_not_low(scorer, text):
+    assert scorer.assess(text, intent=OUT_OF_SCOPE).level is not LOW
