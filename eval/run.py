@@ -75,6 +75,16 @@ class IntentsPart(_Part):
     test_splits: list[str] | None = None
     text_col: str = "text"
     label_col: str = "label"
+    label_map: str | None = Field(None, description="YAML mapping the test set's labels to the taxonomy's intents "
+                                                    "(someone else's dataset); rows of unmapped labels are skipped.")
+
+
+def load_label_map(path: Path) -> dict[str, str]:
+    """A YAML mapping of dataset labels to taxonomy intents."""
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(spec, dict) or not all(isinstance(v, str) for v in spec.values()):
+        raise InvalidInput(f"{path}: needs a mapping of dataset labels to intent names")
+    return {str(k): v for k, v in spec.items()}
 
 
 class UrgencyPart(_Part):
@@ -316,6 +326,11 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
         if part.train:
             train_path = ctx.path(part.train, optional=part.optional)
             train = [(t, _oos(lab)) for t, lab in load_rows(train_path, splits=part.train_splits, **cols)]
+    if part.label_map:
+        mapping = load_label_map(ctx.path(part.label_map, optional=False))
+        test = [(t, mapping[lab]) for t, lab in test if lab in mapping]
+        if not test:
+            raise InvalidInput(f"{part.data}: no rows with a label listed in {part.label_map}")
     if ctx.fast is not None:
         test = subsample(test, ctx.fast.max_test, ctx.seed)
         if train is not None:

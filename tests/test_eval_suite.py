@@ -214,3 +214,24 @@ def test_drafts_replay_a_cassette_and_a_request_it_lacks_falls_back_to_templates
     assert code == 0 and details["llm_mode"] == "replay"
     assert details["llm_outcomes"]["cassette_miss"] == 2
     assert set(details["generators"]) == {"template"}
+
+
+def test_an_intents_part_maps_someone_elses_labels_to_the_taxonomy_and_skips_the_rest(tmp_path):
+    data = tmp_path / "other.csv"
+    data.write_text("utterance,their_label\nwhere is my package right now? i want to track it,track_order\n"
+                    "please cancel the order i placed this morning,cancel_order\n"
+                    "i want to open a second account,create_account\n", encoding="utf-8")
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("track_order: order_status\ncancel_order: cancel_order\n", encoding="utf-8")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: s\nparts:\n  - kind: intents\n    name: other\n    data: {data}\n"
+                     f"    text_col: utterance\n    label_col: their_label\n    label_map: {label_map}\n",
+                     encoding="utf-8")
+    report, code = execute(suite, out=tmp_path / "out", fast=True)
+    part = report["parts"]["intents/other"]
+    assert part["status"] == "ok" and code == 0
+    assert part["metrics"]["n"] == 2  # the create_account row has no counterpart and is skipped
+    assert part["metrics"]["accuracy"] == 1.0
+    label_map.write_text("- not a mapping\n", encoding="utf-8")
+    report, _ = execute(suite, out=tmp_path / "out2", fast=True)
+    assert "needs a mapping" in json.dumps(report["parts"]["intents/other"])
