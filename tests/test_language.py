@@ -28,6 +28,7 @@ def test_a_real_sentence_is_decided_by_its_text(detector, text, code):
 
 @pytest.mark.parametrize(("text", "code"), [
     ("hola", "es"), ("danke!", "de"), ("merci beaucoup", "fr"), ("obrigado", "pt"), ("thanks", "en"), ("ciao", "it"),
+    ("Di mana pesanan saya?", "id"),  # langdetect alone says Tagalog
 ])
 def test_chat_length_messages_are_decided_by_unmistakable_words(detector, text, code):
     # langdetect alone calls `hola` Welsh; the word vote does not
