@@ -183,6 +183,14 @@ OUT_OF_SCOPE = Intent(name="out_of_scope", confidence=0.9, out_of_scope=True,
     "I misplaced my wallet on the train",
     "someone took my phone at the bar, what do I do",
     "I see money go out that I didn't withdraw.",
+    "hay un cargo en mi tarjeta y no recuerdo haber comprado nada",
+    "alguien sacó dinero de mi cuenta anoche",
+    "da ist eine Abbuchung, ich kann mich nicht daran erinnern",
+    "jemand hat gestern von meinem konto 300 euro abgehoben",
+    "il y a un paiement sur ma carte, je ne me souviens pas de l'avoir fait",
+    "quelqu'un a retiré 200 euros sur mon compte",
+    "tem uma compra no cartão e não me lembro de ter feito",
+    "alguém sacou dinheiro da minha conta",
 ])
 def test_money_at_risk_phrased_in_other_words_is_critical(scorer, text):
     # phrasings from customers outside our own sets (Banking77 style); the intent classifier is unsure of them
