@@ -58,7 +58,8 @@ class SentenceTransformerEmbedder:
 
         if threads:
             torch.set_num_threads(threads)
-        self.model_id = model_name + ("#int8" if quantize else "")
+        # torch's dynamic int8 and ONNX's are different networks: their vectors must not share an index or a cache
+        self.model_id = model_name + ("#int8-torch" if quantize else "")
         self._model = SentenceTransformer(resolve_model_path(model_name), device="cpu")
         if quantize:
             with warnings.catch_warnings():
@@ -117,7 +118,9 @@ class OnnxEmbedder:
             raise OnnxUnavailable(f"missing package: {exc.name}") from exc
         model_dir = Path(resolve_model_path(model_name))
         config = _read_st_config(model_dir)
-        self.model_id = model_name + ("#int8" if quantize else "")
+        # "-onnx": its vectors are not torch-int8's, and since 2026-11-24 a message is embedded on its own (the
+        # vectors cached under the former "#int8" id depended on their batch)
+        self.model_id = model_name + ("#int8-onnx" if quantize else "")
         self.dimension = config["dimension"]
         self.backend = "onnx-int8" if quantize else "onnx"
         self.batch_size = batch_size

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     embedding_backend: Literal["onnx", "torch", "onnx-int8", "torch-int8"] = Field(
         "onnx-int8", description="How the embedding model runs, exported locally once: `onnx-int8` (default; "
                                  "dynamically int8-quantized, ~2x faster than `onnx` with the same intent accuracy "
-                                 "and StackFAQ MRR@10 0.973 vs 0.983), `onnx` (same vectors as torch), `torch`, "
+                                 "and StackFAQ MRR@10 0.974 vs 0.983), `onnx` (same vectors as torch), `torch`, "
                                  "`torch-int8`. Switching changes the vectors: the index is rebuilt.")
     embedding_threads: int = Field(1, ge=1, le=64, description="CPU threads of the embedding model (1 is fastest "
                                                               "per message on a small shared CPU).")

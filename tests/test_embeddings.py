@@ -61,3 +61,16 @@ def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
     batched = emb._raw_encode(texts)  # spread over two worker threads
     assert emb._pool is not None
     np.testing.assert_array_equal(batched, one_by_one)
+
+
+def test_each_quantization_has_its_own_model_id_so_indexes_and_caches_never_mix_them():
+    # fp32 torch and ONNX give the same vectors and share an id; the two int8 quantizations do not
+    from service.embeddings import build_embedder
+    from service.settings import REPO_ROOT, default_embedding_model
+
+    cache = REPO_ROOT / "data" / "cache" / "embeddings"
+    name = default_embedding_model()
+    ids = {backend: build_embedder(name, backend=backend, cache_dir=cache).model_id
+           for backend in ("onnx", "torch", "onnx-int8", "torch-int8")}
+    assert ids["onnx"] == ids["torch"] == name
+    assert len({ids["onnx"], ids["onnx-int8"], ids["torch-int8"]}) == 3
