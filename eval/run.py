@@ -393,9 +393,11 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
 
 def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
     data = ctx.path(part.data, optional=part.optional)
-    examples = (urgency_eval.load_examples(data) if part.label_map is None
-                else urgency_eval.load_mapped_examples(data, ctx.path(part.label_map, optional=False), text_col=part.text_col,
-                                                       label_col=part.label_col))
+    if part.label_map is None:
+        examples = urgency_eval.load_examples(data)
+    else:
+        examples = urgency_eval.load_mapped_examples(data, ctx.path(part.label_map, optional=False),
+                                                     text_col=part.text_col, label_col=part.label_col)
     if ctx.fast is not None and part.label_map is not None and len(examples) > ctx.fast.max_test:
         examples = random.Random(ctx.seed).sample(examples, ctx.fast.max_test)
     results: list = []

@@ -54,7 +54,7 @@ from service.triage.taxonomy import OOS_LABELS, OUT_OF_SCOPE, IntentSpec, Taxono
 
 log = logging.getLogger("replydesk.intent")
 
-CODE_VERSION = "7"
+CODE_VERSION = "8"
 ECE_BINS = 15
 _DIGITS = re.compile(r"\d")
 
@@ -117,7 +117,7 @@ class _FittedModel:
     word: TfidfVectorizer | None
     char: TfidfVectorizer | None
     temperature: float
-    oos_threshold: float  # minimum confidence of the best intent (0 = none)
+    oos_index: int | None  # column of the out-of-scope class, if trained with one
     oos_margin: float | None  # with an out-of-scope class: out of scope when the margin falls below this
     report: TrainingReport
     embedding_model: str
@@ -216,9 +216,8 @@ class IntentClassifier:
 
     @property
     def oos_threshold(self) -> float:
-        if self.oos_threshold_override is not None:
-            return self.oos_threshold_override
-        return self._fitted.oos_threshold
+        """Minimum confidence of the best intent: REPLYDESK_OOS_THRESHOLD, else none (the margin decides)."""
+        return self.oos_threshold_override if self.oos_threshold_override is not None else 0.0
 
     @property
     def report(self) -> TrainingReport:
@@ -391,7 +390,7 @@ class IntentClassifier:
         log.info("intent model trained: %s", report.as_dict())
         return _FittedModel(config=cfg, classes=classes, coef_emb=np.ascontiguousarray(coef_emb), coef_txt=coef_txt,
                             intercept=intercept, word=word, char=char, temperature=temperature,
-                            oos_threshold=0.0, oos_margin=margin, report=report,
+                            oos_index=oos_idx, oos_margin=margin, report=report,
                             embedding_model=self.embedder.model_id)
 
     # ------------------------------------------------------------------ prediction
@@ -453,12 +452,14 @@ class IntentClassifier:
         """
         m = self._fitted
         classes = m.classes
-        order = [int(i) for i in np.argsort(-p) if classes[i] != OUT_OF_SCOPE]
+        order = np.argsort(-p)
+        if m.oos_index is not None:
+            order = order[order != m.oos_index]
         alternatives = [IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4)) for i in order[:3]]
-        best = order[0]
+        best = int(order[0])
         q = float(p[best])
-        if m.oos_margin is not None:
-            p_oos = float(p[self._oos_index])
+        if m.oos_margin is not None and m.oos_index is not None:
+            p_oos = float(p[m.oos_index])
             if oos_margins(q, p_oos) < m.oos_margin:
                 conf = p_oos if p_oos > q else 1.0 - q
                 return Intent(name=OUT_OF_SCOPE, confidence=round(conf, 4), alternatives=alternatives,
@@ -467,10 +468,6 @@ class IntentClassifier:
             return Intent(name=OUT_OF_SCOPE, confidence=round(1.0 - q, 4), alternatives=alternatives,
                           out_of_scope=True)
         return Intent(name=str(classes[best]), confidence=round(q, 4), alternatives=alternatives)
-
-    @property
-    def _oos_index(self) -> int:
-        return int(np.flatnonzero(self._fitted.classes == OUT_OF_SCOPE)[0])
 
     @property
     def oos_margin(self) -> float | None:
