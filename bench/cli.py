@@ -22,14 +22,22 @@ def _sizes(text: str) -> list[int]:
 
 @app.command()
 def retrieval(
-    sizes: Annotated[str, typer.Option(help="Comma-separated collection sizes.")] = "1000,10000,100000,1000000",
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated collection sizes.")
+    ] = "1000,10000,100000,1000000",
     types: Annotated[str, typer.Option(help="Index types to compare: flat, ivf, hnsw.")] = "flat,ivf,hnsw",
-    dim: Annotated[int | None, typer.Option(help="Vector dimension (default: the embedding model's).")] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Vector dimension (default: the embedding model's).")
+    ] = None,
     queries: Annotated[int, typer.Option(min=10, help="Queries per size.")] = 200,
     recall_target: Annotated[float, typer.Option(help="recall@10 the IVF/HNSW tuning aims for.")] = 0.95,
-    hnsw_max: Annotated[int, typer.Option(help="Skip HNSW above this size (its build time on 2 cores).")] = 200_000,
+    hnsw_max: Annotated[
+        int, typer.Option(help="Skip HNSW above this size (its build time on 2 cores).")
+    ] = 200_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="JSON output (default bench/results/retrieval-<time>.json).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/retrieval-<time>.json).")
+    ] = None,
 ) -> None:
     """ANN index types on clustered synthetic vectors: build time, memory, query p50/p95, recall@10 vs exact."""
     from kb_index.bench import run_ann_bench, write_result
@@ -43,8 +51,16 @@ def retrieval(
         from service.settings import get_settings
 
         dim = Container(get_settings()).embedder.dimension
-    result = run_ann_bench(_sizes(sizes), dim, types=type_list, queries=queries, recall_target=recall_target,
-                           hnsw_max=hnsw_max, seed=seed, log=typer.echo)
+    result = run_ann_bench(
+        _sizes(sizes),
+        dim,
+        types=type_list,
+        queries=queries,
+        recall_target=recall_target,
+        hnsw_max=hnsw_max,
+        seed=seed,
+        log=typer.echo,
+    )
     typer.echo(f"written to {write_result(result, out, 'retrieval')}")
 
 
@@ -52,7 +68,9 @@ def retrieval(
 def reload(
     rounds: Annotated[int, typer.Option(min=1, help="Changes measured per path.")] = 5,
     articles: Annotated[Path | None, typer.Option(help="Articles to copy (default: the sample KB).")] = None,
-    out: Annotated[Path | None, typer.Option(help="JSON output (default bench/results/kb-reload-<time>.json).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/kb-reload-<time>.json).")
+    ] = None,
 ) -> None:
     """Seconds from an article upsert (API) or file edit + `kb build` to search seeing the change."""
     from kb_index import SAMPLE_ARTICLES_DIR
@@ -65,7 +83,9 @@ def reload(
 @app.command()
 def drafting(
     rounds: Annotated[int, typer.Option(min=10, help="Passes over the bundled message mix.")] = 200,
-    out: Annotated[Path | None, typer.Option(help="JSON output (default bench/results/drafting-<time>.json).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/drafting-<time>.json).")
+    ] = None,
 ) -> None:
     """Template fallback drafts (target ≤ 5 ms) and the LLM path's overhead excluding the LLM call (≤ 10 ms)."""
     from bench.drafting import run_drafting_bench

@@ -54,13 +54,24 @@ TEMPLATES = [
     ("can I book a repair appointment for my {item} on {day}?", "en-US"),
     ("the {item} arrived broken, order {order}", "en-GB"),
 ]
-ITEMS = ["lamp", "kettle", "linen duvet cover", "USB-C charger", "rain jacket", "headphones", "desk chair", "mug"]
+ITEMS = [
+    "lamp",
+    "kettle",
+    "linen duvet cover",
+    "USB-C charger",
+    "rain jacket",
+    "headphones",
+    "desk chair",
+    "mug",
+]
 DAYS = ["Monday", "Tuesday", "Friday", "the 12th", "yesterday", "tomorrow", "last week"]
 
 
 def message(rng: random.Random, nonce: str, i: int) -> tuple[str, str]:
     template, locale = rng.choice(TEMPLATES)
-    text = template.format(order=f"A{rng.randint(10000, 99999)}", day=rng.choice(DAYS), item=rng.choice(ITEMS))
+    text = template.format(
+        order=f"A{rng.randint(10000, 99999)}", day=rng.choice(DAYS), item=rng.choice(ITEMS)
+    )
     return f"{text} (ref {nonce}-{i})", locale
 
 
@@ -104,15 +115,28 @@ class Server:
         if shared_onnx.is_dir():
             (cache / "onnx").symlink_to(shared_onnx, target_is_directory=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPLYDESK_")}
-        env.update({"REPLYDESK_DATA_DIR": str(root / "data"), "REPLYDESK_LOG_LEVEL": "WARNING",
-                    "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+        env.update(
+            {
+                "REPLYDESK_DATA_DIR": str(root / "data"),
+                "REPLYDESK_LOG_LEVEL": "WARNING",
+                "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+            }
+        )
         env.update(extra_env or {})
         return cls(root=root, port=free_port(), env=env)
 
     def _cli(self, *args: str) -> str:
         exe = Path(sys.executable).with_name("replydesk")
-        done = subprocess.run([str(exe), *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [str(exe), *args],
+            env=self.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"replydesk {' '.join(args)} failed: {done.stderr[-2000:]}")
         return done.stdout
@@ -120,13 +144,23 @@ class Server:
     def start(self) -> float:
         """Build the index, create a key, start uvicorn; returns seconds until /health answered."""
         self._cli("kb", "build")
-        self.api_key = self._cli("keys", "create", "--role", "admin", "--name", "bench",
-                                 "--rate-limit", "1000000/minute").strip().splitlines()[-1]
+        self.api_key = (
+            self._cli(
+                "keys", "create", "--role", "admin", "--name", "bench", "--rate-limit", "1000000/minute"
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         exe = Path(sys.executable).with_name("replydesk")
         t0 = time.perf_counter()
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen([str(exe), "serve", "--host", LOOPBACK, "--port", str(self.port)],
-                                            env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [str(exe), "serve", "--host", LOOPBACK, "--port", str(self.port)],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -142,11 +176,24 @@ class Server:
     def warm(self) -> None:
         """One triage and one ingest so lazy components are loaded before measuring."""
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        httpx.post(f"{self.base_url}/v1/triage", json={"text": "warm up where is my order"}, headers=headers,
-                   timeout=120).raise_for_status()
-        httpx.post(f"{self.base_url}/v1/messages", headers=headers, timeout=120, json={
-            "channel": "webchat", "conversation_external_id": "warm-up", "customer": {"id": "warm"},
-            "text": "warm up where is my order", "sent_at": "2026-01-05T09:00:00Z"}).raise_for_status()
+        httpx.post(
+            f"{self.base_url}/v1/triage",
+            json={"text": "warm up where is my order"},
+            headers=headers,
+            timeout=120,
+        ).raise_for_status()
+        httpx.post(
+            f"{self.base_url}/v1/messages",
+            headers=headers,
+            timeout=120,
+            json={
+                "channel": "webchat",
+                "conversation_external_id": "warm-up",
+                "customer": {"id": "warm"},
+                "text": "warm up where is my order",
+                "sent_at": "2026-01-05T09:00:00Z",
+            },
+        ).raise_for_status()
 
     def peak_rss_mb(self) -> float | None:
         """VmHWM (peak resident set) of the serving process, from /proc."""
@@ -192,8 +239,9 @@ class Outcome:
     error: str | None = None
 
 
-async def _run(base_url: str, api_key: str, endpoint: str, *, clients: int, rate: float, seconds: float,
-               seed: int) -> tuple[list[Outcome], float]:
+async def _run(
+    base_url: str, api_key: str, endpoint: str, *, clients: int, rate: float, seconds: float, seed: int
+) -> tuple[list[Outcome], float]:
     _check_loopback(base_url)
     total = max(1, int(rate * seconds))
     rng = random.Random(seed)
@@ -202,11 +250,16 @@ async def _run(base_url: str, api_key: str, endpoint: str, *, clients: int, rate
     for i in range(total):
         text, locale = message(rng, nonce, i)
         if endpoint == "/v1/messages":
-            payloads.append({"channel": rng.choice(["whatsapp", "webchat", "sms"]),
-                             "conversation_external_id": f"bench-{nonce}-{i % max(1, total // 3)}",
-                             "customer": {"id": f"cust-{nonce}-{i % max(1, total // 3)}", "locale": locale},
-                             "text": text, "sent_at": "2026-01-05T09:00:00Z",
-                             "idempotency_key": f"bench-{nonce}-{i}"})
+            payloads.append(
+                {
+                    "channel": rng.choice(["whatsapp", "webchat", "sms"]),
+                    "conversation_external_id": f"bench-{nonce}-{i % max(1, total // 3)}",
+                    "customer": {"id": f"cust-{nonce}-{i % max(1, total // 3)}", "locale": locale},
+                    "text": text,
+                    "sent_at": "2026-01-05T09:00:00Z",
+                    "idempotency_key": f"bench-{nonce}-{i}",
+                }
+            )
         else:
             payloads.append({"text": text, "locale": locale, "channel": "whatsapp"})
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -215,8 +268,12 @@ async def _run(base_url: str, api_key: str, endpoint: str, *, clients: int, rate
     outcomes: list[Outcome] = []
     start = time.perf_counter() + 0.05
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"},
-                                 timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=REQUEST_TIMEOUT_S,
+        limits=limits,
+    ) as client:
 
         async def worker() -> None:
             while True:
@@ -247,12 +304,17 @@ def lost_records(db_file: Path, outcomes: list[Outcome]) -> dict[str, int]:
     with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as con:
         stored_m = {r[0] for r in con.execute("select id from messages")}
         stored_s = {r[0] for r in con.execute("select id from suggestions")}
-    return {"accepted_messages": len(message_ids), "returned_suggestions": len(suggestion_ids),
-            "lost_messages": len(message_ids - stored_m), "lost_suggestions": len(suggestion_ids - stored_s)}
+    return {
+        "accepted_messages": len(message_ids),
+        "returned_suggestions": len(suggestion_ids),
+        "lost_messages": len(message_ids - stored_m),
+        "lost_suggestions": len(suggestion_ids - stored_s),
+    }
 
 
-def summarise(outcomes: list[Outcome], elapsed: float, *, endpoint: str, clients: int, rate: float,
-              seconds: float) -> dict[str, Any]:
+def summarise(
+    outcomes: list[Outcome], elapsed: float, *, endpoint: str, clients: int, rate: float, seconds: float
+) -> dict[str, Any]:
     ok = [o for o in outcomes if 200 <= o.status < 300]
     lat = np.asarray([o.latency_ms for o in ok]) if ok else np.asarray([0.0])
     statuses: dict[str, int] = {}
@@ -260,20 +322,34 @@ def summarise(outcomes: list[Outcome], elapsed: float, *, endpoint: str, clients
         key = str(o.status) if o.status else (o.error or "error")
         statuses[key] = statuses.get(key, 0) + 1
     return {
-        "endpoint": endpoint, "clients": clients, "target_rate_per_s": rate, "seconds": seconds,
-        "requests": len(outcomes), "ok": len(ok), "errors": len(outcomes) - len(ok), "statuses": statuses,
+        "endpoint": endpoint,
+        "clients": clients,
+        "target_rate_per_s": rate,
+        "seconds": seconds,
+        "requests": len(outcomes),
+        "ok": len(ok),
+        "errors": len(outcomes) - len(ok),
+        "statuses": statuses,
         "throughput_per_s": round(len(ok) / elapsed, 2) if elapsed else None,
-        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
-                       "p99": round(float(np.percentile(lat, 99)), 1), "max": round(float(lat.max()), 1),
-                       "mean": round(float(lat.mean()), 1)},
+        "latency_ms": {
+            "p50": round(float(np.percentile(lat, 50)), 1),
+            "p95": round(float(np.percentile(lat, 95)), 1),
+            "p99": round(float(np.percentile(lat, 99)), 1),
+            "max": round(float(lat.max()), 1),
+            "mean": round(float(lat.mean()), 1),
+        },
     }
 
 
-def run_load(server: Server, endpoint: str, *, clients: int, rate: float, seconds: float,
-             seed: int = 0) -> dict[str, Any]:
+def run_load(
+    server: Server, endpoint: str, *, clients: int, rate: float, seconds: float, seed: int = 0
+) -> dict[str, Any]:
     cpu0 = server.cpu_seconds()
-    outcomes, elapsed = asyncio.run(_run(server.base_url, server.api_key, endpoint, clients=clients, rate=rate,
-                                         seconds=seconds, seed=seed))
+    outcomes, elapsed = asyncio.run(
+        _run(
+            server.base_url, server.api_key, endpoint, clients=clients, rate=rate, seconds=seconds, seed=seed
+        )
+    )
     cpu1 = server.cpu_seconds()
     result = summarise(outcomes, elapsed, endpoint=endpoint, clients=clients, rate=rate, seconds=seconds)
     if cpu0 is not None and cpu1 is not None and result["ok"]:

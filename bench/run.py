@@ -53,18 +53,37 @@ def http_load(args: argparse.Namespace, log) -> dict[str, Any]:
     try:
         startup_s = server.start()
         server.warm()
-        log(f"server up on {server.base_url} in {startup_s:.1f} s; /v1/triage at {args.rate}/s x {args.seconds} s")
-        triage = load.run_load(server, "/v1/triage", clients=args.clients, rate=args.rate, seconds=args.seconds)
-        log(f"  triage: p50 {triage['latency_ms']['p50']} ms, p95 {triage['latency_ms']['p95']} ms, "
-            f"errors {triage['errors']}")
+        log(
+            f"server up on {server.base_url} in {startup_s:.1f} s; /v1/triage at {args.rate}/s x {args.seconds} s"
+        )
+        triage = load.run_load(
+            server, "/v1/triage", clients=args.clients, rate=args.rate, seconds=args.seconds
+        )
+        log(
+            f"  triage: p50 {triage['latency_ms']['p50']} ms, p95 {triage['latency_ms']['p95']} ms, "
+            f"errors {triage['errors']}"
+        )
         log(f"/v1/messages at {args.messages_rate}/s x {args.seconds} s")
-        messages = load.run_load(server, "/v1/messages", clients=args.clients, rate=args.messages_rate,
-                                 seconds=args.seconds, seed=1)
-        log(f"  messages: p50 {messages['latency_ms']['p50']} ms, p95 {messages['latency_ms']['p95']} ms, "
-            f"errors {messages['errors']}, lost {messages['durability']}")
-        return {"benchmark": "http-load", "startup_s": round(startup_s, 1), "triage": triage,
-                "messages": messages, "server_peak_rss_mb": server.peak_rss_mb(),
-                "settings": "production defaults (no LLM: template drafts), SQLite, 1 uvicorn worker"}
+        messages = load.run_load(
+            server,
+            "/v1/messages",
+            clients=args.clients,
+            rate=args.messages_rate,
+            seconds=args.seconds,
+            seed=1,
+        )
+        log(
+            f"  messages: p50 {messages['latency_ms']['p50']} ms, p95 {messages['latency_ms']['p95']} ms, "
+            f"errors {messages['errors']}, lost {messages['durability']}"
+        )
+        return {
+            "benchmark": "http-load",
+            "startup_s": round(startup_s, 1),
+            "triage": triage,
+            "messages": messages,
+            "server_peak_rss_mb": server.peak_rss_mb(),
+            "settings": "production defaults (no LLM: template drafts), SQLite, 1 uvicorn worker",
+        }
     finally:
         server.stop()
         server.cleanup()
@@ -95,15 +114,21 @@ def batch_triage(args: argparse.Namespace, log) -> dict[str, Any]:
         t0, c0 = time.perf_counter(), time.process_time()
         triage.triage_batch(requests)
         total_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-        result = {"benchmark": "batch-triage", "messages": args.batch,
-                  "messages_per_s": round(args.batch / total_s, 1), "seconds": round(total_s, 2),
-                  "embedding_only_messages_per_s": round(args.batch / embed_s, 1),
-                  "embedding_share": round(min(1.0, embed_s / total_s), 3),
-                  "cpu_seconds": round(cpu_s, 2),
-                  "messages_per_cpu_s": round(args.batch / cpu_s, 1) if cpu_s else None,
-                  "embedding_backend": container.settings.embedding_backend,
-                  "embedding_threads": container.settings.embedding_threads}
-        log(f"batch triage: {result['messages_per_s']} messages/s, embedding share {result['embedding_share']}")
+        result = {
+            "benchmark": "batch-triage",
+            "messages": args.batch,
+            "messages_per_s": round(args.batch / total_s, 1),
+            "seconds": round(total_s, 2),
+            "embedding_only_messages_per_s": round(args.batch / embed_s, 1),
+            "embedding_share": round(min(1.0, embed_s / total_s), 3),
+            "cpu_seconds": round(cpu_s, 2),
+            "messages_per_cpu_s": round(args.batch / cpu_s, 1) if cpu_s else None,
+            "embedding_backend": container.settings.embedding_backend,
+            "embedding_threads": container.settings.embedding_threads,
+        }
+        log(
+            f"batch triage: {result['messages_per_s']} messages/s, embedding share {result['embedding_share']}"
+        )
         return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -113,8 +138,9 @@ def retrieval_scale(args: argparse.Namespace, log) -> dict[str, Any]:
     from kb_index.bench import run_ann_bench
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    result = run_ann_bench(sizes, args.dim, types=["flat", "ivf", "hnsw"], queries=200, hnsw_max=max(sizes),
-                           log=log)
+    result = run_ann_bench(
+        sizes, args.dim, types=["flat", "ivf", "hnsw"], queries=200, hnsw_max=max(sizes), log=log
+    )
     result.setdefault("benchmark", "retrieval-scale")
     return result
 
@@ -126,7 +152,8 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     messages = load_r.get("messages", {})
     dur = messages.get("durability", {})
     checks = {
-        "triage_p95_ms<=30": triage.get("latency_ms", {}).get("p95", float("inf")) <= TARGETS["triage_p95_ms"],
+        "triage_p95_ms<=30": triage.get("latency_ms", {}).get("p95", float("inf"))
+        <= TARGETS["triage_p95_ms"],
         "triage_errors==0": triage.get("errors", 1) == 0,
         "batch_messages_per_s>=100": batch.get("messages_per_s", 0) >= TARGETS["batch_messages_per_s"],
         "messages_errors==0": messages.get("errors", 1) == 0,
@@ -142,40 +169,59 @@ def readme_table(results: dict[str, Any]) -> str:
         for key in ("triage", "messages"):
             r = load_r[key]
             lat = r["latency_ms"]
-            rows.append(f"| HTTP `{r['endpoint']}` ({r['clients']} clients, {r['target_rate_per_s']}/s, "
-                        f"{r['seconds']} s) | p50 / p95 / p99 ms | {lat['p50']} / {lat['p95']} / {lat['p99']} |")
-            rows.append(f"| | throughput, errors | {r['throughput_per_s']}/s, {r['errors']} of {r['requests']} |")
+            rows.append(
+                f"| HTTP `{r['endpoint']}` ({r['clients']} clients, {r['target_rate_per_s']}/s, "
+                f"{r['seconds']} s) | p50 / p95 / p99 ms | {lat['p50']} / {lat['p95']} / {lat['p99']} |"
+            )
+            rows.append(
+                f"| | throughput, errors | {r['throughput_per_s']}/s, {r['errors']} of {r['requests']} |"
+            )
             rows.append(f"| | server CPU per request | {r.get('server_cpu_ms_per_request')} ms |")
         dur = load_r["messages"].get("durability", {})
-        rows.append(f"| | lost messages / suggestions | {dur.get('lost_messages')} of {dur.get('accepted_messages')} "
-                    f"/ {dur.get('lost_suggestions')} of {dur.get('returned_suggestions')} |")
-        rows.append(f"| server | peak RSS, start-up | {load_r['server_peak_rss_mb']} MB, {load_r['startup_s']} s |")
+        rows.append(
+            f"| | lost messages / suggestions | {dur.get('lost_messages')} of {dur.get('accepted_messages')} "
+            f"/ {dur.get('lost_suggestions')} of {dur.get('returned_suggestions')} |"
+        )
+        rows.append(
+            f"| server | peak RSS, start-up | {load_r['server_peak_rss_mb']} MB, {load_r['startup_s']} s |"
+        )
     batch = results.get("batch-triage")
     if batch:
-        rows.append(f"| batch triage ({batch['messages']} unique messages) | messages/s (wall), per CPU-second, "
-                    f"embedding share | {batch['messages_per_s']}, {batch.get('messages_per_cpu_s')}, "
-                    f"{batch['embedding_share']:.0%} |")
+        rows.append(
+            f"| batch triage ({batch['messages']} unique messages) | messages/s (wall), per CPU-second, "
+            f"embedding share | {batch['messages_per_s']}, {batch.get('messages_per_cpu_s')}, "
+            f"{batch['embedding_share']:.0%} |"
+        )
     scale = results.get("retrieval-scale")
     for entry in (scale or {}).get("results", []):
         if "skipped" in entry:
             continue
-        rows.append(f"| retrieval {entry['index_type']}, n={entry['n']:,} | query p95 wall / cpu ms, recall@10, "
-                    f"build s | {entry['query_ms']['p95']} / {entry['query_cpu_ms']['p95']}, "
-                    f"{entry.get('recall@10')}, {entry['build_s']} |")
+        rows.append(
+            f"| retrieval {entry['index_type']}, n={entry['n']:,} | query p95 wall / cpu ms, recall@10, "
+            f"build s | {entry['query_ms']['p95']} / {entry['query_cpu_ms']['p95']}, "
+            f"{entry.get('recall@10')}, {entry['build_s']} |"
+        )
     targets = results.get("targets", {})
     if targets:
         met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
         rows.append(f"| targets | | {met} |")
     meta = results.get("meta", {})
-    return (f"Measured {meta.get('created_at', '')} on {meta.get('cpus', '?')} CPUs, load average "
-            f"{meta.get('load_average_at_start')} at start (other processes share the cores), "
-            f"`{meta.get('command', 'make bench')}`:\n\n" + "\n".join(rows) + "\n")
+    return (
+        f"Measured {meta.get('created_at', '')} on {meta.get('cpus', '?')} CPUs, load average "
+        f"{meta.get('load_average_at_start')} at start (other processes share the cores), "
+        f"`{meta.get('command', 'make bench')}`:\n\n" + "\n".join(rows) + "\n"
+    )
 
 
 def update_readme(results: dict[str, Any]) -> None:
-    text = README.read_text(encoding="utf-8") if README.exists() else (
-        "# Benchmarks\n\n`make bench` runs `python -m bench.run`; raw results are in `results/`.\n\n"
-        f"{BEGIN}\n{END}\n")
+    text = (
+        README.read_text(encoding="utf-8")
+        if README.exists()
+        else (
+            "# Benchmarks\n\n`make bench` runs `python -m bench.run`; raw results are in `results/`.\n\n"
+            f"{BEGIN}\n{END}\n"
+        )
+    )
     if BEGIN not in text:
         text += f"\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
@@ -187,22 +233,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="Duration of each HTTP load phase.")
     parser.add_argument("--rate", type=float, default=20.0, help="Target /v1/triage requests per second.")
-    parser.add_argument("--messages-rate", type=float, default=10.0, help="Target /v1/messages requests per second.")
+    parser.add_argument(
+        "--messages-rate", type=float, default=10.0, help="Target /v1/messages requests per second."
+    )
     parser.add_argument("--clients", type=int, default=4, help="Concurrent HTTP clients.")
     parser.add_argument("--batch", type=int, default=1000, help="Messages in the batch triage benchmark.")
     parser.add_argument("--sizes", default="1000,10000,50000", help="Retrieval scale curve sizes.")
     parser.add_argument("--dim", type=int, default=384, help="Vector dimension of the retrieval benchmark.")
-    parser.add_argument("--only", action="append", choices=["http-load", "batch-triage", "retrieval-scale"],
-                        help="Run only these benchmarks (repeatable).")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["http-load", "batch-triage", "retrieval-scale"],
+        help="Run only these benchmarks (repeatable).",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     benches = {"http-load": http_load, "batch-triage": batch_triage, "retrieval-scale": retrieval_scale}
-    results: dict[str, Any] = {"meta": {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                                        "cpus": os.cpu_count(), "python": platform.python_version(),
-                                        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-                                        "command": " ".join(["python -m bench.run", *(
-                                            sys.argv[1:] if argv is None else argv)])}}
+    results: dict[str, Any] = {
+        "meta": {
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "command": " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)]),
+        }
+    }
     t0 = time.perf_counter()
     for name, fn in benches.items():
         if args.only and name not in args.only:

@@ -126,7 +126,9 @@ def article_sentences(article: Any) -> list[str]:
 class GroundednessJudge:
     """Scores draft sentences against article sentences; embeddings come from the service's embedder."""
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], *, tau: float = TAU, theta: float = THETA) -> None:
+    def __init__(
+        self, encode: Callable[[list[str]], np.ndarray], *, tau: float = TAU, theta: float = THETA
+    ) -> None:
         self.encode = encode
         self.tau = tau
         self.theta = theta
@@ -144,12 +146,18 @@ class GroundednessJudge:
         for i, (sentence, clean) in enumerate(zip(sentences, cleaned, strict=True)):
             max_cos = 0.0
             if vectors is not None:
-                sims = vectors[len(cleaned):] @ vectors[i]
+                sims = vectors[len(cleaned) :] @ vectors[i]
                 max_cos = float(np.max(sims)) if sims.size else 0.0
             words = content_words(clean, language)
             overlap = sum(1 for w in words if w in source_words) / len(words) if words else 0.0
-            verdicts.append({"sentence": sentence, "max_cosine": round(max_cos, 3), "overlap": round(overlap, 3),
-                             "supported": max_cos >= self.tau or overlap >= self.theta})
+            verdicts.append(
+                {
+                    "sentence": sentence,
+                    "max_cosine": round(max_cos, 3),
+                    "overlap": round(overlap, 3),
+                    "supported": max_cos >= self.tau or overlap >= self.theta,
+                }
+            )
         return verdicts
 
 
@@ -164,12 +172,22 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "mean": 0.0}
     arr = np.asarray(values)
-    return {"p50": round(float(np.percentile(arr, 50)), 1), "p95": round(float(np.percentile(arr, 95)), 1),
-            "mean": round(float(statistics.fmean(values)), 1)}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 1),
+        "p95": round(float(np.percentile(arr, 95)), 1),
+        "mean": round(float(statistics.fmean(values)), 1),
+    }
 
 
-def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_note: str = "",
-             replay_miss: tuple[type[Exception], ...] = (), template_container: Any = None) -> dict:
+def evaluate(
+    cases: Sequence[DraftCase],
+    container: Any,
+    *,
+    llm_mode: str,
+    llm_note: str = "",
+    replay_miss: tuple[type[Exception], ...] = (),
+    template_container: Any = None,
+) -> dict:
     """Run every case through `container` (a `service.container.Container`) and score the drafts.
 
     `replay_miss`: the exception a cassette raises for a request it did not record; such a case is drafted again by
@@ -204,11 +222,18 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
             result: DraftsRead = create_drafts(body, container, kb, drafter)
         except replay_miss:
             outcomes["cassette_miss"] += 1
-            result = create_drafts(body, template_container, template_container.kb, template_container.drafter)
+            result = create_drafts(
+                body, template_container, template_container.kb, template_container.drafter
+            )
         latencies.append((time.perf_counter() - t0) * 1000)
-        suggested = [h.article_id for h in suggest_articles(container, case.text, case.locale, tri, k=SUGGEST_K)]
-        outcomes[result.llm_outcome.split(":")[0] if result.llm_outcome.startswith("fallback")
-                 else result.llm_outcome] += 1
+        suggested = [
+            h.article_id for h in suggest_articles(container, case.text, case.locale, tri, k=SUGGEST_K)
+        ]
+        outcomes[
+            result.llm_outcome.split(":")[0]
+            if result.llm_outcome.startswith("fallback")
+            else result.llm_outcome
+        ] += 1
         expected_lang = case.expected_language
         relevant = set(case.relevant_article_ids)
         totals["cases"] += 1
@@ -224,7 +249,9 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
             found = detector.detect_text(draft.text, expected_lang)
             lang_ok = (found[0] if found else result.language) == expected_lang
             totals["lang_ok"] += lang_ok
-            totals["tone_ok"] += not any(f.severity in (Severity.warn, Severity.block) for f in draft.tone_findings)
+            totals["tone_ok"] += not any(
+                f.severity in (Severity.warn, Severity.block) for f in draft.tone_findings
+            )
             paragraphs = [p for p in re.split(r"\n\s*\n", draft.text) if p.strip()]
             totals["length_ok"] += len(draft.text) <= MAX_DRAFT_CHARS and len(paragraphs) <= MAX_PARAGRAPHS
             cited = list(dict.fromkeys(draft.cited_article_ids))
@@ -243,23 +270,43 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
                 totals["supported"] += sum(v["supported"] for v in verdicts)
             else:
                 totals["uncited_drafts"] += 1
-            draft_rows.append({"text": draft.text, "generator": str(draft.generator), "cited": cited,
-                               "language_ok": lang_ok, "detected_language": found[0] if found else None,
-                               "tone_findings": [f"{f.rule}:{f.severity}" for f in draft.tone_findings],
-                               "sentences": verdicts})
+            draft_rows.append(
+                {
+                    "text": draft.text,
+                    "generator": str(draft.generator),
+                    "cited": cited,
+                    "language_ok": lang_ok,
+                    "detected_language": found[0] if found else None,
+                    "tone_findings": [f"{f.rule}:{f.severity}" for f in draft.tone_findings],
+                    "sentences": verdicts,
+                }
+            )
         if relevant:
             totals["cases_with_labels"] += 1
             totals["retrieval_hit"] += bool(relevant & (set(suggested) | cited_any))
-        rows.append({"id": case.id, "text": case.text, "locale": case.locale, "expected_intent": case.intent,
-                     "intent": tri.intent.name, "needs_human": result.needs_human,
-                     "expected_needs_human": case.needs_human, "llm_outcome": result.llm_outcome,
-                     "prompt_version": result.prompt_version, "suggested": suggested, "drafts": draft_rows})
+        rows.append(
+            {
+                "id": case.id,
+                "text": case.text,
+                "locale": case.locale,
+                "expected_intent": case.intent,
+                "intent": tri.intent.name,
+                "needs_human": result.needs_human,
+                "expected_needs_human": case.needs_human,
+                "llm_outcome": result.llm_outcome,
+                "prompt_version": result.prompt_version,
+                "suggested": suggested,
+                "drafts": draft_rows,
+            }
+        )
 
     metrics = {
         "cases": totals["cases"],
         "drafts": totals["drafts"],
         "language_match": _share(totals["lang_ok"], totals["drafts"]),
-        "citation_validity": _share(totals["citations_valid"], totals["citations"]) if totals["citations"] else 1.0,
+        "citation_validity": _share(totals["citations_valid"], totals["citations"])
+        if totals["citations"]
+        else 1.0,
         "citation_relevance": _share(totals["citing_relevant"], totals["citing_drafts_with_labels"]),
         "groundedness": _share(totals["supported"], totals["assessed"]),
         "assessed_sentences": totals["assessed"],
@@ -277,8 +324,13 @@ def evaluate(cases: Sequence[DraftCase], container: Any, *, llm_mode: str, llm_n
         "llm_note": llm_note,
         "generators": dict(generators),
         "llm_outcomes": dict(outcomes),
-        "definition": {"tau": TAU, "theta": THETA, "min_content_words": MIN_CONTENT_WORDS,
-                       "max_chars": MAX_DRAFT_CHARS, "max_paragraphs": MAX_PARAGRAPHS},
+        "definition": {
+            "tau": TAU,
+            "theta": THETA,
+            "min_content_words": MIN_CONTENT_WORDS,
+            "max_chars": MAX_DRAFT_CHARS,
+            "max_paragraphs": MAX_PARAGRAPHS,
+        },
         "metrics": metrics,
         "latencies_ms": [round(x, 1) for x in latencies],
         "cases": rows,

@@ -40,20 +40,33 @@ def _canonical(label: str, oos_label: str | None) -> str:
     return label
 
 
-def evaluate(train: list[Row], test: list[Row], *, embedder: Embedder, oos_label: str | None = None,
-             latency_embedder: Embedder | None = None, latency_n: int = 200, cache_dir: Path | None = None,
-             config: IntentModelConfig | None = None, progress: Progress | None = None,
-             oos_recall_target: float | None = None, oos_max_lost: float | None = None) -> IntentEvalResult:
+def evaluate(
+    train: list[Row],
+    test: list[Row],
+    *,
+    embedder: Embedder,
+    oos_label: str | None = None,
+    latency_embedder: Embedder | None = None,
+    latency_n: int = 200,
+    cache_dir: Path | None = None,
+    config: IntentModelConfig | None = None,
+    progress: Progress | None = None,
+    oos_recall_target: float | None = None,
+    oos_max_lost: float | None = None,
+) -> IntentEvalResult:
     """Train on `train`, predict `test`; `latency_embedder` (uncached, same model) times single-message classify.
     `oos_recall_target` and `oos_max_lost` default to the service's settings."""
     if not train or not test:
         raise ValueError("train and test sets must both be non-empty")
     train_labels = [_canonical(lab, oos_label) for _, lab in train]
     settings = get_settings()
-    clf = IntentClassifier(embedder, cache_dir=cache_dir, config=config,
-                           oos_recall_target=settings.oos_recall_target if oos_recall_target is None
-                           else oos_recall_target,
-                           oos_max_lost=settings.oos_max_lost if oos_max_lost is None else oos_max_lost)
+    clf = IntentClassifier(
+        embedder,
+        cache_dir=cache_dir,
+        config=config,
+        oos_recall_target=settings.oos_recall_target if oos_recall_target is None else oos_recall_target,
+        oos_max_lost=settings.oos_max_lost if oos_max_lost is None else oos_max_lost,
+    )
     clf.fit([t for t, _ in train], train_labels, progress=progress)
 
     texts = [t for t, _ in test]
@@ -69,8 +82,12 @@ def evaluate(train: list[Row], test: list[Row], *, embedder: Embedder, oos_label
     latencies = _latencies(clf.with_embedder(latency_embedder or embedder), texts, latency_n, progress)
     report = score(gold, pred, [p.confidence for p in predictions], oos=oos_label is not None)
     report["latency_ms"] = latencies
-    report["training"] = {**clf.report.as_dict(), "classifier": clf.describe()["classifier"],
-                          "n_train": len(train), "loaded_from_cache": clf.loaded_from_cache}
+    report["training"] = {
+        **clf.report.as_dict(),
+        "classifier": clf.describe()["classifier"],
+        "n_train": len(train),
+        "loaded_from_cache": clf.loaded_from_cache,
+    }
     unknown = sorted(set(gold) - set(train_labels))
     if unknown:
         report["labels_missing_from_train"] = unknown
@@ -89,8 +106,12 @@ def _latencies(clf: IntentClassifier, texts: list[str], n: int, progress: Progre
         times.append((time.perf_counter() - t0) * 1000)
         if progress and (i + 1) % 20 == 0:
             progress("latency", i + 1, len(sample))
-    return {"p50": round(float(np.percentile(times, 50)), 3), "p95": round(float(np.percentile(times, 95)), 3),
-            "mean": round(float(np.mean(times)), 3), "n": len(times)}
+    return {
+        "p50": round(float(np.percentile(times, 50)), 3),
+        "p95": round(float(np.percentile(times, 95)), 3),
+        "mean": round(float(np.mean(times)), 3),
+        "n": len(times),
+    }
 
 
 def score(gold: list[str], pred: list[str], confidence: list[float], *, oos: bool = False) -> dict:
@@ -100,13 +121,26 @@ def score(gold: list[str], pred: list[str], confidence: list[float], *, oos: boo
     labels = sorted(set(gold) | set(pred))
     prec, rec, f1, support = precision_recall_fscore_support(g, p, labels=labels, zero_division=0)
     gold_labels = set(gold)
-    per_label = {lab: {"precision": round(float(pr), 4), "recall": round(float(rc), 4), "f1": round(float(f), 4),
-                       "support": int(s)} for lab, pr, rc, f, s in zip(labels, prec, rec, f1, support, strict=True)}
+    per_label = {
+        lab: {
+            "precision": round(float(pr), 4),
+            "recall": round(float(rc), 4),
+            "f1": round(float(f), 4),
+            "support": int(s),
+        }
+        for lab, pr, rc, f, s in zip(labels, prec, rec, f1, support, strict=True)
+    }
     macro_f1 = float(np.mean([per_label[lab]["f1"] for lab in labels if lab in gold_labels]))
     matrix = confusion_matrix(g, p, labels=labels)
-    pairs = Counter({(a, b): int(c) for a, b, c in
-                     ((labels[i], labels[j], matrix[i, j]) for i, j in zip(*np.nonzero(matrix), strict=True))
-                     if a != b})
+    pairs = Counter(
+        {
+            (a, b): int(c)
+            for a, b, c in (
+                (labels[i], labels[j], matrix[i, j]) for i, j in zip(*np.nonzero(matrix), strict=True)
+            )
+            if a != b
+        }
+    )
     report: dict = {
         "n": len(gold),
         "accuracy": round(float(correct.mean()), 4),
@@ -114,8 +148,11 @@ def score(gold: list[str], pred: list[str], confidence: list[float], *, oos: boo
         "ece": round(expected_calibration_error(np.array(confidence), correct), 4),
         "mean_confidence": round(float(np.mean(confidence)), 4),
         "per_label": per_label,
-        "confusion": {"labels": labels, "matrix": matrix.tolist(),
-                      "top": [{"gold": a, "pred": b, "count": c} for (a, b), c in pairs.most_common(20)]},
+        "confusion": {
+            "labels": labels,
+            "matrix": matrix.tolist(),
+            "top": [{"gold": a, "pred": b, "count": c} for (a, b), c in pairs.most_common(20)],
+        },
     }
     if oos:
         ins = g != OUT_OF_SCOPE
@@ -139,17 +176,26 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v * 100:.2f} %"
 
-    rows = [("examples (test)", str(report["n"])), ("accuracy", pct(report["accuracy"])),
-            ("macro F1", pct(report["macro_f1"])), ("ECE (15 bins)", f"{report['ece']:.4f}")]
+    rows = [
+        ("examples (test)", str(report["n"])),
+        ("accuracy", pct(report["accuracy"])),
+        ("macro F1", pct(report["macro_f1"])),
+        ("ECE (15 bins)", f"{report['ece']:.4f}"),
+    ]
     if "oos_recall" in report:
-        rows += [("in-scope accuracy", pct(report["in_scope_accuracy"])), ("OOS recall", pct(report["oos_recall"])),
-                 ("OOS precision", pct(report["oos_precision"]))]
+        rows += [
+            ("in-scope accuracy", pct(report["in_scope_accuracy"])),
+            ("OOS recall", pct(report["oos_recall"])),
+            ("OOS precision", pct(report["oos_precision"])),
+        ]
     lat = report.get("latency_ms") or {}
     if lat.get("p50") is not None:
         rows.append(("classify latency p50 / p95", f"{lat['p50']:.2f} / {lat['p95']:.2f} ms (n={lat['n']})"))
     tr = report.get("training") or {}
     if tr:
-        rows += [("classifier", str(tr.get("classifier"))),
-                 ("train examples / seconds", f"{tr.get('n_train')} / {tr.get('train_seconds')}"),
-                 ("temperature / OOS margin", f"{tr.get('temperature', 0):.3f} / {tr.get('oos_margin')}")]
+        rows += [
+            ("classifier", str(tr.get("classifier"))),
+            ("train examples / seconds", f"{tr.get('n_train')} / {tr.get('train_seconds')}"),
+            ("temperature / OOS margin", f"{tr.get('temperature', 0):.3f} / {tr.get('oos_margin')}"),
+        ]
     return rows

@@ -29,10 +29,15 @@ class TfidfSvmIntentPeer:
     name = INTENT_PEER
 
     def __init__(self, *, c: float = 1.0, seed: int = 0) -> None:
-        features = FeatureUnion([
-            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
-        ])
+        features = FeatureUnion(
+            [
+                ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+                (
+                    "chars",
+                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+                ),
+            ]
+        )
         self.pipeline = Pipeline([("tfidf", features), ("svm", LinearSVC(C=c, random_state=seed))])
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TfidfSvmIntentPeer:

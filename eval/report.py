@@ -78,8 +78,15 @@ def confusion_plot(conf: dict, title: str) -> str:
         for i in range(n):
             for j in range(n):
                 if matrix[i, j]:
-                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6 if n > 12 else 8,
-                            color="white" if norm[i, j] > 0.6 else "#1d2733")
+                    ax.text(
+                        j,
+                        i,
+                        int(matrix[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6 if n > 12 else 8,
+                        color="white" if norm[i, j] > 0.6 else "#1d2733",
+                    )
     ax.set_title(title + (" (labels with most errors)" if conf.get("subset") else ""), fontsize=10)
     return _png(fig)
 
@@ -90,9 +97,17 @@ def reliability_plot(rel: dict, title: str, ece: float | None = None) -> str:
     bins = rel["bins"]
     if bins:
         centers = [(b["lo"] + b["hi"]) / 2 for b in bins]
-        ax.bar(centers, [b["accuracy"] for b in bins], width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
-               color=OURS_COLOR, alpha=0.75, label="accuracy")
-        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#0b3d91", markersize=4)
+        ax.bar(
+            centers,
+            [b["accuracy"] for b in bins],
+            width=[0.9 * (b["hi"] - b["lo"]) for b in bins],
+            color=OURS_COLOR,
+            alpha=0.75,
+            label="accuracy",
+        )
+        ax.plot(
+            [b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#0b3d91", markersize=4
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
@@ -110,8 +125,13 @@ def f1_bars_plot(ours: dict, peer: dict, title: str, peer_name: str, max_labels:
     y = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.22 * len(labels) + 1)))
     ax.barh(y + 0.2, [ours[lab]["f1"] for lab in labels], height=0.4, color=OURS_COLOR, label="ReplyDesk")
-    ax.barh(y - 0.2, [peer.get(lab, {}).get("f1", 0) for lab in labels], height=0.4, color=PEER_COLOR,
-            label=peer_name)
+    ax.barh(
+        y - 0.2,
+        [peer.get(lab, {}).get("f1", 0) for lab in labels],
+        height=0.4,
+        color=PEER_COLOR,
+        label=peer_name,
+    )
     ax.set_yticks(y, labels, fontsize=7 if len(labels) > 25 else 8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("F1")
@@ -122,8 +142,11 @@ def f1_bars_plot(ours: dict, peer: dict, title: str, peer_name: str, max_labels:
 
 def recall_curve_plot(curve: dict, title: str) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    names = {"hybrid": ("ReplyDesk (hybrid)", OURS_COLOR, "-"), "bm25": ("BM25 only", "#d98a00", "--"),
-             "dense": ("dense only", "#4caf50", ":")}
+    names = {
+        "hybrid": ("ReplyDesk (hybrid)", OURS_COLOR, "-"),
+        "bm25": ("BM25 only", "#d98a00", "--"),
+        "dense": ("dense only", "#4caf50", ":"),
+    }
     for mode, values in curve["modes"].items():
         label, color, style = names.get(mode, (mode, "#666", "-"))
         ax.plot(curve["k"], values, style, color=color, marker="o", markersize=3, label=label)
@@ -156,8 +179,10 @@ def latency_plot(values: list[float], title: str) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]], left: int = 1) -> str:
     head = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -173,44 +198,67 @@ def headline_section(report: dict) -> str:
         rows.append([f"<b>{_e(key)}</b>", "ReplyDesk", shown, _fmt(part.get("seconds"))])
         for peer, pm in (part.get("peers") or {}).items():
             shown = " · ".join(f"{_e(k)} {_fmt(v)}" for k, v in pm.items() if not isinstance(v, dict))
-            rows.append(["", f'<span class="muted">{_e(peer)}</span>', f'<span class="muted">{shown}</span>', ""])
+            rows.append(
+                ["", f'<span class="muted">{_e(peer)}</span>', f'<span class="muted">{shown}</span>', ""]
+            )
     return "<h2>Results</h2>" + _table(["part", "system", "metrics", "seconds"], rows, left=3)
 
 
 def comparison_section(report: dict) -> str:
     comp = report.get("comparison")
     if not comp:
-        return ('<h2>Baseline comparison</h2><p class="muted">No baseline given '
-                "(<code>--baseline report.json</code>).</p>")
-    badge = '<span class="badge pass">PASSED</span>' if comp["passed"] else '<span class="badge fail">FAILED</span>'
+        return (
+            '<h2>Baseline comparison</h2><p class="muted">No baseline given '
+            "(<code>--baseline report.json</code>).</p>"
+        )
+    badge = (
+        '<span class="badge pass">PASSED</span>'
+        if comp["passed"]
+        else '<span class="badge fail">FAILED</span>'
+    )
     rows = []
     order = {"regression": 0, "missing": 1, "improved": 2, "ok": 3, "new": 4}
     for r in sorted(comp["rows"], key=lambda r: (order.get(r["status"], 5), r["metric"])):
         cls = {"regression": "bad", "missing": "bad", "improved": "ok", "ok": "ok"}.get(r["status"], "info")
         delta = r["delta"]
-        rows.append([_e(r["metric"]), _fmt(r["baseline"]), _fmt(r["current"]),
-                     "–" if delta is None else f"{delta:+.4f}", _fmt(r["tolerance"]),
-                     f'<span class="{cls}">{_e(r["status"])}</span>'])
-    return (f"<h2>Baseline comparison {badge}</h2><p class='muted'>Baseline <code>{_e(report.get('baseline_file'))}"
-            f"</code>: {comp['regressions']} regressions, {comp['missing']} missing. Tolerances are absolute; "
-            "<i>info</i> metrics (latency, peers) are not gated.</p>"
-            + _table(["metric", "baseline", "current", "delta", "tolerance", "status"], rows))
+        rows.append(
+            [
+                _e(r["metric"]),
+                _fmt(r["baseline"]),
+                _fmt(r["current"]),
+                "–" if delta is None else f"{delta:+.4f}",
+                _fmt(r["tolerance"]),
+                f'<span class="{cls}">{_e(r["status"])}</span>',
+            ]
+        )
+    return (
+        f"<h2>Baseline comparison {badge}</h2><p class='muted'>Baseline <code>{_e(report.get('baseline_file'))}"
+        f"</code>: {comp['regressions']} regressions, {comp['missing']} missing. Tolerances are absolute; "
+        "<i>info</i> metrics (latency, peers) are not gated.</p>"
+        + _table(["metric", "baseline", "current", "delta", "tolerance", "status"], rows)
+    )
 
 
 def intents_section(key: str, part: dict) -> str:
     d = part["details"]
     peer_name = next(iter(part.get("peers") or {"peer": {}}))
-    plots = [f1_bars_plot(d["per_intent"], d.get("peer_per_intent", {}), f"{key}: F1 per intent", peer_name),
-             confusion_plot(d["confusion"], f"{key}: confusion"),
-             reliability_plot(d["reliability"], key, part["metrics"].get("ece"))]
-    errs = "".join(f"<tr><td class='l'>{_e(e['text'])}</td><td class='l'>{_e(e['gold'])}</td>"
-                   f"<td class='l'>{_e(e['predicted'])}</td><td>{_fmt(e['confidence'])}</td></tr>"
-                   for e in d.get("errors", [])[:40])
-    return (f"<h3>{_e(key)}</h3><p class='muted small'>taxonomy {_e(d['taxonomy'])}; {d['train_rows']} training "
-            f"rows, {d['test_rows']} test rows, {d['labels']} labels, OOS margin {_fmt(d.get('oos_margin'))}"
-            f"</p><div class='plots'>{''.join(plots)}</div>"
-            f"<details><summary>first errors</summary><table><tr><th class='l'>text</th><th class='l'>gold</th>"
-            f"<th class='l'>predicted</th><th>confidence</th></tr>{errs}</table></details>")
+    plots = [
+        f1_bars_plot(d["per_intent"], d.get("peer_per_intent", {}), f"{key}: F1 per intent", peer_name),
+        confusion_plot(d["confusion"], f"{key}: confusion"),
+        reliability_plot(d["reliability"], key, part["metrics"].get("ece")),
+    ]
+    errs = "".join(
+        f"<tr><td class='l'>{_e(e['text'])}</td><td class='l'>{_e(e['gold'])}</td>"
+        f"<td class='l'>{_e(e['predicted'])}</td><td>{_fmt(e['confidence'])}</td></tr>"
+        for e in d.get("errors", [])[:40]
+    )
+    return (
+        f"<h3>{_e(key)}</h3><p class='muted small'>taxonomy {_e(d['taxonomy'])}; {d['train_rows']} training "
+        f"rows, {d['test_rows']} test rows, {d['labels']} labels, OOS margin {_fmt(d.get('oos_margin'))}"
+        f"</p><div class='plots'>{''.join(plots)}</div>"
+        f"<details><summary>first errors</summary><table><tr><th class='l'>text</th><th class='l'>gold</th>"
+        f"<th class='l'>predicted</th><th>confidence</th></tr>{errs}</table></details>"
+    )
 
 
 def urgency_section(key: str, part: dict) -> str:
@@ -219,9 +267,11 @@ def urgency_section(key: str, part: dict) -> str:
 
 def retrieval_section(key: str, part: dict) -> str:
     d = part["details"]
-    return (f"<h3>{_e(key)}</h3><p class='muted small'>{d['documents']} documents, {d['chunks']} chunks, fusion "
-            f"weights {_e(d['weights'])}</p><div class='plots'>"
-            f"{recall_curve_plot(d['recall_curve'], f'{key}: recall@k')}</div>")
+    return (
+        f"<h3>{_e(key)}</h3><p class='muted small'>{d['documents']} documents, {d['chunks']} chunks, fusion "
+        f"weights {_e(d['weights'])}</p><div class='plots'>"
+        f"{recall_curve_plot(d['recall_curve'], f'{key}: recall@k')}</div>"
+    )
 
 
 def drafts_section(key: str, part: dict) -> str:
@@ -233,24 +283,33 @@ def drafts_section(key: str, part: dict) -> str:
             sentences = "".join(
                 f"<li class='{'ok' if s['supported'] else 'bad'}'>{_e(s['sentence'])} "
                 f"<span class='muted small'>(cos {s['max_cosine']}, overlap {s['overlap']})</span></li>"
-                for s in draft["sentences"])
-            examples.append(f"<tr><td class='l'>{_e(case['id'])}</td><td class='l'>{_e(case['text'])}</td>"
-                            f"<td class='l'>{_e(draft['text'])}<ul class='small'>{sentences}</ul></td>"
-                            f"<td class='l'>{_e(', '.join(draft['cited']))}</td></tr>")
+                for s in draft["sentences"]
+            )
+            examples.append(
+                f"<tr><td class='l'>{_e(case['id'])}</td><td class='l'>{_e(case['text'])}</td>"
+                f"<td class='l'>{_e(draft['text'])}<ul class='small'>{sentences}</ul></td>"
+                f"<td class='l'>{_e(', '.join(draft['cited']))}</td></tr>"
+            )
     definition = d.get("definition", {})
-    return (f"<h3>{_e(key)}</h3><p><b>LLM:</b> {_e(d.get('llm_mode'))} — {_e(d.get('llm_note'))}; generators "
-            f"{_e(d.get('generators'))}; outcomes {_e(d.get('llm_outcomes'))}</p>"
-            f"<p class='muted small'>Groundedness: an assessed sentence (not a question, no placeholder, ≥ "
-            f"{definition.get('min_content_words')} content words) is supported when its max cosine similarity to "
-            f"the cited articles' sentences ≥ τ={definition.get('tau')} or its content-word overlap ≥ "
-            f"θ={definition.get('theta')}.</p><div class='plots'>{latency_plot(lat, f'{key}: latency per case')}"
-            f"</div><details><summary>example drafts with sentence verdicts</summary><table><tr><th class='l'>id"
-            f"</th><th class='l'>message</th><th class='l'>first draft</th><th class='l'>cited</th></tr>"
-            f"{''.join(examples)}</table></details>")
+    return (
+        f"<h3>{_e(key)}</h3><p><b>LLM:</b> {_e(d.get('llm_mode'))} — {_e(d.get('llm_note'))}; generators "
+        f"{_e(d.get('generators'))}; outcomes {_e(d.get('llm_outcomes'))}</p>"
+        f"<p class='muted small'>Groundedness: an assessed sentence (not a question, no placeholder, ≥ "
+        f"{definition.get('min_content_words')} content words) is supported when its max cosine similarity to "
+        f"the cited articles' sentences ≥ τ={definition.get('tau')} or its content-word overlap ≥ "
+        f"θ={definition.get('theta')}.</p><div class='plots'>{latency_plot(lat, f'{key}: latency per case')}"
+        f"</div><details><summary>example drafts with sentence verdicts</summary><table><tr><th class='l'>id"
+        f"</th><th class='l'>message</th><th class='l'>first draft</th><th class='l'>cited</th></tr>"
+        f"{''.join(examples)}</table></details>"
+    )
 
 
-SECTIONS = {"intents": intents_section, "urgency": urgency_section, "retrieval": retrieval_section,
-            "drafts": drafts_section}
+SECTIONS = {
+    "intents": intents_section,
+    "urgency": urgency_section,
+    "retrieval": retrieval_section,
+    "drafts": drafts_section,
+}
 
 
 def render_html(report: dict) -> str:
@@ -274,9 +333,13 @@ def render_html(report: dict) -> str:
         f"<h1>ReplyDesk evaluation — {_e(report['suite'])} {status}</h1>"
         f"<p class='muted'>{_e(report['mode'])} mode · seed {report['seed']} · {_e(report['created_at'])} · "
         f"{report['seconds']} s · suite <code>{_e(report.get('suite_file', ''))}</code></p>"
-        "<h2>Configuration</h2>" + _table(["setting", "value"], cfg_rows, left=2)
-        + headline_section(report) + comparison_section(report)
-        + "<h2>Details</h2>" + "".join(detail) + "</body></html>"
+        "<h2>Configuration</h2>"
+        + _table(["setting", "value"], cfg_rows, left=2)
+        + headline_section(report)
+        + comparison_section(report)
+        + "<h2>Details</h2>"
+        + "".join(detail)
+        + "</body></html>"
     )
 
 

@@ -67,8 +67,20 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
 
 
 def corpus_articles(docs: dict[str, dict]) -> list[Article]:
-    return [Article(id=did, title=str(d.get("title") or ""), locale="en", intents=(), tags=(), url="", summary="",
-                    updated_at="", body=str(d.get("text") or "") + "\n") for did, d in docs.items()]
+    return [
+        Article(
+            id=did,
+            title=str(d.get("title") or ""),
+            locale="en",
+            intents=(),
+            tags=(),
+            url="",
+            summary="",
+            updated_at="",
+            body=str(d.get("text") or "") + "\n",
+        )
+        for did, d in docs.items()
+    ]
 
 
 def build_corpus(articles: list[Article], embedder: Embedder) -> Corpus:
@@ -92,7 +104,7 @@ def query_metrics(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) 
     out[f"mrr@{k}"] = rr
     dcg = sum((2 ** relevant[d] - 1) / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in relevant)
     ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    idcg = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
     out[f"ndcg@{k}"] = dcg / idcg if idcg else 0.0
     return out
 
@@ -109,8 +121,14 @@ class PreparedQuery:
     fetch_ms: dict[str, float]
 
 
-def prepare(corpus: Corpus, data: BeirData, embedder: Embedder, *, depth: int,
-            progress: Callable[[int, int], None] | None = None) -> list[PreparedQuery]:
+def prepare(
+    corpus: Corpus,
+    data: BeirData,
+    embedder: Embedder,
+    *,
+    depth: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PreparedQuery]:
     """Embed each query once (timed, one at a time as a live request would) and fetch both candidate lists."""
     out = []
     total = len(data.queries)
@@ -118,28 +136,49 @@ def prepare(corpus: Corpus, data: BeirData, embedder: Embedder, *, depth: int,
         t0 = time.perf_counter()
         vec = embedder.encode([text])[0]
         t1 = time.perf_counter()
-        dense = candidates(corpus, text, vec, locale=None, default_locale="en", depth=depth, modes=(Mode.dense,))
+        dense = candidates(
+            corpus, text, vec, locale=None, default_locale="en", depth=depth, modes=(Mode.dense,)
+        )
         t2 = time.perf_counter()
-        lexical = candidates(corpus, text, None, locale=None, default_locale="en", depth=depth, modes=(Mode.bm25,))
+        lexical = candidates(
+            corpus, text, None, locale=None, default_locale="en", depth=depth, modes=(Mode.bm25,)
+        )
         t3 = time.perf_counter()
-        cands = Candidates(language=dense.language, fallback=dense.fallback, dense=dense.dense, bm25=lexical.bm25)
-        out.append(PreparedQuery(qid=qid, cands=cands, embed_ms=(t1 - t0) * 1000,
-                                 fetch_ms={"dense": (t2 - t1) * 1000, "bm25": (t3 - t2) * 1000}))
+        cands = Candidates(
+            language=dense.language, fallback=dense.fallback, dense=dense.dense, bm25=lexical.bm25
+        )
+        out.append(
+            PreparedQuery(
+                qid=qid,
+                cands=cands,
+                embed_ms=(t1 - t0) * 1000,
+                fetch_ms={"dense": (t2 - t1) * 1000, "bm25": (t3 - t2) * 1000},
+            )
+        )
         if progress:
             progress(i + 1, total)
     return out
 
 
-def evaluate_mode(corpus: Corpus, prepared: list[PreparedQuery], qrels: dict[str, dict[str, int]], mode: Mode,
-                  weights: FusionWeights, k: int = 10) -> dict:
+def evaluate_mode(
+    corpus: Corpus,
+    prepared: list[PreparedQuery],
+    qrels: dict[str, dict[str, int]],
+    mode: Mode,
+    weights: FusionWeights,
+    k: int = 10,
+) -> dict:
     sums: dict[str, float] = {}
     latencies: list[float] = []
     for pq in prepared:
         t0 = time.perf_counter()
         hits = fuse(corpus, pq.cands, k=k, mode=mode, weights=weights)
         fuse_ms = (time.perf_counter() - t0) * 1000
-        fetch = {Mode.dense: pq.fetch_ms["dense"], Mode.bm25: pq.fetch_ms["bm25"],
-                 Mode.hybrid: pq.fetch_ms["dense"] + pq.fetch_ms["bm25"]}[mode]
+        fetch = {
+            Mode.dense: pq.fetch_ms["dense"],
+            Mode.bm25: pq.fetch_ms["bm25"],
+            Mode.hybrid: pq.fetch_ms["dense"] + pq.fetch_ms["bm25"],
+        }[mode]
         embed = pq.embed_ms if mode != Mode.bm25 else 0.0
         latencies.append(embed + fetch + fuse_ms)
         for name, value in query_metrics([h.article_id for h in hits], qrels[pq.qid], k).items():
@@ -147,12 +186,20 @@ def evaluate_mode(corpus: Corpus, prepared: list[PreparedQuery], qrels: dict[str
     n = max(1, len(prepared))
     result: dict = {name: round(total / n, 4) for name, total in sums.items()}
     result["queries"] = len(prepared)
-    result["latency_ms"] = {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)}
+    result["latency_ms"] = {
+        "p50": round(_percentile(latencies, 50), 2),
+        "p95": round(_percentile(latencies, 95), 2),
+    }
     return result
 
 
-def tune_weights(corpus: Corpus, prepared: list[PreparedQuery], qrels: dict[str, dict[str, int]],
-                 base: FusionWeights, k: int = 10) -> tuple[FusionWeights, list[dict]]:
+def tune_weights(
+    corpus: Corpus,
+    prepared: list[PreparedQuery],
+    qrels: dict[str, dict[str, int]],
+    base: FusionWeights,
+    k: int = 10,
+) -> tuple[FusionWeights, list[dict]]:
     """Grid search of (bm25 weight > 0, rrf_k) by MRR@k on `prepared`.
 
     Ties go to the larger BM25 weight: on data where dense alone is as good, the lexical side is kept as strong as
@@ -175,17 +222,32 @@ def split_queries(qids: Sequence[str], fraction: float, seed: int) -> tuple[list
     return ids[:cut], ids[cut:]
 
 
-def run(data: BeirData, embedder: Embedder, *, modes: Sequence[Mode], weights: FusionWeights, k: int = 10,
-        tune_split: float | None = None, seed: int = 13, query_embedder: Embedder | None = None,
-        progress: Callable[[int, int], None] | None = None) -> dict:
+def run(
+    data: BeirData,
+    embedder: Embedder,
+    *,
+    modes: Sequence[Mode],
+    weights: FusionWeights,
+    k: int = 10,
+    tune_split: float | None = None,
+    seed: int = 13,
+    query_embedder: Embedder | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Evaluate. `query_embedder` (same model, no cache) makes query latency honest; default: `embedder`."""
     t0 = time.perf_counter()
     corpus = build_corpus(corpus_articles(data.corpus), embedder)
     build_s = time.perf_counter() - t0
-    prepared = prepare(corpus, data, query_embedder or embedder, depth=max(weights.depth, 4 * k), progress=progress)
+    prepared = prepare(
+        corpus, data, query_embedder or embedder, depth=max(weights.depth, 4 * k), progress=progress
+    )
     report: dict = {
-        "model": embedder.model_id, "documents": len(data.corpus), "chunks": len(corpus.chunks),
-        "queries": len(prepared), "k": k, "index_build_s": round(build_s, 2),
+        "model": embedder.model_id,
+        "documents": len(data.corpus),
+        "chunks": len(corpus.chunks),
+        "queries": len(prepared),
+        "k": k,
+        "index_build_s": round(build_s, 2),
         "weights": {"dense": weights.dense, "bm25": weights.bm25, "rrf_k": weights.rrf_k},
         "modes": {str(m): evaluate_mode(corpus, prepared, data.qrels, m, weights, k) for m in modes},
     }
@@ -195,12 +257,15 @@ def run(data: BeirData, embedder: Embedder, *, modes: Sequence[Mode], weights: F
         test = [p for p in prepared if p.qid in set(test_ids)]
         tuned, grid = tune_weights(corpus, dev, data.qrels, weights, k)
         report["tuning"] = {
-            "seed": seed, "dev_queries": len(dev), "test_queries": len(test),
+            "seed": seed,
+            "dev_queries": len(dev),
+            "test_queries": len(test),
             "tuned_weights": {"dense": tuned.dense, "bm25": tuned.bm25, "rrf_k": tuned.rrf_k},
             "dev": {str(m): evaluate_mode(corpus, dev, data.qrels, m, tuned, k) for m in modes},
             "test": {str(m): evaluate_mode(corpus, test, data.qrels, m, tuned, k) for m in modes},
             "test_with_configured_weights": {
-                str(m): evaluate_mode(corpus, test, data.qrels, m, weights, k) for m in modes},
+                str(m): evaluate_mode(corpus, test, data.qrels, m, weights, k) for m in modes
+            },
             "grid": grid,
         }
     return report

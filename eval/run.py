@@ -49,8 +49,18 @@ from service.triage.taxonomy import OOS_LABELS, OUT_OF_SCOPE
 
 log = logging.getLogger("replydesk.eval")
 
-LOWER_IS_BETTER = ("ece", "latency_ms", "p50", "p95", "p99", "mean", "seconds", "uncited_draft_rate",
-                   "oos_false_alarm_rate", "clean_cases_flagged")
+LOWER_IS_BETTER = (
+    "ece",
+    "latency_ms",
+    "p50",
+    "p95",
+    "p99",
+    "mean",
+    "seconds",
+    "uncited_draft_rate",
+    "oos_false_alarm_rate",
+    "clean_cases_flagged",
+)
 RELIABILITY_BINS = ECE_BINS  # the intent capability's own ECE binning
 CONFUSION_MAX_LABELS = 20
 
@@ -67,16 +77,26 @@ class _Part(BaseModel):
 class IntentsPart(_Part):
     kind: Literal["intents"]
     data: str = Field(description="Test rows (CSV/JSONL text,label or CLINC-style JSON).")
-    train: str | None = Field(None, description="Training rows (becomes the taxonomy, as REPLYDESK_INTENTS_PATH "
-                                                "would); default: the configured taxonomy.")
-    split_test_frac: float | None = Field(None, gt=0, lt=1, description="Carve the test rows from `data` itself "
-                                                                        "(stratified, seeded); the rest trains.")
+    train: str | None = Field(
+        None,
+        description="Training rows (becomes the taxonomy, as REPLYDESK_INTENTS_PATH "
+        "would); default: the configured taxonomy.",
+    )
+    split_test_frac: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Carve the test rows from `data` itself (stratified, seeded); the rest trains.",
+    )
     train_splits: list[str] | None = None
     test_splits: list[str] | None = None
     text_col: str = "text"
     label_col: str = "label"
-    label_map: str | None = Field(None, description="YAML mapping the test set's labels to the taxonomy's intents "
-                                                    "(someone else's dataset); rows of unmapped labels are skipped.")
+    label_map: str | None = Field(
+        None,
+        description="YAML mapping the test set's labels to the taxonomy's intents "
+        "(someone else's dataset); rows of unmapped labels are skipped.",
+    )
 
 
 def load_label_map(path: Path) -> dict[str, str]:
@@ -112,13 +132,20 @@ class TonePart(_Part):
 class DraftsPart(_Part):
     kind: Literal["drafts"]
     data: str
-    cassette: str | None = Field(None, description="vcrpy cassette replayed for the LLM calls (default mode).")
-    llm_settings: dict[str, Any] = Field(default_factory=dict, description="Settings the cassette was recorded "
-                                         "with (e.g. llm_model, llm_response_format, llm_seed), applied on replay "
-                                         "so the requests match the recorded ones.")
+    cassette: str | None = Field(
+        None, description="vcrpy cassette replayed for the LLM calls (default mode)."
+    )
+    llm_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings the cassette was recorded "
+        "with (e.g. llm_model, llm_response_format, llm_seed), applied on replay "
+        "so the requests match the recorded ones.",
+    )
 
 
-Part = Annotated[IntentsPart | UrgencyPart | RetrievalPart | TonePart | DraftsPart, Field(discriminator="kind")]
+Part = Annotated[
+    IntentsPart | UrgencyPart | RetrievalPart | TonePart | DraftsPart, Field(discriminator="kind")
+]
 
 
 class FastOptions(BaseModel):
@@ -217,12 +244,21 @@ def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int
         if n:
             mc, acc = float(conf[mask].mean()), float(ok[mask].mean())
             ece += n / len(conf) * abs(mc - acc)
-            out.append({"lo": round(lo, 2), "hi": round(hi, 2), "confidence": round(mc, 4), "accuracy": round(acc, 4),
-                        "n": n})
+            out.append(
+                {
+                    "lo": round(lo, 2),
+                    "hi": round(hi, 2),
+                    "confidence": round(mc, 4),
+                    "accuracy": round(acc, 4),
+                    "n": n,
+                }
+            )
     return {"ece": round(ece, 4), "bins": out}
 
 
-def confusion_subset(gold: Sequence[str], predicted: Sequence[str], max_labels: int = CONFUSION_MAX_LABELS) -> dict:
+def confusion_subset(
+    gold: Sequence[str], predicted: Sequence[str], max_labels: int = CONFUSION_MAX_LABELS
+) -> dict:
     """Confusion matrix over all labels when few, else over the labels involved in the most errors."""
     labels = sorted(set(gold) | set(predicted))
     if len(labels) > max_labels:
@@ -232,16 +268,23 @@ def confusion_subset(gold: Sequence[str], predicted: Sequence[str], max_labels: 
                 errors[g] += 1
                 errors[p] += 1
         labels = sorted(lab for lab, _ in errors.most_common(max_labels)) or labels[:max_labels]
-    return {"labels": labels, "matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
-            "subset": len(labels) < len(set(gold) | set(predicted))}
+    return {
+        "labels": labels,
+        "matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
+        "subset": len(labels) < len(set(gold) | set(predicted)),
+    }
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0}
     arr = np.asarray(values, dtype=float)
-    return {"p50": round(float(np.percentile(arr, 50)), 2), "p95": round(float(np.percentile(arr, 95)), 2),
-            "p99": round(float(np.percentile(arr, 99)), 2), "mean": round(float(arr.mean()), 2)}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 2),
+        "p95": round(float(np.percentile(arr, 95)), 2),
+        "p99": round(float(np.percentile(arr, 99)), 2),
+        "mean": round(float(arr.mean()), 2),
+    }
 
 
 # -- the run context ------------------------------------------------------------------------------------------
@@ -250,15 +293,28 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 class RunContext:
     """The configuration under test: one `Container` on a scratch data dir sharing the embedding cache."""
 
-    def __init__(self, settings: Settings, *, fast: FastOptions | None, seed: int, root: Path = REPO_ROOT,
-                 llm_mode: str = "auto", record: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fast: FastOptions | None,
+        seed: int,
+        root: Path = REPO_ROOT,
+        llm_mode: str = "auto",
+        record: bool = False,
+    ) -> None:
         from service.container import Container
 
         self.base_settings = settings
         self.scratch = Path(tempfile.mkdtemp(prefix="replydesk-eval-"))
-        self.settings = settings.model_copy(update={"data_dir": self.scratch,
-                                                    "cache_dir": settings.resolved_cache_dir,
-                                                    "kb_index_dir": None, "database_url": None})
+        self.settings = settings.model_copy(
+            update={
+                "data_dir": self.scratch,
+                "cache_dir": settings.resolved_cache_dir,
+                "kb_index_dir": None,
+                "database_url": None,
+            }
+        )
         self.container = Container(self.settings)
         self.fast = fast
         self.seed = seed
@@ -283,12 +339,18 @@ class RunContext:
     def configuration(self) -> dict:
         s = self.base_settings
         tax = self.container.triage.classifier.taxonomy
-        return {"embedding_model": s.embedding_model, "embedding_backend": s.embedding_backend,
-                "taxonomy": tax.source, "taxonomy_hash": tax.content_hash, "n_intents": len(tax.intents),
-                "classifier": self.container.triage.describe(),
-                "llm": {"base_url": s.llm_base_url, "model": s.llm_model if s.llm_base_url else None},
-                "kb_weights": {"dense": s.kb_dense_weight, "bm25": s.kb_bm25_weight, "rrf_k": s.kb_rrf_k},
-                "python": platform.python_version(), "machine": platform.machine()}
+        return {
+            "embedding_model": s.embedding_model,
+            "embedding_backend": s.embedding_backend,
+            "taxonomy": tax.source,
+            "taxonomy_hash": tax.content_hash,
+            "n_intents": len(tax.intents),
+            "classifier": self.container.triage.describe(),
+            "llm": {"base_url": s.llm_base_url, "model": s.llm_model if s.llm_base_url else None},
+            "kb_weights": {"dense": s.kb_dense_weight, "bm25": s.kb_bm25_weight, "rrf_k": s.kb_rrf_k},
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
 
     def close(self) -> None:
         self.container.close()
@@ -345,13 +407,21 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
         classifier = ctx.container.triage.classifier
         train_texts, train_labels = classifier.taxonomy.training_data()
         intents = classifier.predict_batch(texts, embedder.encode(texts))
-        report = intents_eval.score(gold, [i.name for i in intents], [i.confidence for i in intents], oos=has_oos)
+        report = intents_eval.score(
+            gold, [i.name for i in intents], [i.confidence for i in intents], oos=has_oos
+        )
         source, margin = classifier.taxonomy.source, classifier.oos_margin
     else:  # a taxonomy trained from the dataset's rows
-        result = intents_eval.evaluate(train, test, embedder=embedder, oos_label=OUT_OF_SCOPE if has_oos else None,
-                                       latency_n=0, cache_dir=ctx.settings.resolved_cache_dir / "intent",
-                                       oos_recall_target=ctx.settings.oos_recall_target,
-                                       oos_max_lost=ctx.settings.oos_max_lost)
+        result = intents_eval.evaluate(
+            train,
+            test,
+            embedder=embedder,
+            oos_label=OUT_OF_SCOPE if has_oos else None,
+            latency_n=0,
+            cache_dir=ctx.settings.resolved_cache_dir / "intent",
+            oos_recall_target=ctx.settings.oos_recall_target,
+            oos_max_lost=ctx.settings.oos_max_lost,
+        )
         report, intents = result.report, result.predictions
         train_texts, train_labels = [t for t, _ in train], [lab for _, lab in train]
         source = f"{part.train or part.data} ({len(train)} rows)"
@@ -373,14 +443,21 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
     peer_metrics["messages_per_s"] = round(len(texts) / peer_s, 1) if peer_s else None
 
     rel = reliability([i.confidence for i in intents], [p == g for p, g in zip(predicted, gold, strict=True)])
-    errors = [{"text": t, "gold": g, "predicted": p, "confidence": round(i.confidence, 3)}
-              for t, g, p, i in zip(texts, gold, predicted, intents, strict=True) if g != p]
+    errors = [
+        {"text": t, "gold": g, "predicted": p, "confidence": round(i.confidence, 3)}
+        for t, g, p, i in zip(texts, gold, predicted, intents, strict=True)
+        if g != p
+    ]
     return {
         "metrics": metrics,
         "peers": {peers.INTENT_PEER: peer_metrics},
         "details": {
-            "taxonomy": source, "train_rows": len(train_texts), "test_rows": len(texts),
-            "labels": len(set(gold)), "seconds_train_and_predict": round(seconds, 2), "oos_margin": margin,
+            "taxonomy": source,
+            "train_rows": len(train_texts),
+            "test_rows": len(texts),
+            "labels": len(set(gold)),
+            "seconds_train_and_predict": round(seconds, 2),
+            "oos_margin": margin,
             "per_intent": {k: v for k, v in report["per_label"].items() if k in set(gold)},
             "peer_per_intent": {k: v for k, v in peer_report["per_label"].items() if k in set(gold)},
             "confusion": confusion_subset(gold, predicted),
@@ -396,8 +473,9 @@ def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
     if part.label_map is None:
         examples = urgency_eval.load_examples(data)
     else:
-        examples = urgency_eval.load_mapped_examples(data, ctx.path(part.label_map, optional=False),
-                                                     text_col=part.text_col, label_col=part.label_col)
+        examples = urgency_eval.load_mapped_examples(
+            data, ctx.path(part.label_map, optional=False), text_col=part.text_col, label_col=part.label_col
+        )
     if ctx.fast is not None and part.label_map is not None and len(examples) > ctx.fast.max_test:
         examples = random.Random(ctx.seed).sample(examples, ctx.fast.max_test)
     results: list = []
@@ -412,14 +490,24 @@ def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
     metrics["messages_per_s"] = round(report["n"] / report["seconds"], 1) if report["seconds"] else None
     # peer: the intent's default urgency, what a taxonomy-only router would do
     tax = ctx.container.triage.classifier.taxonomy
-    peer_pred = [tax.intents[r.intent.name].default_urgency.value if r.intent.name in tax.intents else "normal"
-                 for r in results]
+    peer_pred = [
+        tax.intents[r.intent.name].default_urgency.value if r.intent.name in tax.intents else "normal"
+        for r in results
+    ]
     peer_metrics = urgency_eval.compute_metrics([e.gold for e in examples], peer_pred)
-    return {"metrics": metrics,
-            "peers": {"intent-default-urgency": {k: peer_metrics[k] for k in ("n", "accuracy", "macro_f1",
-                                                                              "critical_recall")}},
-            "details": {"per_level": report["per_level"], "confusion": report["confusion"],
-                        "errors": report["errors"][:100]}}
+    return {
+        "metrics": metrics,
+        "peers": {
+            "intent-default-urgency": {
+                k: peer_metrics[k] for k in ("n", "accuracy", "macro_f1", "critical_recall")
+            }
+        },
+        "details": {
+            "per_level": report["per_level"],
+            "confusion": report["confusion"],
+            "errors": report["errors"][:100],
+        },
+    }
 
 
 def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
@@ -429,8 +517,11 @@ def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
     data = retrieval_eval.load_beir(*paths)
     if ctx.fast is not None and len(data.queries) > ctx.fast.max_queries:
         keep = sorted(random.Random(ctx.seed).sample(sorted(data.queries), ctx.fast.max_queries))
-        data = retrieval_eval.BeirData(corpus=data.corpus, queries={q: data.queries[q] for q in keep},
-                                       qrels={q: data.qrels[q] for q in keep})
+        data = retrieval_eval.BeirData(
+            corpus=data.corpus,
+            queries={q: data.queries[q] for q in keep},
+            qrels={q: data.qrels[q] for q in keep},
+        )
     embedder = ctx.container.embedder
     weights = ctx.container.kb.weights
     t0 = time.perf_counter()
@@ -438,7 +529,9 @@ def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
     build_s = time.perf_counter() - t0
     depth = max(weights.depth, 4 * part.k)
     prepared = retrieval_eval.prepare(corpus, data, embedder, depth=depth)
-    by_mode = {m: retrieval_eval.evaluate_mode(corpus, prepared, data.qrels, m, weights, part.k) for m in Mode}
+    by_mode = {
+        m: retrieval_eval.evaluate_mode(corpus, prepared, data.qrels, m, weights, part.k) for m in Mode
+    }
     curve_k = list(range(1, max(part.k, 10) + 1))
     curves: dict[str, list[float]] = {}
     for mode in Mode:
@@ -451,15 +544,22 @@ def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
         curves[str(mode)] = [round(float(x / max(1, len(prepared))), 4) for x in sums]
 
     def headline(m: dict) -> dict:
-        return {**{k: v for k, v in m.items() if k != "latency_ms" and k != "queries"},
-                "latency_ms_p50": m["latency_ms"]["p50"], "latency_ms_p95": m["latency_ms"]["p95"]}
+        return {
+            **{k: v for k, v in m.items() if k != "latency_ms" and k != "queries"},
+            "latency_ms_p50": m["latency_ms"]["p50"],
+            "latency_ms_p95": m["latency_ms"]["p95"],
+        }
 
     return {
         "metrics": {"queries": len(prepared), **headline(by_mode[peers.RETRIEVAL_SYSTEM])},
         "peers": {name: headline(by_mode[mode]) for name, mode in peers.RETRIEVAL_PEERS.items()},
-        "details": {"documents": len(data.corpus), "chunks": len(corpus.chunks), "index_build_s": round(build_s, 2),
-                    "weights": {"dense": weights.dense, "bm25": weights.bm25, "rrf_k": weights.rrf_k},
-                    "recall_curve": {"k": curve_k, "modes": curves}},
+        "details": {
+            "documents": len(data.corpus),
+            "chunks": len(corpus.chunks),
+            "index_build_s": round(build_s, 2),
+            "weights": {"dense": weights.dense, "bm25": weights.bm25, "rrf_k": weights.rrf_k},
+            "recall_curve": {"k": curve_k, "modes": curves},
+        },
     }
 
 
@@ -468,14 +568,26 @@ def run_tone(part: TonePart, ctx: RunContext) -> dict:
     rules = ctx.path(part.rules, optional=False) if part.rules else ctx.settings.tone_rules_path
     report = tone_eval.run(data, None, rules, default_locale=ctx.settings.default_locale)
     m = report["micro"]
-    metrics = {"cases": report["cases"], "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
-               "exact_match": report["exact_match"],
-               "clean_cases_flagged": _round(report["clean_cases_flagged"] / report["clean_cases"])
-               if report["clean_cases"] else None,
-               "latency_ms_p95": report["latency_ms"]["p95"]}
-    return {"metrics": metrics, "peers": {},
-            "details": {"per_rule": report["per_rule"], "errors": report["errors"][:100],
-                        "unknown_expected_rules": report["unknown_expected_rules"]}}
+    metrics = {
+        "cases": report["cases"],
+        "precision": m["precision"],
+        "recall": m["recall"],
+        "f1": m["f1"],
+        "exact_match": report["exact_match"],
+        "clean_cases_flagged": _round(report["clean_cases_flagged"] / report["clean_cases"])
+        if report["clean_cases"]
+        else None,
+        "latency_ms_p95": report["latency_ms"]["p95"],
+    }
+    return {
+        "metrics": metrics,
+        "peers": {},
+        "details": {
+            "per_rule": report["per_rule"],
+            "errors": report["errors"][:100],
+            "unknown_expected_rules": report["unknown_expected_rules"],
+        },
+    }
 
 
 def _drafts_llm(part: DraftsPart, ctx: RunContext) -> tuple[str, str, Path | None]:
@@ -515,8 +627,11 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
         import vcr
 
         record_mode = "all" if mode == "live" else "none"
-        recorder = vcr.VCR(record_mode=record_mode, match_on=["method", "scheme", "host", "port", "path", "body"],
-                           filter_headers=["authorization", "api-key", "x-api-key"])
+        recorder = vcr.VCR(
+            record_mode=record_mode,
+            match_on=["method", "scheme", "host", "port", "path", "body"],
+            filter_headers=["authorization", "api-key", "x-api-key"],
+        )
         if cassette is None:
             report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note)
         else:
@@ -524,13 +639,21 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
 
             templates = _sibling(ctx, llm_base_url=None)
             with recorder.use_cassette(str(cassette)):
-                report = drafts_eval.evaluate(cases, container, llm_mode=mode, llm_note=note,
-                                              replay_miss=(CannotOverwriteExistingCassetteException,),
-                                              template_container=templates)
+                report = drafts_eval.evaluate(
+                    cases,
+                    container,
+                    llm_mode=mode,
+                    llm_note=note,
+                    replay_miss=(CannotOverwriteExistingCassetteException,),
+                    template_container=templates,
+                )
     if container is not ctx.container and "drafter" in container.__dict__:
         container.drafter.close()  # the sibling shares everything else with the run's container
-    return {"metrics": report["metrics"], "peers": {},
-            "details": {k: v for k, v in report.items() if k != "metrics"}}
+    return {
+        "metrics": report["metrics"],
+        "peers": {},
+        "details": {k: v for k, v in report.items() if k != "metrics"},
+    }
 
 
 def _sibling(ctx: RunContext, **updates: Any) -> Any:
@@ -544,7 +667,10 @@ def _sibling(ctx: RunContext, **updates: Any) -> Any:
 
 
 RUNNERS: dict[str, Callable[[Any, RunContext], dict]] = {
-    "intents": run_intents, "urgency": run_urgency, "retrieval": run_retrieval, "tone": run_tone,
+    "intents": run_intents,
+    "urgency": run_urgency,
+    "retrieval": run_retrieval,
+    "tone": run_tone,
     "drafts": run_drafts,
 }
 
@@ -583,20 +709,41 @@ def tolerance_for(metric: str, tolerances: dict[str, float | None]) -> float | N
     return None
 
 
-def compare(current: dict[str, float], baseline: dict[str, float], tolerances: dict[str, float | None],
-            *, fail_on_missing: bool = True) -> dict:
+def compare(
+    current: dict[str, float],
+    baseline: dict[str, float],
+    tolerances: dict[str, float | None],
+    *,
+    fail_on_missing: bool = True,
+) -> dict:
     rows = []
     for metric in sorted(set(baseline) | set(current)):
         tol = tolerance_for(metric, tolerances)
         base, cur = baseline.get(metric), current.get(metric)
         if base is None:
-            rows.append({"metric": metric, "baseline": None, "current": cur, "delta": None, "tolerance": tol,
-                         "status": "new"})
+            rows.append(
+                {
+                    "metric": metric,
+                    "baseline": None,
+                    "current": cur,
+                    "delta": None,
+                    "tolerance": tol,
+                    "status": "new",
+                }
+            )
             continue
         if cur is None:
             status = "missing" if tol is not None and fail_on_missing else "missing (informational)"
-            rows.append({"metric": metric, "baseline": base, "current": None, "delta": None, "tolerance": tol,
-                         "status": status})
+            rows.append(
+                {
+                    "metric": metric,
+                    "baseline": base,
+                    "current": None,
+                    "delta": None,
+                    "tolerance": tol,
+                    "status": status,
+                }
+            )
             continue
         delta = cur - base
         worse = -delta if not lower_is_better(metric) else delta
@@ -608,22 +755,48 @@ def compare(current: dict[str, float], baseline: dict[str, float], tolerances: d
             status = "improved"
         else:
             status = "ok"
-        rows.append({"metric": metric, "baseline": base, "current": cur, "delta": round(delta, 4),
-                     "tolerance": tol, "status": status})
+        rows.append(
+            {
+                "metric": metric,
+                "baseline": base,
+                "current": cur,
+                "delta": round(delta, 4),
+                "tolerance": tol,
+                "status": status,
+            }
+        )
     failed = [r for r in rows if r["status"] in ("regression", "missing")]
-    return {"rows": rows, "regressions": len([r for r in rows if r["status"] == "regression"]),
-            "missing": len([r for r in rows if r["status"] == "missing"]), "passed": not failed}
+    return {
+        "rows": rows,
+        "regressions": len([r for r in rows if r["status"] == "regression"]),
+        "missing": len([r for r in rows if r["status"] == "missing"]),
+        "passed": not failed,
+    }
 
 
 # -- the command ----------------------------------------------------------------------------------------------
 
 
-def run_suite(suite: Suite, *, settings: Settings, fast: bool | None = None, root: Path = REPO_ROOT,
-              llm_mode: str = "auto", record: bool = False, only: Sequence[str] | None = None,
-              progress: Callable[[str], None] = lambda _: None) -> dict:
+def run_suite(
+    suite: Suite,
+    *,
+    settings: Settings,
+    fast: bool | None = None,
+    root: Path = REPO_ROOT,
+    llm_mode: str = "auto",
+    record: bool = False,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict:
     is_fast = suite.mode == "fast" if fast is None else fast
-    ctx = RunContext(settings, fast=suite.fast if is_fast else None, seed=suite.seed, root=root, llm_mode=llm_mode,
-                     record=record)
+    ctx = RunContext(
+        settings,
+        fast=suite.fast if is_fast else None,
+        seed=suite.seed,
+        root=root,
+        llm_mode=llm_mode,
+        record=record,
+    )
     started = time.perf_counter()
     parts: dict[str, dict] = {}
     try:
@@ -677,8 +850,11 @@ def summary_lines(report: dict) -> list[str]:
         if part["status"] != "ok":
             lines.append(f"  {key:28s} {part.get('reason', part['status'])}")
             continue
-        shown = ", ".join(f"{k}={v}" for k, v in part["metrics"].items()
-                          if isinstance(v, int | float) and not isinstance(v, bool))[:160]
+        shown = ", ".join(
+            f"{k}={v}"
+            for k, v in part["metrics"].items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        )[:160]
         lines.append(f"  {key:28s} {shown}")
         for peer, m in part.get("peers", {}).items():
             shown = ", ".join(f"{k}={v}" for k, v in m.items() if isinstance(v, int | float))[:140]
@@ -686,38 +862,62 @@ def summary_lines(report: dict) -> list[str]:
     comparison = report.get("comparison")
     if comparison:
         bad = [r for r in comparison["rows"] if r["status"] in ("regression", "missing")]
-        lines.append(f"baseline: {'PASSED' if comparison['passed'] else 'FAILED'} "
-                     f"({comparison['regressions']} regressions, {comparison['missing']} missing)")
+        lines.append(
+            f"baseline: {'PASSED' if comparison['passed'] else 'FAILED'} "
+            f"({comparison['regressions']} regressions, {comparison['missing']} missing)"
+        )
         for r in bad:
-            lines.append(f"  {r['status']:10s} {r['metric']}: {r['baseline']} -> {r['current']} "
-                         f"(tolerance {r['tolerance']})")
+            lines.append(
+                f"  {r['status']:10s} {r['metric']}: {r['baseline']} -> {r['current']} "
+                f"(tolerance {r['tolerance']})"
+            )
     return lines
 
 
-def execute(suite_path: Path, *, out: Path, baseline: Path | None = None, fast: bool | None = None,
-            llm_mode: str = "auto", record: bool = False, only: Sequence[str] | None = None,
-            settings: Settings | None = None, root: Path = REPO_ROOT,
-            progress: Callable[[str], None] = lambda _: None) -> tuple[dict, int]:
+def execute(
+    suite_path: Path,
+    *,
+    out: Path,
+    baseline: Path | None = None,
+    fast: bool | None = None,
+    llm_mode: str = "auto",
+    record: bool = False,
+    only: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    root: Path = REPO_ROOT,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[dict, int]:
     """Run, compare, write `report.json` + `report.html` into `out`; returns (report, exit code)."""
     from eval.report import write_html
     from service.settings import get_settings
 
     suite = load_suite(suite_path)
     base = load_baseline(baseline) if baseline is not None else None
-    report = run_suite(suite, settings=settings or get_settings(), fast=fast, root=root, llm_mode=llm_mode,
-                       record=record, only=only, progress=progress)
+    report = run_suite(
+        suite,
+        settings=settings or get_settings(),
+        fast=fast,
+        root=root,
+        llm_mode=llm_mode,
+        record=record,
+        only=only,
+        progress=progress,
+    )
     report["suite_file"] = str(suite_path)
     code = 0
     if base is not None:
         report["baseline_file"] = str(baseline)
         if only:  # parts left out on purpose are not "missing"
             base = {m: v for m, v in base.items() if "/".join(m.split("/")[:2]) in report["parts"]}
-        report["comparison"] = compare(report["metrics"], base, suite.tolerances,
-                                       fail_on_missing=suite.fail_on_missing)
+        report["comparison"] = compare(
+            report["metrics"], base, suite.tolerances, fail_on_missing=suite.fail_on_missing
+        )
         code = 0 if report["comparison"]["passed"] else 1
     if any(p["status"] == "error" for p in report["parts"].values()):
         code = 1
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     write_html(report, out / "report.html")
     return report, code

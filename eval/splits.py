@@ -44,8 +44,13 @@ def load_clinc_json(path: Path, splits: tuple[str, ...] | list[str]) -> list[Row
     return rows
 
 
-def load_rows(path: Path, *, text_col: str = "text", label_col: str = "label",
-              splits: tuple[str, ...] | list[str] | None = None) -> list[Row]:
+def load_rows(
+    path: Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    splits: tuple[str, ...] | list[str] | None = None,
+) -> list[Row]:
     """(text, label) rows from a CSV, JSONL, CLINC-style JSON or YAML taxonomy file (its examples)."""
     path = Path(path)
     if not path.is_file():
@@ -65,7 +70,9 @@ def stratified_split(rows: list[Row], *, test_frac: float, seed: int) -> tuple[l
     counts = Counter(label for _, label in rows)
     singles = [r for r in rows if counts[r[1]] < 2]
     rest = [r for r in rows if counts[r[1]] >= 2]
-    train, test = train_test_split(rest, test_size=test_frac, random_state=seed, stratify=[r[1] for r in rest])
+    train, test = train_test_split(
+        rest, test_size=test_frac, random_state=seed, stratify=[r[1] for r in rest]
+    )
     return list(train) + singles, list(test)
 
 
@@ -84,9 +91,17 @@ def write_rows(path: Path, rows: list[Row], *, text_col: str = "text", label_col
                 f.write(json.dumps({text_col: text, label_col: label}, ensure_ascii=False) + "\n")
 
 
-def split_file(path: Path, out_dir: Path, *, test_frac: float = 0.2, seed: int = 13, text_col: str = "text",
-               label_col: str = "label", splits: tuple[str, ...] | list[str] | None = None,
-               fmt: str | None = None) -> dict:
+def split_file(
+    path: Path,
+    out_dir: Path,
+    *,
+    test_frac: float = 0.2,
+    seed: int = 13,
+    text_col: str = "text",
+    label_col: str = "label",
+    splits: tuple[str, ...] | list[str] | None = None,
+    fmt: str | None = None,
+) -> dict:
     """Carve `out_dir/train.<fmt>` and `out_dir/test.<fmt>` from one labelled file; returns a summary."""
     rows = load_rows(path, text_col=text_col, label_col=label_col, splits=splits)
     train, test = stratified_split(rows, test_frac=test_frac, seed=seed)
@@ -95,5 +110,13 @@ def split_file(path: Path, out_dir: Path, *, test_frac: float = 0.2, seed: int =
     train_path, test_path = out_dir / f"train.{ext}", out_dir / f"test.{ext}"
     write_rows(train_path, train, text_col=text_col, label_col=label_col)
     write_rows(test_path, test, text_col=text_col, label_col=label_col)
-    return {"source": str(path), "seed": seed, "test_frac": test_frac, "n_train": len(train), "n_test": len(test),
-            "n_labels": len({label for _, label in rows}), "train": str(train_path), "test": str(test_path)}
+    return {
+        "source": str(path),
+        "seed": seed,
+        "test_frac": test_frac,
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_labels": len({label for _, label in rows}),
+        "train": str(train_path),
+        "test": str(test_path),
+    }

@@ -39,10 +39,20 @@ def load_cases(path: Path) -> list[ToneCase]:
 def _prf(tp: int, fp: int, fn: int) -> dict:
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision is not None and recall is not None and precision + recall else None)
-    return {"tp": tp, "fp": fp, "fn": fn, "support": tp + fn,
-            "precision": _round(precision), "recall": _round(recall), "f1": _round(f1)}
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall
+        else None
+    )
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "support": tp + fn,
+        "precision": _round(precision),
+        "recall": _round(recall),
+        "f1": _round(f1),
+    }
 
 
 def _round(x: float | None) -> float | None:
@@ -74,8 +84,15 @@ def evaluate(checker: ToneChecker, cases: Iterable[ToneCase]) -> dict:
             ok_total += 1
             ok_agree += case.expected_ok == result.ok
         if predicted != expected:
-            errors.append({"id": case.id, "text": case.text, "locale": case.locale,
-                           "missing": sorted(expected - predicted), "extra": sorted(predicted - expected)})
+            errors.append(
+                {
+                    "id": case.id,
+                    "text": case.text,
+                    "locale": case.locale,
+                    "missing": sorted(expected - predicted),
+                    "extra": sorted(predicted - expected),
+                }
+            )
     per_rule = {rule: _prf(c["tp"], c["fp"], c["fn"]) for rule, c in sorted(counts.items())}
     total = Counter()
     for c in counts.values():
@@ -92,8 +109,12 @@ def evaluate(checker: ToneChecker, cases: Iterable[ToneCase]) -> dict:
         "ok_agreement": _round(ok_agree / ok_total) if ok_total else None,
         "rules_never_seen": sorted(known - set(counts)),
         "unknown_expected_rules": sorted({r for c in cases for r in c.expected_rules} - known),
-        "latency_ms": {"mean": round(statistics.fmean(lat), 4), "p50": round(lat[len(lat) // 2], 4),
-                       "p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 4), "max": round(lat[-1], 4)},
+        "latency_ms": {
+            "mean": round(statistics.fmean(lat), 4),
+            "p50": round(lat[len(lat) // 2], 4),
+            "p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 4),
+            "max": round(lat[-1], 4),
+        },
         "errors": errors,
     }
 
@@ -109,18 +130,24 @@ def run(data: Path, out: Path | None = None, rules: Path | None = None, default_
 
 def summary_lines(report: dict) -> list[str]:
     m = report["micro"]
-    lines = [f"tone eval on {report['data']}: {report['cases']} cases",
-             f"micro  precision={_fmt(m['precision'])} recall={_fmt(m['recall'])} f1={_fmt(m['f1'])} "
-             f"(tp={m['tp']} fp={m['fp']} fn={m['fn']})",
-             f"exact match {_fmt(report['exact_match'])}; clean cases flagged "
-             f"{report['clean_cases_flagged']}/{report['clean_cases']}; latency p50 {report['latency_ms']['p50']} ms, "
-             f"p95 {report['latency_ms']['p95']} ms",
-             f"{'rule':32} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}"]
+    lines = [
+        f"tone eval on {report['data']}: {report['cases']} cases",
+        f"micro  precision={_fmt(m['precision'])} recall={_fmt(m['recall'])} f1={_fmt(m['f1'])} "
+        f"(tp={m['tp']} fp={m['fp']} fn={m['fn']})",
+        f"exact match {_fmt(report['exact_match'])}; clean cases flagged "
+        f"{report['clean_cases_flagged']}/{report['clean_cases']}; latency p50 {report['latency_ms']['p50']} ms, "
+        f"p95 {report['latency_ms']['p95']} ms",
+        f"{'rule':32} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}",
+    ]
     for rule, r in report["per_rule"].items():
-        lines.append(f"{rule:32} {_fmt(r['precision']):>6} {_fmt(r['recall']):>6} {_fmt(r['f1']):>6} "
-                     f"{r['tp']:>4} {r['fp']:>4} {r['fn']:>4}")
+        lines.append(
+            f"{rule:32} {_fmt(r['precision']):>6} {_fmt(r['recall']):>6} {_fmt(r['f1']):>6} "
+            f"{r['tp']:>4} {r['fp']:>4} {r['fn']:>4}"
+        )
     for e in report["errors"]:
-        lines.append(f"  {e['id']} [{e['locale']}] missing={e['missing']} extra={e['extra']}: {e['text'][:70]}")
+        lines.append(
+            f"  {e['id']} [{e['locale']}] missing={e['missing']} extra={e['extra']}: {e['text'][:70]}"
+        )
     if report["unknown_expected_rules"]:
         lines.append(f"expected rules unknown to the checker: {report['unknown_expected_rules']}")
     return lines

@@ -55,8 +55,9 @@ def load_examples(path: Path) -> list[UrgencyExample]:
     return examples
 
 
-def load_mapped_examples(path: Path, label_map: Path, *, text_col: str = "text",
-                         label_col: str = "label") -> list[UrgencyExample]:
+def load_mapped_examples(
+    path: Path, label_map: Path, *, text_col: str = "text", label_col: str = "label"
+) -> list[UrgencyExample]:
     """Messages of a labelled intent dataset written by others (CSV/JSONL), with urgency from a map of its labels.
 
     The map (YAML) lists dataset labels under `critical`, `high`, `normal` and `low`; rows of labels it does not
@@ -68,16 +69,20 @@ def load_mapped_examples(path: Path, label_map: Path, *, text_col: str = "text",
 
     spec = yaml.safe_load(Path(label_map).read_text(encoding="utf-8")) if Path(label_map).is_file() else None
     if not isinstance(spec, dict) or not set(spec) <= set(LEVELS):
-        raise InvalidInput(f"{label_map}: needs a mapping of urgency levels {LEVELS} to lists of dataset labels")
+        raise InvalidInput(
+            f"{label_map}: needs a mapping of urgency levels {LEVELS} to lists of dataset labels"
+        )
     level_of_label: dict[str, str] = {}
     for level, labels in spec.items():
         for label in labels or []:
             if str(label) in level_of_label:
                 raise InvalidInput(f"{label_map}: label {label!r} is mapped twice")
             level_of_label[str(label)] = level
-    examples = [UrgencyExample(request=TriageRequest(text=text), gold=level_of_label[label])
-                for text, label in load_rows(path, text_col=text_col, label_col=label_col)
-                if label in level_of_label]
+    examples = [
+        UrgencyExample(request=TriageRequest(text=text), gold=level_of_label[label])
+        for text, label in load_rows(path, text_col=text_col, label_col=label_col)
+        if label in level_of_label
+    ]
     if not examples:
         raise InvalidInput(f"{path}: no rows with a label listed in {label_map}")
     return examples
@@ -85,21 +90,27 @@ def load_mapped_examples(path: Path, label_map: Path, *, text_col: str = "text",
 
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=LEVELS, zero_division=0)
+        gold, predicted, labels=LEVELS, zero_division=0
+    )
     per_level = {
-        lvl: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4),
-              "support": int(s)}
+        lvl: {
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f), 4),
+            "support": int(s),
+        }
         for lvl, p, r, f, s in zip(LEVELS, precision, recall, f1, support, strict=True)
     }
     present = [lvl for lvl in LEVELS if lvl in set(gold)]
     return {
         "n": len(gold),
         "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0)), 4),
+        "macro_f1": round(
+            float(f1_score(gold, predicted, labels=present, average="macro", zero_division=0)), 4
+        ),
         "critical_recall": per_level["critical"]["recall"] if per_level["critical"]["support"] else None,
         "per_level": per_level,
-        "confusion": {"labels": LEVELS,
-                      "matrix": confusion_matrix(gold, predicted, labels=LEVELS).tolist()},
+        "confusion": {"labels": LEVELS, "matrix": confusion_matrix(gold, predicted, labels=LEVELS).tolist()},
     }
 
 
@@ -113,29 +124,51 @@ def evaluate(examples: Sequence[UrgencyExample], triage_batch) -> dict:
     report = compute_metrics(gold, predicted)
     report["seconds"] = round(elapsed, 3)
     report["errors"] = [
-        {"text": e.request.text, "gold": e.gold, "predicted": r.urgency.level.value, "score": r.urgency.score,
-         "intent": r.intent.name, "intent_confidence": round(r.intent.confidence, 3),
-         "sentiment": r.sentiment.score, "reasons": r.urgency.reasons}
-        for e, r in zip(examples, results, strict=True) if e.gold != r.urgency.level.value
+        {
+            "text": e.request.text,
+            "gold": e.gold,
+            "predicted": r.urgency.level.value,
+            "score": r.urgency.score,
+            "intent": r.intent.name,
+            "intent_confidence": round(r.intent.confidence, 3),
+            "sentiment": r.sentiment.score,
+            "reasons": r.urgency.reasons,
+        }
+        for e, r in zip(examples, results, strict=True)
+        if e.gold != r.urgency.level.value
     ]
     return report
 
 
 def summary_lines(report: dict) -> list[str]:
-    lines = [f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro_f1={report['macro_f1']:.3f}  "
-             f"critical_recall={report['critical_recall'] if report['critical_recall'] is None else format(report['critical_recall'], '.3f')}"]
+    lines = [
+        f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro_f1={report['macro_f1']:.3f}  "
+        f"critical_recall={report['critical_recall'] if report['critical_recall'] is None else format(report['critical_recall'], '.3f')}"
+    ]
     for lvl, m in report["per_level"].items():
-        lines.append(f"  {lvl:<9} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} n={m['support']}")
+        lines.append(
+            f"  {lvl:<9} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} n={m['support']}"
+        )
     lines.append("  confusion (rows gold, cols predicted: " + ", ".join(report["confusion"]["labels"]) + ")")
     lines += [f"    {lvl:<9} {row}" for lvl, row in zip(LEVELS, report["confusion"]["matrix"], strict=True)]
     lines.append(f"  {len(report['errors'])} errors")
     return lines
 
 
-def run(data: Path, out: Path | None, triage_batch, *, label_map: Path | None = None, text_col: str = "text",
-        label_col: str = "label") -> dict:
-    examples = (load_examples(data) if label_map is None
-                else load_mapped_examples(data, label_map, text_col=text_col, label_col=label_col))
+def run(
+    data: Path,
+    out: Path | None,
+    triage_batch,
+    *,
+    label_map: Path | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+) -> dict:
+    examples = (
+        load_examples(data)
+        if label_map is None
+        else load_mapped_examples(data, label_map, text_col=text_col, label_col=label_col)
+    )
     report = evaluate(examples, triage_batch)
     report["data"] = str(data)
     if label_map is not None:

@@ -58,7 +58,9 @@ class AnnIndex:
         elif self.index_type == IndexType.hnsw:
             self.index.hnsw.efSearch = int(self.params.get("efSearch", 64))
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, positions); `allowed` is a bool mask over positions (None = all). -1 marks no result.
 
         A few queries are searched on the calling thread only: OpenMP fan-out costs more than it saves for one
@@ -77,7 +79,9 @@ class AnnIndex:
         finally:
             faiss.omp_set_num_threads(previous)
 
-    def _search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return self.index.search(queries, k)
         bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
@@ -93,7 +97,9 @@ class AnnIndex:
         return scores, ids
 
 
-def choose_type(n: int, requested: IndexType | str = IndexType.auto, *, flat_max: int = DEFAULT_FLAT_MAX) -> IndexType:
+def choose_type(
+    n: int, requested: IndexType | str = IndexType.auto, *, flat_max: int = DEFAULT_FLAT_MAX
+) -> IndexType:
     requested = IndexType(requested)
     if requested != IndexType.auto:
         return requested
@@ -110,9 +116,17 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def build(vectors: np.ndarray, index_type: IndexType | str = IndexType.auto, *, flat_max: int = DEFAULT_FLAT_MAX,
-          recall_target: float = 0.95, seed: int = 0, progress: Progress | None = None,
-          hnsw_m: int = HNSW_M, hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION) -> AnnIndex:
+def build(
+    vectors: np.ndarray,
+    index_type: IndexType | str = IndexType.auto,
+    *,
+    flat_max: int = DEFAULT_FLAT_MAX,
+    recall_target: float = 0.95,
+    seed: int = 0,
+    progress: Progress | None = None,
+    hnsw_m: int = HNSW_M,
+    hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION,
+) -> AnnIndex:
     """Build the index of `vectors` (positions = row numbers) and tune its search breadth."""
     progress = progress or _noop
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -142,7 +156,7 @@ def build(vectors: np.ndarray, index_type: IndexType | str = IndexType.auto, *, 
         index.hnsw.efConstruction = hnsw_ef_construction
         params = {"M": hnsw_m, "efConstruction": hnsw_ef_construction, "efSearch": 64}
     for start in range(0, n, batch):
-        index.add(vectors[start:start + batch])
+        index.add(vectors[start : start + batch])
         progress("add", min(n, start + batch), n)
     ann = AnnIndex(index=index, index_type=kind, params=params)
     if kind != IndexType.flat:
@@ -152,7 +166,9 @@ def build(vectors: np.ndarray, index_type: IndexType | str = IndexType.auto, *, 
     return ann
 
 
-def probe_queries(vectors: np.ndarray, count: int, *, seed: int = 0, noise: float = PROBE_NOISE) -> np.ndarray:
+def probe_queries(
+    vectors: np.ndarray, count: int, *, seed: int = 0, noise: float = PROBE_NOISE
+) -> np.ndarray:
     """Queries near the data: stored vectors plus Gaussian noise, re-normalised.
 
     With noise 1.0 a probe's nearest stored vector is at cosine ~0.7, like fresh queries of the benchmark mixture.
@@ -168,8 +184,9 @@ def probe_queries(vectors: np.ndarray, count: int, *, seed: int = 0, noise: floa
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    _, ids = faiss.knn(np.ascontiguousarray(queries), np.ascontiguousarray(vectors), k,
-                       metric=faiss.METRIC_INNER_PRODUCT)
+    _, ids = faiss.knn(
+        np.ascontiguousarray(queries), np.ascontiguousarray(vectors), k, metric=faiss.METRIC_INNER_PRODUCT
+    )
     return ids
 
 
@@ -179,8 +196,15 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / float(truth.size)
 
 
-def tune(ann: AnnIndex, vectors: np.ndarray, *, recall_target: float = 0.95, k: int = 10, queries: int = 200,
-         seed: int = 0) -> dict:
+def tune(
+    ann: AnnIndex,
+    vectors: np.ndarray,
+    *,
+    recall_target: float = 0.95,
+    k: int = 10,
+    queries: int = 200,
+    seed: int = 0,
+) -> dict:
     """Smallest nprobe / efSearch whose recall@k on probe queries reaches `recall_target + TUNE_MARGIN`."""
     probes = probe_queries(vectors, queries, seed=seed)
     k = min(k, len(vectors))

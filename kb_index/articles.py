@@ -19,7 +19,16 @@ from typing import Any
 import frontmatter
 import yaml
 
-REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "locale", "intents", "tags", "url", "summary", "updated_at")
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "id",
+    "title",
+    "locale",
+    "intents",
+    "tags",
+    "url",
+    "summary",
+    "updated_at",
+)
 LIST_FIELDS = frozenset({"intents", "tags"})
 
 
@@ -141,7 +150,7 @@ def parse_markdown(text: str, *, source: str = "<memory>") -> ParsedDoc:
     closing = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), 0)
     body_start = closing + 2
     # frontmatter strips leading blank lines of the body; count them back so line numbers point into the file
-    rest = lines[closing + 1:]
+    rest = lines[closing + 1 :]
     while rest and not rest[0].strip():
         rest.pop(0)
         body_start += 1
@@ -163,8 +172,11 @@ def article_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*.md")
-                  if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*.md")
+        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
 
 
 def load_documents(root: Path) -> tuple[list[ParsedDoc], list[ArticleParseError]]:

@@ -42,8 +42,9 @@ GEN_BATCH = 100_000
 Log = Callable[[str], None]
 
 
-def gaussian_mixture(n: int, dim: int, *, seed: int = 0, clusters: int | None = None,
-                     centres_seed: int = 1234) -> np.ndarray:
+def gaussian_mixture(
+    n: int, dim: int, *, seed: int = 0, clusters: int | None = None, centres_seed: int = 1234
+) -> np.ndarray:
     """n L2-normalised vectors from the clustered low-rank mixture described above (deterministic per seed).
 
     The centres and the subspace depend only on (`centres_seed`, number of clusters), so data and queries drawn
@@ -62,7 +63,7 @@ def gaussian_mixture(n: int, dim: int, *, seed: int = 0, clusters: int | None = 
         labels = rng.integers(0, k, size=m)
         h = centres[labels] + rng.standard_normal((m, rank), dtype=np.float32) * (SPREAD / math.sqrt(rank))
         x = h @ basis.T + rng.standard_normal((m, dim), dtype=np.float32) * (NOISE / math.sqrt(dim))
-        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
 
@@ -88,10 +89,17 @@ def index_bytes(ann: ann_mod.AnnIndex) -> int:
         ivf = faiss.extract_index_ivf(index)
         return n * (d * 4 + 8) + int(ivf.nlist) * d * 4
     hnsw = index.hnsw
-    return n * d * 4 + int(hnsw.neighbors.size()) * 4 + int(hnsw.levels.size()) * 4 + int(hnsw.offsets.size()) * 8
+    return (
+        n * d * 4
+        + int(hnsw.neighbors.size()) * 4
+        + int(hnsw.levels.size()) * 4
+        + int(hnsw.offsets.size()) * 8
+    )
 
 
-def _latencies(ann: ann_mod.AnnIndex, queries: np.ndarray, k: int) -> tuple[list[float], list[float], np.ndarray]:
+def _latencies(
+    ann: ann_mod.AnnIndex, queries: np.ndarray, k: int
+) -> tuple[list[float], list[float], np.ndarray]:
     """Per-query wall time and CPU time of this thread (single-query search runs on the calling thread only).
 
     Wall time includes time the OS gave the cores to other processes; on a shared machine its p95 measures the
@@ -101,16 +109,25 @@ def _latencies(ann: ann_mod.AnnIndex, queries: np.ndarray, k: int) -> tuple[list
     wall, cpu = [], []
     for i in range(len(queries)):
         c0, t0 = time.thread_time(), time.perf_counter()
-        _, ids = ann.search(queries[i:i + 1], k)
+        _, ids = ann.search(queries[i : i + 1], k)
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)
         found[i] = ids[0]
     return wall, cpu, found
 
 
-def run_ann_bench(sizes: list[int], dim: int, *, types: list[str], queries: int = 200, k: int = 10,
-                  recall_target: float = 0.95, hnsw_max: int = 1_000_000, seed: int = 0,
-                  log: Log = print) -> dict:
+def run_ann_bench(
+    sizes: list[int],
+    dim: int,
+    *,
+    types: list[str],
+    queries: int = 200,
+    k: int = 10,
+    recall_target: float = 0.95,
+    hnsw_max: int = 1_000_000,
+    seed: int = 0,
+    log: Log = print,
+) -> dict:
     results = []
     for n in sizes:
         t0 = time.perf_counter()
@@ -119,8 +136,10 @@ def run_ann_bench(sizes: list[int], dim: int, *, types: list[str], queries: int 
         gen_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         truth = ann_mod.exact_neighbours(data, q, k)
-        log(f"n={n:,}: generated in {gen_s:.1f}s, exact top-{k} of {queries} queries in "
-            f"{time.perf_counter() - t0:.1f}s")
+        log(
+            f"n={n:,}: generated in {gen_s:.1f}s, exact top-{k} of {queries} queries in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
         for kind in types:
             row: dict = {"n": n, "dim": dim, "index_type": kind}
             if kind == "hnsw" and n > hnsw_max:
@@ -135,33 +154,52 @@ def run_ann_bench(sizes: list[int], dim: int, *, types: list[str], queries: int 
             build_s = time.perf_counter() - t0
             rss1 = _rss_mb()
             times, cpu_times, found = _latencies(ann, q, k)
-            row.update({
-                "params": {key: v for key, v in ann.params.items()},
-                "build_s": round(build_s, 2),
-                "index_mb": round(index_bytes(ann) / 2**20, 1),
-                "rss_growth_mb": round(max(0.0, rss1 - rss0), 1),
-                "query_ms": {"p50": round(float(np.percentile(times, 50)), 3),
-                             "p95": round(float(np.percentile(times, 95)), 3)},
-                "query_cpu_ms": {"p50": round(float(np.percentile(cpu_times, 50)), 3),
-                                 "p95": round(float(np.percentile(cpu_times, 95)), 3)},
-                f"recall@{k}": round(ann_mod.recall_at_k(found, truth), 4),
-            })
+            row.update(
+                {
+                    "params": {key: v for key, v in ann.params.items()},
+                    "build_s": round(build_s, 2),
+                    "index_mb": round(index_bytes(ann) / 2**20, 1),
+                    "rss_growth_mb": round(max(0.0, rss1 - rss0), 1),
+                    "query_ms": {
+                        "p50": round(float(np.percentile(times, 50)), 3),
+                        "p95": round(float(np.percentile(times, 95)), 3),
+                    },
+                    "query_cpu_ms": {
+                        "p50": round(float(np.percentile(cpu_times, 50)), 3),
+                        "p95": round(float(np.percentile(cpu_times, 95)), 3),
+                    },
+                    f"recall@{k}": round(ann_mod.recall_at_k(found, truth), 4),
+                }
+            )
             results.append(row)
-            log(f"  {kind:5s} build {build_s:6.1f}s  mem {row['index_mb']:7.1f} MB  wall p50/p95 "
+            log(
+                f"  {kind:5s} build {build_s:6.1f}s  mem {row['index_mb']:7.1f} MB  wall p50/p95 "
                 f"{row['query_ms']['p50']:.3f}/{row['query_ms']['p95']:.3f} ms  cpu p50/p95 "
                 f"{row['query_cpu_ms']['p50']:.3f}/{row['query_cpu_ms']['p95']:.3f} ms  "
-                f"recall@{k} {row[f'recall@{k}']:.4f}  {row['params']}")
+                f"recall@{k} {row[f'recall@{k}']:.4f}  {row['params']}"
+            )
             del ann
         del data
         gc.collect()
     return {
         "benchmark": "retrieval-ann",
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "faiss_threads": faiss.omp_get_max_threads(),
-                    "load_average": list(os.getloadavg()),
-                    "platform": platform.platform(), "faiss": faiss.__version__},
-        "data": {"kind": "gaussian mixture in a random low-rank subspace", "clusters": "max(8, n // 100)",
-                 "rank": LOW_RANK, "spread": SPREAD, "noise": NOISE, "queries": queries, "seed": seed},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "faiss_threads": faiss.omp_get_max_threads(),
+            "load_average": list(os.getloadavg()),
+            "platform": platform.platform(),
+            "faiss": faiss.__version__,
+        },
+        "data": {
+            "kind": "gaussian mixture in a random low-rank subspace",
+            "clusters": "max(8, n // 100)",
+            "rank": LOW_RANK,
+            "spread": SPREAD,
+            "noise": NOISE,
+            "queries": queries,
+            "seed": seed,
+        },
         "recall_target": recall_target,
         "results": results,
     }
@@ -186,20 +224,24 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
     work = Path(tempfile.mkdtemp(prefix="replydesk-reload-"))
     try:
         shutil.copytree(articles_dir, work / "articles")
-        settings = Settings(data_dir=work / "data", kb_articles_dir=work / "articles",
-                            cache_dir=REPO_ROOT / "data" / "cache")
+        settings = Settings(
+            data_dir=work / "data", kb_articles_dir=work / "articles", cache_dir=REPO_ROOT / "data" / "cache"
+        )
         app = create_app(settings, warm=False)
         api_times: list[float] = []
         file_times: list[float] = []
         with TestClient(app) as client:
             from service.auth.models import ApiKeyCreate
 
-            key = app.state.container.keys.create(ApiKeyCreate(name="bench-reload", role="admin",
-                                                               rate_limit="100000/minute")).key
+            key = app.state.container.keys.create(
+                ApiKeyCreate(name="bench-reload", role="admin", rate_limit="100000/minute")
+            ).key
             client.headers["Authorization"] = f"Bearer {key}"
             kb = app.state.container.kb
             t0 = time.perf_counter()
-            store.build_index(settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options())
+            store.build_index(
+                settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options()
+            )
             log(f"initial build: {time.perf_counter() - t0:.2f}s")
             path = work / "articles" / "en" / "late-delivery.md"
             base = Article.from_doc(read_article_file(path))
@@ -208,8 +250,11 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
                 body = base.body + f"\n## Carrier code\n\nQuote {marker} when you call the carrier.\n"
                 text = dataclasses.replace(base, body=body).to_markdown()
                 t0 = time.perf_counter()
-                resp = client.put(f"/v1/kb/articles/{base.id}", content=text.encode(),
-                                  headers={"content-type": "text/markdown"})
+                resp = client.put(
+                    f"/v1/kb/articles/{base.id}",
+                    content=text.encode(),
+                    headers={"content-type": "text/markdown"},
+                )
                 resp.raise_for_status()
                 while marker not in client.get("/v1/kb/search", params={"q": marker, "k": 1}).text:
                     time.sleep(0.01)
@@ -219,19 +264,26 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
                 body = base.body + f"\n## Carrier code\n\nQuote {marker} when you call the carrier.\n"
                 path.write_text(dataclasses.replace(base, body=body).to_markdown(), encoding="utf-8")
                 t0 = time.perf_counter()
-                store.build_index(settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder,
-                                  kb.build_options())
+                store.build_index(
+                    settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options()
+                )
                 while marker not in client.get("/v1/kb/search", params={"q": marker, "k": 1}).text:
                     time.sleep(0.02)
                 file_times.append(time.perf_counter() - t0)
         result = {
-            "benchmark": "kb-reload", "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            "articles": len(list((work / "articles").rglob("*.md"))), "rounds": rounds,
+            "benchmark": "kb-reload",
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "articles": len(list((work / "articles").rglob("*.md"))),
+            "rounds": rounds,
             "reload_interval_s": settings.kb_reload_interval_s,
-            "api_upsert_to_visible_s": {"max": round(max(api_times), 3),
-                                        "median": round(float(np.median(api_times)), 3)},
-            "file_build_to_visible_s": {"max": round(max(file_times), 3),
-                                        "median": round(float(np.median(file_times)), 3)},
+            "api_upsert_to_visible_s": {
+                "max": round(max(api_times), 3),
+                "median": round(float(np.median(api_times)), 3),
+            },
+            "file_build_to_visible_s": {
+                "max": round(max(file_times), 3),
+                "median": round(float(np.median(file_times)), 3),
+            },
         }
         log(json.dumps(result, indent=1))
         return result

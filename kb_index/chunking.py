@@ -42,15 +42,28 @@ class Chunk:
         return hashlib.sha256(self.embed_text.encode()).hexdigest()
 
     def to_json(self) -> dict:
-        return {"chunk_id": self.chunk_id, "article_id": self.article_id, "ordinal": self.ordinal,
-                "title": self.title, "heading_path": list(self.heading_path), "text": self.text,
-                "language": self.language, "hash": self.content_hash}
+        return {
+            "chunk_id": self.chunk_id,
+            "article_id": self.article_id,
+            "ordinal": self.ordinal,
+            "title": self.title,
+            "heading_path": list(self.heading_path),
+            "text": self.text,
+            "language": self.language,
+            "hash": self.content_hash,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Chunk:
-        return cls(chunk_id=data["chunk_id"], article_id=data["article_id"], ordinal=int(data["ordinal"]),
-                   title=data["title"], heading_path=tuple(data["heading_path"]), text=data["text"],
-                   language=data["language"])
+        return cls(
+            chunk_id=data["chunk_id"],
+            article_id=data["article_id"],
+            ordinal=int(data["ordinal"]),
+            title=data["title"],
+            heading_path=tuple(data["heading_path"]),
+            text=data["text"],
+            language=data["language"],
+        )
 
 
 def _sections(body: str, title: str) -> list[tuple[tuple[str, ...], list[str]]]:
@@ -100,8 +113,17 @@ def chunk_article(article: Article, *, max_chars: int = MAX_CHUNK_CHARS) -> list
     chunks: list[Chunk] = []
 
     def add(path: tuple[str, ...], text: str) -> None:
-        chunks.append(Chunk(chunk_id=f"{article.id}#{len(chunks)}", article_id=article.id, ordinal=len(chunks),
-                            title=article.title, heading_path=path, text=text, language=article.language))
+        chunks.append(
+            Chunk(
+                chunk_id=f"{article.id}#{len(chunks)}",
+                article_id=article.id,
+                ordinal=len(chunks),
+                title=article.title,
+                heading_path=path,
+                text=text,
+                language=article.language,
+            )
+        )
 
     add((), article.summary)
     for path, blocks in _sections(article.body, article.title):

@@ -27,8 +27,12 @@ def _settings(articles: Path | None = None, index_dir: Path | None = None, index
 
 @app.command()
 def lint(
-    path: Annotated[Path | None, typer.Argument(help="Articles directory or one article file "
-                                                     "(default: the configured articles directory).")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Articles directory or one article file (default: the configured articles directory)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
 ) -> None:
     """Mobile-friendliness and consistency checks; exits 1 when any error is found."""
@@ -42,8 +46,12 @@ def lint(
     root = None
     if target.is_file() and Path(settings.kb_articles_dir).resolve() in target.resolve().parents:
         root = Path(settings.kb_articles_dir)
-    issues = lint_path(target, known_intents=default_intent_names(settings.intents_path),
-                       help_base_url=settings.kb_help_base_url, collection_root=root)
+    issues = lint_path(
+        target,
+        known_intents=default_intent_names(settings.intents_path),
+        help_base_url=settings.kb_help_base_url,
+        collection_root=root,
+    )
     errors = errors_of(issues)
     if as_json:
         typer.echo(json.dumps([i.as_dict() for i in issues], indent=2, ensure_ascii=False))
@@ -62,9 +70,13 @@ def lint(
 def build(
     articles: Annotated[Path | None, typer.Option(help="Articles directory (default: settings).")] = None,
     index_dir: Annotated[Path | None, typer.Option(help="Index directory (default: data_dir/index).")] = None,
-    index_type: Annotated[str | None, typer.Option(help="auto | flat | ivf | hnsw (default: settings).")] = None,
+    index_type: Annotated[
+        str | None, typer.Option(help="auto | flat | ivf | hnsw (default: settings).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Publish a new version even if nothing changed.")] = False,
-    skip_invalid: Annotated[bool, typer.Option(help="Leave out articles that fail lint instead of failing.")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Leave out articles that fail lint instead of failing.")
+    ] = False,
 ) -> None:
     """Incrementally build and atomically publish the index (only changed or new articles are embedded)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,8 +90,13 @@ def build(
     if not Path(settings.kb_articles_dir).is_dir():
         typer.echo(f"error: articles directory {settings.kb_articles_dir} does not exist", err=True)
         raise typer.Exit(2)
-    with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -88,8 +105,13 @@ def build(
             bar.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
 
         try:
-            report = store.build_index(settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder,
-                                       kb.build_options(skip_invalid=skip_invalid, force=force), progress=progress)
+            report = store.build_index(
+                settings.kb_articles_dir,
+                settings.resolved_index_dir,
+                kb.embedder,
+                kb.build_options(skip_invalid=skip_invalid, force=force),
+                progress=progress,
+            )
         except store.BuildRejected as exc:
             bar.stop()
             for issue in exc.issues:
@@ -102,10 +124,12 @@ def build(
     for source, problems in report.skipped.items():
         typer.echo(f"skipped {source}: {len(problems)} lint error(s)", err=True)
     verb = "published" if report.published else "unchanged, kept"
-    typer.echo(f"{verb} {report.build_id}: {report.articles} articles, {report.chunks} chunks "
-               f"({report.index_type}); embedded {report.embedded_chunks}, reused {report.reused_chunks}; "
-               f"+{len(report.added)} ~{len(report.updated)} -{len(report.removed)} in {report.duration_s:.2f}s "
-               f"-> {settings.resolved_index_dir}")
+    typer.echo(
+        f"{verb} {report.build_id}: {report.articles} articles, {report.chunks} chunks "
+        f"({report.index_type}); embedded {report.embedded_chunks}, reused {report.reused_chunks}; "
+        f"+{len(report.added)} ~{len(report.updated)} -{len(report.removed)} in {report.duration_s:.2f}s "
+        f"-> {settings.resolved_index_dir}"
+    )
 
 
 @app.command()
@@ -115,7 +139,9 @@ def search(
     k: Annotated[int, typer.Option(min=1, max=50, help="How many articles.")] = 3,
     intent: Annotated[str | None, typer.Option(help="Only articles for this intent.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only articles with this tag (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the same JSON as GET /v1/kb/search.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the same JSON as GET /v1/kb/search.")
+    ] = False,
 ) -> None:
     """Search the published index (the same hybrid retrieval as the API)."""
     from service.container import Container

@@ -36,9 +36,24 @@ _STOPWORDS = {
     "tr": bm25_stopwords.STOPWORDS_TURKISH,
 }
 _SNOWBALL = {
-    "en": "english", "es": "spanish", "de": "german", "fr": "french", "pt": "portuguese", "it": "italian",
-    "nl": "dutch", "sv": "swedish", "da": "danish", "no": "norwegian", "ru": "russian", "tr": "turkish",
-    "fi": "finnish", "hu": "hungarian", "ro": "romanian", "ca": "catalan", "el": "greek", "id": "indonesian",
+    "en": "english",
+    "es": "spanish",
+    "de": "german",
+    "fr": "french",
+    "pt": "portuguese",
+    "it": "italian",
+    "nl": "dutch",
+    "sv": "swedish",
+    "da": "danish",
+    "no": "norwegian",
+    "ru": "russian",
+    "tr": "turkish",
+    "fi": "finnish",
+    "hu": "hungarian",
+    "ro": "romanian",
+    "ca": "catalan",
+    "el": "greek",
+    "id": "indonesian",
 }
 
 
@@ -57,7 +72,9 @@ class Analyzer:
         self._stop = frozenset(_STOPWORDS.get(language, ()))
 
     def __call__(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN_RE.findall(text.lower()) if w not in self._stop and (len(w) > 1 or w.isdigit())]
+        words = [
+            w for w in _TOKEN_RE.findall(text.lower()) if w not in self._stop and (len(w) > 1 or w.isdigit())
+        ]
         if self._stemmer is not None:
             words = self._stemmer.stemWords(words)
         return [_strip_accents(w) for w in words]
@@ -71,7 +88,9 @@ def analyzer(language: str) -> Analyzer:
 class LexicalIndex:
     """BM25 over chunks, one bm25s index per language; scores come back over global chunk positions."""
 
-    def __init__(self, texts: Sequence[str], languages: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self, texts: Sequence[str], languages: Sequence[str], *, k1: float = 1.2, b: float = 0.75
+    ) -> None:
         self.size = len(texts)
         self._by_lang: dict[str, tuple[bm25s.BM25, np.ndarray]] = {}
         langs = np.asarray(languages, dtype=object)
@@ -86,8 +105,9 @@ class LexicalIndex:
     def languages(self) -> list[str]:
         return sorted(self._by_lang)
 
-    def search(self, query: str, *, language: str, top_n: int,
-               allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query: str, *, language: str, top_n: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """Best `top_n` (chunk position, score) among chunks of `language`, restricted to `allowed` (bool mask)."""
         entry = self._by_lang.get(language)
         if entry is None:

@@ -111,10 +111,17 @@ def _anchors(body: str) -> set[str]:
     return {markdown.slugify(tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open"}
 
 
-def _issue(doc: ParsedDoc, article_id: str, rule: str, message: str, line: int | None = None,
-           severity: Severity = Severity.error) -> LintIssue:
-    return LintIssue(rule=rule, severity=severity, message=message, source=doc.source, article_id=article_id,
-                     line=line)
+def _issue(
+    doc: ParsedDoc,
+    article_id: str,
+    rule: str,
+    message: str,
+    line: int | None = None,
+    severity: Severity = Severity.error,
+) -> LintIssue:
+    return LintIssue(
+        rule=rule, severity=severity, message=message, source=doc.source, article_id=article_id, line=line
+    )
 
 
 def _lint_front_matter(doc: ParsedDoc, known_intents: Collection[str] | None) -> list[LintIssue]:
@@ -127,40 +134,76 @@ def _lint_front_matter(doc: ParsedDoc, known_intents: Collection[str] | None) ->
         value = meta.get(name)
         empty = value is None or (isinstance(value, str) and not value.strip())
         if name not in meta or (empty and name != "tags") or (name == "intents" and value == []):
-            out.append(_issue(doc, aid, "missing-field", f"front matter field `{name}` is missing or empty", 1))
+            out.append(
+                _issue(doc, aid, "missing-field", f"front matter field `{name}` is missing or empty", 1)
+            )
     for name in ("intents", "tags"):
         value = meta.get(name)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            out.append(_issue(doc, aid, "field-type", f"`{name}` must be a list of names, e.g. [order_status]", 1))
+            out.append(
+                _issue(doc, aid, "field-type", f"`{name}` must be a list of names, e.g. [order_status]", 1)
+            )
     for name in ("id", "title", "locale", "url", "summary"):
         value = meta.get(name)
         if isinstance(value, list | dict):
-            out.append(_issue(doc, aid, "field-type", f"`{name}` must be a single value, not a list or mapping", 1))
+            out.append(
+                _issue(doc, aid, "field-type", f"`{name}` must be a single value, not a list or mapping", 1)
+            )
     article = Article.from_doc(doc)
     if article.id and not ID_RE.match(article.id):
         out.append(_issue(doc, aid, "invalid-id", f"id `{article.id}`: {RULES['invalid-id']}", 1))
     if article.locale and not LOCALE_RE.match(article.locale):
-        out.append(_issue(doc, aid, "invalid-locale", f"locale `{article.locale}` is not a BCP 47 tag like es-MX", 1))
+        out.append(
+            _issue(doc, aid, "invalid-locale", f"locale `{article.locale}` is not a BCP 47 tag like es-MX", 1)
+        )
     if known_intents is not None and isinstance(meta.get("intents"), list):
         for intent in article.intents:
             if intent not in known_intents:
-                out.append(_issue(doc, aid, "unknown-intent",
-                                  f"intent `{intent}` is not in the taxonomy (e.g. {', '.join(sorted(known_intents)[:3])}…)", 1))
+                out.append(
+                    _issue(
+                        doc,
+                        aid,
+                        "unknown-intent",
+                        f"intent `{intent}` is not in the taxonomy (e.g. {', '.join(sorted(known_intents)[:3])}…)",
+                        1,
+                    )
+                )
     if len(article.summary) > SUMMARY_MAX_CHARS:
-        out.append(_issue(doc, aid, "summary-too-long",
-                          f"summary has {len(article.summary)} characters; the limit is {SUMMARY_MAX_CHARS}", 1))
+        out.append(
+            _issue(
+                doc,
+                aid,
+                "summary-too-long",
+                f"summary has {len(article.summary)} characters; the limit is {SUMMARY_MAX_CHARS}",
+                1,
+            )
+        )
     if article.url:
         parts = urlsplit(article.url)
         if parts.scheme != "https" or not parts.netloc:
-            out.append(_issue(doc, aid, "invalid-url", f"url `{article.url}` must be an absolute https:// address", 1))
+            out.append(
+                _issue(
+                    doc, aid, "invalid-url", f"url `{article.url}` must be an absolute https:// address", 1
+                )
+            )
     if article.updated_at:
         try:
             dt.datetime.fromisoformat(article.updated_at.replace("Z", "+00:00"))
         except ValueError:
-            out.append(_issue(doc, aid, "invalid-date", f"updated_at `{article.updated_at}` is not ISO 8601", 1))
+            out.append(
+                _issue(doc, aid, "invalid-date", f"updated_at `{article.updated_at}` is not ISO 8601", 1)
+            )
     if len(article.title) > TITLE_MAX_CHARS:
-        out.append(_issue(doc, aid, "long-title", f"title has {len(article.title)} characters; keep it under "
-                          f"{TITLE_MAX_CHARS}", 1, Severity.warning))
+        out.append(
+            _issue(
+                doc,
+                aid,
+                "long-title",
+                f"title has {len(article.title)} characters; keep it under {TITLE_MAX_CHARS}",
+                1,
+                Severity.warning,
+            )
+        )
     return out
 
 
@@ -203,28 +246,59 @@ def _lint_body(doc: ParsedDoc, article: Article, ctx: _Context | None) -> list[L
         elif tok.type in ("fence", "code_block"):
             widest = max((len(line) for line in tok.content.splitlines()), default=0)
             if widest > CODE_LINE_MAX_CHARS:
-                out.append(_issue(doc, aid, "wide-code-block", f"a code line has {widest} characters; the limit is "
-                                  f"{CODE_LINE_MAX_CHARS} (wrap it or use plain text)", line_of(tok.map)))
+                out.append(
+                    _issue(
+                        doc,
+                        aid,
+                        "wide-code-block",
+                        f"a code line has {widest} characters; the limit is "
+                        f"{CODE_LINE_MAX_CHARS} (wrap it or use plain text)",
+                        line_of(tok.map),
+                    )
+                )
         elif tok.type == "html_block":
             out.extend(_lint_html(doc, aid, tok.content, line_of(tok.map)))
         elif tok.type == "inline":
             if i > 0 and tokens[i - 1].type == "paragraph_open":
                 text = markdown.inline_text(tok)
                 if len(text) > PARAGRAPH_MAX_CHARS:
-                    out.append(_issue(doc, aid, "long-paragraph", f"paragraph has {len(text)} characters; split it "
-                                      f"(limit {PARAGRAPH_MAX_CHARS} for phone screens)", line_of(tok.map)))
+                    out.append(
+                        _issue(
+                            doc,
+                            aid,
+                            "long-paragraph",
+                            f"paragraph has {len(text)} characters; split it "
+                            f"(limit {PARAGRAPH_MAX_CHARS} for phone screens)",
+                            line_of(tok.map),
+                        )
+                    )
             for child in tok.children or []:
                 if child.type == "image" and not (child.content or "").strip():
                     src = child.attrs.get("src", "")
-                    out.append(_issue(doc, aid, "image-alt", f"image `{src}` has no alt text: write ![what it shows]"
-                                      f"({src})", line_of(tok.map)))
+                    out.append(
+                        _issue(
+                            doc,
+                            aid,
+                            "image-alt",
+                            f"image `{src}` has no alt text: write ![what it shows]({src})",
+                            line_of(tok.map),
+                        )
+                    )
                 elif child.type == "html_inline":
                     out.extend(_lint_html(doc, aid, child.content, line_of(tok.map)))
                 elif child.type == "link_open" and ctx is not None:
                     href = str(child.attrs.get("href", ""))
                     if not _link_target_ok(href, doc, article, ctx):
-                        out.append(_issue(doc, aid, "broken-link", f"link `{href}` points to no article, article "
-                                          "url or heading in this knowledge base", line_of(tok.map)))
+                        out.append(
+                            _issue(
+                                doc,
+                                aid,
+                                "broken-link",
+                                f"link `{href}` points to no article, article "
+                                "url or heading in this knowledge base",
+                                line_of(tok.map),
+                            )
+                        )
     return out
 
 
@@ -257,8 +331,13 @@ def build_context(docs: Iterable[ParsedDoc], help_base_url: str | None) -> _Cont
     return _Context(ids=ids, urls=urls, files=files, anchors=anchors, help_host=host)
 
 
-def lint_documents(docs: list[ParsedDoc], *, known_intents: Collection[str] | None = None,
-                   help_base_url: str | None = None, only: Collection[str] | None = None) -> list[LintIssue]:
+def lint_documents(
+    docs: list[ParsedDoc],
+    *,
+    known_intents: Collection[str] | None = None,
+    help_base_url: str | None = None,
+    only: Collection[str] | None = None,
+) -> list[LintIssue]:
     """Lint a collection. `only` restricts the report to these sources (the collection still resolves links)."""
     ctx = build_context(docs, help_base_url)
     issues: list[LintIssue] = []
@@ -272,13 +351,25 @@ def lint_documents(docs: list[ParsedDoc], *, known_intents: Collection[str] | No
             issues.extend(_lint_body(doc, article, ctx))
         if article.id and id_counts[article.id] > 1:
             others = [d.source for d in docs if d is not doc and Article.from_doc(d).id == article.id]
-            issues.append(_issue(doc, article.id, "duplicate-id",
-                                 f"id `{article.id}` is also used by {', '.join(others)}", 1))
+            issues.append(
+                _issue(
+                    doc,
+                    article.id,
+                    "duplicate-id",
+                    f"id `{article.id}` is also used by {', '.join(others)}",
+                    1,
+                )
+            )
     return issues
 
 
-def lint_path(path: Path, *, known_intents: Collection[str] | None = None,
-              help_base_url: str | None = None, collection_root: Path | None = None) -> list[LintIssue]:
+def lint_path(
+    path: Path,
+    *,
+    known_intents: Collection[str] | None = None,
+    help_base_url: str | None = None,
+    collection_root: Path | None = None,
+) -> list[LintIssue]:
     """Lint a directory of articles, or one file (resolved against `collection_root` for links and ids)."""
     path = Path(path)
     root = collection_root or (path if path.is_dir() else path.parent)
@@ -290,8 +381,10 @@ def lint_path(path: Path, *, known_intents: Collection[str] | None = None,
     only = None
     if path.is_file():
         only = {d.source for d in docs if Path(d.source).resolve() == path.resolve()}
-    issues = [LintIssue(rule="unreadable", severity=Severity.error, message=str(e), source=e.source, line=1)
-              for e in parse_errors]
+    issues = [
+        LintIssue(rule="unreadable", severity=Severity.error, message=str(e), source=e.source, line=1)
+        for e in parse_errors
+    ]
     issues += lint_documents(docs, known_intents=known_intents, help_base_url=help_base_url, only=only)
     return issues
 
@@ -300,5 +393,13 @@ def errors_of(issues: Iterable[LintIssue]) -> list[LintIssue]:
     return [i for i in issues if i.severity == Severity.error]
 
 
-__all__ = ["LintIssue", "Severity", "RULES", "ArticleParseError", "lint_documents", "lint_path", "errors_of",
-           "default_intent_names"]
+__all__ = [
+    "LintIssue",
+    "Severity",
+    "RULES",
+    "ArticleParseError",
+    "lint_documents",
+    "lint_path",
+    "errors_of",
+    "default_intent_names",
+]

@@ -85,8 +85,14 @@ class SearchResult:
 class Corpus:
     """Articles, their chunks, chunk vectors and both indexes: everything one search needs (immutable)."""
 
-    def __init__(self, articles: Sequence[Article], chunks: Sequence[Chunk], vectors: np.ndarray, ann: AnnIndex,
-                 lexical: LexicalIndex | None = None) -> None:
+    def __init__(
+        self,
+        articles: Sequence[Article],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        ann: AnnIndex,
+        lexical: LexicalIndex | None = None,
+    ) -> None:
         self.articles: dict[str, Article] = {a.id: a for a in articles}
         self.article_ids = list(self.articles)
         self.chunks = list(chunks)
@@ -95,8 +101,9 @@ class Corpus:
         position = {aid: i for i, aid in enumerate(self.article_ids)}
         self.chunk_article = np.asarray([position[c.article_id] for c in self.chunks], dtype=np.int64)
         self.article_language = np.asarray([a.language for a in self.articles.values()], dtype=object)
-        self.lexical = lexical or LexicalIndex([c.embed_text for c in self.chunks],
-                                               [c.language for c in self.chunks])
+        self.lexical = lexical or LexicalIndex(
+            [c.embed_text for c in self.chunks], [c.language for c in self.chunks]
+        )
         if ann.ntotal != len(self.chunks):
             raise ValueError(f"index holds {ann.ntotal} vectors for {len(self.chunks)} chunks")
 
@@ -104,7 +111,9 @@ class Corpus:
     def languages(self) -> set[str]:
         return set(self.article_language.tolist())
 
-    def article_mask(self, language: str | None, intent: str | None, tags: Sequence[str] | None) -> np.ndarray:
+    def article_mask(
+        self, language: str | None, intent: str | None, tags: Sequence[str] | None
+    ) -> np.ndarray:
         mask = np.ones(len(self.article_ids), dtype=bool)
         if language:
             mask &= self.article_language == language
@@ -112,13 +121,24 @@ class Corpus:
             mask &= np.asarray([intent in a.intents for a in self.articles.values()], dtype=bool)
         if tags:
             wanted = {t.lower() for t in tags}
-            mask &= np.asarray([wanted <= {t.lower() for t in a.tags} for a in self.articles.values()], dtype=bool)
+            mask &= np.asarray(
+                [wanted <= {t.lower() for t in a.tags} for a in self.articles.values()], dtype=bool
+            )
         return mask
 
 
-def candidates(corpus: Corpus, query: str, query_vector: np.ndarray | None, *, locale: str | None,
-               default_locale: str, intent: str | None = None, tags: Sequence[str] | None = None,
-               depth: int = 100, modes: Sequence[Mode] = (Mode.dense, Mode.bm25)) -> Candidates:
+def candidates(
+    corpus: Corpus,
+    query: str,
+    query_vector: np.ndarray | None,
+    *,
+    locale: str | None,
+    default_locale: str,
+    intent: str | None = None,
+    tags: Sequence[str] | None = None,
+    depth: int = 100,
+    modes: Sequence[Mode] = (Mode.dense, Mode.bm25),
+) -> Candidates:
     language = language_of(locale or default_locale)
     fallback = False
     mask = corpus.article_mask(language, intent, tags)
@@ -158,8 +178,14 @@ def snippet_of(text: str, limit: int = SNIPPET_CHARS) -> str:
     return cut.rstrip(",.;:") + "…"
 
 
-def fuse(corpus: Corpus, cands: Candidates, *, k: int, mode: Mode = Mode.hybrid,
-         weights: FusionWeights = FusionWeights()) -> list[Hit]:
+def fuse(
+    corpus: Corpus,
+    cands: Candidates,
+    *,
+    k: int,
+    mode: Mode = Mode.hybrid,
+    weights: FusionWeights = FusionWeights(),
+) -> list[Hit]:
     use_dense = mode == Mode.dense or (mode == Mode.hybrid and weights.dense > 0)
     use_bm25 = mode == Mode.bm25 or (mode == Mode.hybrid and weights.bm25 > 0)
     lists: list[tuple[float, list[tuple[int, float]]]] = []
@@ -168,8 +194,11 @@ def fuse(corpus: Corpus, cands: Candidates, *, k: int, mode: Mode = Mode.hybrid,
     if use_bm25:
         bm25_weight = weights.bm25 if mode == Mode.hybrid else 1.0
         n_matches = len(cands.bm25)
-        if (mode == Mode.hybrid and 0 < n_matches <= SPECIFIC_LEXICAL_MATCHES
-                and n_matches * SPECIFIC_SHARE <= len(corpus.chunks)):
+        if (
+            mode == Mode.hybrid
+            and 0 < n_matches <= SPECIFIC_LEXICAL_MATCHES
+            and n_matches * SPECIFIC_SHARE <= len(corpus.chunks)
+        ):
             bm25_weight = max(bm25_weight, weights.dense)
         lists.append((bm25_weight, cands.bm25))
     if not lists:
@@ -192,28 +221,60 @@ def fuse(corpus: Corpus, cands: Candidates, *, k: int, mode: Mode = Mode.hybrid,
             best_chunk[art] = pos
     top = sum(w / (rrf_k + 1) for w, _ in lists)
     # ties (same fused score) are broken by the dense rank, then the lexical rank
-    order = sorted(article_score, key=lambda a: (-article_score[a],
-                                                 *(r.get(a, 1 << 30) for r in per_mode_ranks)))
+    order = sorted(
+        article_score, key=lambda a: (-article_score[a], *(r.get(a, 1 << 30) for r in per_mode_ranks))
+    )
     hits: list[Hit] = []
     dense_ranks = per_mode_ranks[0] if use_dense else {}
     bm25_ranks = per_mode_ranks[-1] if use_bm25 else {}
     for art in order[:k]:
         article = corpus.articles[corpus.article_ids[art]]
         chunk = corpus.chunks[best_chunk[art]]
-        hits.append(Hit(
-            article_id=article.id, title=article.title, url=article.url, summary=article.summary,
-            snippet=snippet_of(chunk.text or article.summary), score=round(article_score[art] / top, 4),
-            matched_section=chunk.section, locale=article.locale, chunk_id=chunk.chunk_id,
-            dense_rank=dense_ranks.get(art), bm25_rank=bm25_ranks.get(art),
-        ))
+        hits.append(
+            Hit(
+                article_id=article.id,
+                title=article.title,
+                url=article.url,
+                summary=article.summary,
+                snippet=snippet_of(chunk.text or article.summary),
+                score=round(article_score[art] / top, 4),
+                matched_section=chunk.section,
+                locale=article.locale,
+                chunk_id=chunk.chunk_id,
+                dense_rank=dense_ranks.get(art),
+                bm25_rank=bm25_ranks.get(art),
+            )
+        )
     return hits
 
 
-def search(corpus: Corpus, query: str, query_vector: np.ndarray | None, *, locale: str | None, default_locale: str,
-           k: int = 3, intent: str | None = None, tags: Sequence[str] | None = None, mode: Mode = Mode.hybrid,
-           weights: FusionWeights = FusionWeights()) -> SearchResult:
+def search(
+    corpus: Corpus,
+    query: str,
+    query_vector: np.ndarray | None,
+    *,
+    locale: str | None,
+    default_locale: str,
+    k: int = 3,
+    intent: str | None = None,
+    tags: Sequence[str] | None = None,
+    mode: Mode = Mode.hybrid,
+    weights: FusionWeights = FusionWeights(),
+) -> SearchResult:
     modes = {Mode.dense: (Mode.dense,), Mode.bm25: (Mode.bm25,), Mode.hybrid: (Mode.dense, Mode.bm25)}[mode]
-    cands = candidates(corpus, query, query_vector, locale=locale, default_locale=default_locale, intent=intent,
-                       tags=tags, depth=max(weights.depth, 4 * k), modes=modes)
-    return SearchResult(hits=fuse(corpus, cands, k=k, mode=mode, weights=weights), language=cands.language,
-                        fallback=cands.fallback)
+    cands = candidates(
+        corpus,
+        query,
+        query_vector,
+        locale=locale,
+        default_locale=default_locale,
+        intent=intent,
+        tags=tags,
+        depth=max(weights.depth, 4 * k),
+        modes=modes,
+    )
+    return SearchResult(
+        hits=fuse(corpus, cands, k=k, mode=mode, weights=weights),
+        language=cands.language,
+        fallback=cands.fallback,
+    )

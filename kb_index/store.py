@@ -154,21 +154,44 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _article_from_json(data: dict) -> Article:
-    return Article(id=data["id"], title=data["title"], locale=data["locale"], intents=tuple(data["intents"]),
-                   tags=tuple(data["tags"]), url=data["url"], summary=data["summary"],
-                   updated_at=data["updated_at"], body=data["body"], source=data.get("source", ""),
-                   extra=data.get("extra", {}))
+    return Article(
+        id=data["id"],
+        title=data["title"],
+        locale=data["locale"],
+        intents=tuple(data["intents"]),
+        tags=tuple(data["tags"]),
+        url=data["url"],
+        summary=data["summary"],
+        updated_at=data["updated_at"],
+        body=data["body"],
+        source=data.get("source", ""),
+        extra=data.get("extra", {}),
+    )
 
 
 def _article_to_json(article: Article) -> dict:
-    return {"id": article.id, "title": article.title, "locale": article.locale, "intents": list(article.intents),
-            "tags": list(article.tags), "url": article.url, "summary": article.summary,
-            "updated_at": article.updated_at, "body": article.body, "source": article.source,
-            "extra": dict(article.extra)}
+    return {
+        "id": article.id,
+        "title": article.title,
+        "locale": article.locale,
+        "intents": list(article.intents),
+        "tags": list(article.tags),
+        "url": article.url,
+        "summary": article.summary,
+        "updated_at": article.updated_at,
+        "body": article.body,
+        "source": article.source,
+        "extra": dict(article.extra),
+    }
 
 
-def load_version(version_dir: Path, *, model_id: str | None = None, dimension: int | None = None,
-                 verify_checksums: bool = True) -> Snapshot:
+def load_version(
+    version_dir: Path,
+    *,
+    model_id: str | None = None,
+    dimension: int | None = None,
+    verify_checksums: bool = True,
+) -> Snapshot:
     """Load and validate one version directory. Raises IndexCorrupt on any inconsistency."""
     version_dir = Path(version_dir)
     try:
@@ -177,12 +200,16 @@ def load_version(version_dir: Path, *, model_id: str | None = None, dimension: i
             path = version_dir / name
             expected = manifest["files"][name]
             if path.stat().st_size != expected["bytes"]:
-                raise IndexCorrupt(f"{name} has {path.stat().st_size} bytes, the manifest says {expected['bytes']}")
+                raise IndexCorrupt(
+                    f"{name} has {path.stat().st_size} bytes, the manifest says {expected['bytes']}"
+                )
             if verify_checksums and _sha256(path) != expected["sha256"]:
                 raise IndexCorrupt(f"{name} does not match its checksum")
         if model_id is not None and manifest["model_id"] != model_id:
-            raise IndexCorrupt(f"index was built with {manifest['model_id']}, the service embeds with {model_id}; "
-                               "rebuild it with `replydesk kb build`")
+            raise IndexCorrupt(
+                f"index was built with {manifest['model_id']}, the service embeds with {model_id}; "
+                "rebuild it with `replydesk kb build`"
+            )
         if dimension is not None and int(manifest["dimension"]) != dimension:
             raise IndexCorrupt(f"index dimension {manifest['dimension']} != embedding dimension {dimension}")
         articles = [_article_from_json(a) for a in _read_jsonl(version_dir / "articles.jsonl")]
@@ -248,8 +275,10 @@ def collect_articles(articles_dir: Path, options: BuildOptions) -> tuple[list[Ar
     for issue in errors_of(issues):
         bad.setdefault(issue.source, []).append(str(issue))
     if bad and not options.skip_invalid:
-        flat = errors_of(issues) + [LintIssue(rule="unreadable", severity=Severity.error, message=str(e),
-                                              source=e.source, line=1) for e in parse_errors]
+        flat = errors_of(issues) + [
+            LintIssue(rule="unreadable", severity=Severity.error, message=str(e), source=e.source, line=1)
+            for e in parse_errors
+        ]
         raise BuildRejected(f"{len(bad)} article file(s) fail lint; nothing was published", flat)
     articles = [Article.from_doc(d) for d in docs if d.source not in bad]
     return articles, bad
@@ -259,8 +288,8 @@ def _encode_in_batches(embedder: Embedder, texts: list[str], progress: Progress)
     out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     progress("embed", 0, len(texts))
     for start in range(0, len(texts), EMBED_BATCH):
-        batch = texts[start:start + EMBED_BATCH]
-        out[start:start + len(batch)] = embedder.encode(batch)
+        batch = texts[start : start + EMBED_BATCH]
+        out[start : start + len(batch)] = embedder.encode(batch)
         progress("embed", start + len(batch), len(texts))
     return out
 
@@ -274,8 +303,13 @@ def _new_build_id() -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
 
 
-def build_index(articles_dir: Path, index_dir: Path, embedder: Embedder, options: BuildOptions = BuildOptions(),
-                progress: Progress | None = None) -> BuildReport:
+def build_index(
+    articles_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    options: BuildOptions = BuildOptions(),
+    progress: Progress | None = None,
+) -> BuildReport:
     """Incrementally (re)build and publish the index of `articles_dir` into `index_dir`.
 
     Only chunks whose text is not in the current version are embedded; when nothing changed (same article hashes,
@@ -294,12 +328,26 @@ def build_index(articles_dir: Path, index_dir: Path, embedder: Embedder, options
         removed = sorted(a for a in prev_articles if a not in hashes)
         chunks = chunk_articles(articles)
         kind = ann_mod.choose_type(len(chunks), options.index_type, flat_max=options.flat_max)
-        same = (reusable and not added and not updated and not removed
-                and prev_manifest.get("index_type") == str(kind) and not options.force)
-        report = BuildReport(build_id=prev_manifest.get("build_id", ""), published=False, articles=len(articles),
-                             chunks=len(chunks), added=added, updated=updated, removed=removed,
-                             unchanged=len(articles) - len(added) - len(updated), skipped=skipped,
-                             index_type=str(kind))
+        same = (
+            reusable
+            and not added
+            and not updated
+            and not removed
+            and prev_manifest.get("index_type") == str(kind)
+            and not options.force
+        )
+        report = BuildReport(
+            build_id=prev_manifest.get("build_id", ""),
+            published=False,
+            articles=len(articles),
+            chunks=len(chunks),
+            added=added,
+            updated=updated,
+            removed=removed,
+            unchanged=len(articles) - len(added) - len(updated),
+            skipped=skipped,
+            index_type=str(kind),
+        )
         if same:
             report.reused_chunks = len(chunks)
             report.duration_s = round(time.perf_counter() - t0, 3)
@@ -310,14 +358,20 @@ def build_index(articles_dir: Path, index_dir: Path, embedder: Embedder, options
         fresh_at = dict(zip(missing, range(len(missing)), strict=True))
         for i, chunk in enumerate(chunks):
             vectors[i] = fresh[fresh_at[i]] if i in fresh_at else reusable[chunk.content_hash]
-        ann = ann_mod.build(vectors, kind, flat_max=options.flat_max, recall_target=options.recall_target,
-                            progress=progress)
+        ann = ann_mod.build(
+            vectors, kind, flat_max=options.flat_max, recall_target=options.recall_target, progress=progress
+        )
         build_id = _new_build_id()
         manifest = {
-            "format": FORMAT_VERSION, "build_id": build_id, "built_at": dt.datetime.now(dt.UTC).isoformat(),
-            "model_id": embedder.model_id, "dimension": int(embedder.dimension),
-            "index_type": str(ann.index_type), "index_params": ann.params,
-            "chunks": len(chunks), "articles": len(articles),
+            "format": FORMAT_VERSION,
+            "build_id": build_id,
+            "built_at": dt.datetime.now(dt.UTC).isoformat(),
+            "model_id": embedder.model_id,
+            "dimension": int(embedder.dimension),
+            "index_type": str(ann.index_type),
+            "index_params": ann.params,
+            "chunks": len(chunks),
+            "articles": len(articles),
             "languages": sorted({a.language for a in articles}),
             "articles_index": {},
             "build": {"embedded_chunks": len(missing), "reused_chunks": len(chunks) - len(missing)},
@@ -325,8 +379,12 @@ def build_index(articles_dir: Path, index_dir: Path, embedder: Embedder, options
         first = 0
         for article in articles:
             count = sum(1 for c in chunks if c.article_id == article.id)
-            manifest["articles_index"][article.id] = {"hash": hashes[article.id], "first_chunk": first,
-                                                      "chunk_count": count, "source": Path(article.source).name}
+            manifest["articles_index"][article.id] = {
+                "hash": hashes[article.id],
+                "first_chunk": first,
+                "chunk_count": count,
+                "source": Path(article.source).name,
+            }
             first += count
         manifest["articles"] = len(articles)
         _publish(index_dir, build_id, manifest, ann, vectors, chunks, articles, progress)
@@ -339,8 +397,16 @@ def build_index(articles_dir: Path, index_dir: Path, embedder: Embedder, options
         return report
 
 
-def _publish(index_dir: Path, build_id: str, manifest: dict, ann: ann_mod.AnnIndex, vectors: np.ndarray,
-             chunks: list[Chunk], articles: list[Article], progress: Progress) -> None:
+def _publish(
+    index_dir: Path,
+    build_id: str,
+    manifest: dict,
+    ann: ann_mod.AnnIndex,
+    vectors: np.ndarray,
+    chunks: list[Chunk],
+    articles: list[Article],
+    progress: Progress,
+) -> None:
     versions = index_dir / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     tmp = versions / f".tmp-{build_id}"
@@ -356,8 +422,9 @@ def _publish(index_dir: Path, build_id: str, manifest: dict, ann: ann_mod.AnnInd
         with (tmp / "articles.jsonl").open("w", encoding="utf-8") as fh:
             for a in articles:
                 fh.write(json.dumps(_article_to_json(a), ensure_ascii=False) + "\n")
-        manifest["files"] = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
-                             for name in FILES}
+        manifest["files"] = {
+            name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES
+        }
         # manifest.json is written last: a version directory without one is never loaded
         write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
         for path in tmp.iterdir():
@@ -374,7 +441,9 @@ def _publish(index_dir: Path, build_id: str, manifest: dict, ann: ann_mod.AnnInd
 
 
 def _collect_garbage(versions: Path, keep: str, n_keep: int = KEEP_VERSIONS) -> None:
-    done = sorted((p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    done = sorted(
+        (p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
+    )
     for old in [p for p in done if p.name != keep][: max(0, len(done) - n_keep)]:
         shutil.rmtree(old, ignore_errors=True)
     for stale in versions.glob(".tmp-*"):  # a crashed build's leftovers, older than an hour
@@ -382,6 +451,18 @@ def _collect_garbage(versions: Path, keep: str, n_keep: int = KEEP_VERSIONS) -> 
             shutil.rmtree(stale, ignore_errors=True)
 
 
-__all__ = ["ArticleParseError", "BuildOptions", "BuildRejected", "BuildReport", "IndexCorrupt", "IndexNotBuilt",
-           "Snapshot", "build_index", "build_lock", "current_version", "load_current", "load_version",
-           "read_manifest"]
+__all__ = [
+    "ArticleParseError",
+    "BuildOptions",
+    "BuildRejected",
+    "BuildReport",
+    "IndexCorrupt",
+    "IndexNotBuilt",
+    "Snapshot",
+    "build_index",
+    "build_lock",
+    "current_version",
+    "load_current",
+    "load_version",
+    "read_manifest",
+]

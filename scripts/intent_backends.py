@@ -52,8 +52,11 @@ def main() -> None:
             t0 = time.perf_counter()
             clf.predict(text)
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"{backend:<12} {np.percentile(times, 50):8.2f} {np.percentile(times, 95):8.2f} {acc * 100:7.1f}% "
-              f"{cos:17.4f}", flush=True)
+        print(
+            f"{backend:<12} {np.percentile(times, 50):8.2f} {np.percentile(times, 95):8.2f} {acc * 100:7.1f}% "
+            f"{cos:17.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,14 @@ from service.embeddings import get_embedder  # noqa: E402
 from service.settings import get_settings  # noqa: E402
 from service.triage.intent import IntentModelConfig  # noqa: E402
 
-DEFAULT_CANDIDATES = ["knn:10", "logreg:1:10:notfidf", "linear_svm:1:1:notfidf", "linear_svm:1.5:0.5",
-                      "logreg:1.5:10", "logreg:2:30"]
+DEFAULT_CANDIDATES = [
+    "knn:10",
+    "logreg:1:10:notfidf",
+    "linear_svm:1:1:notfidf",
+    "linear_svm:1.5:0.5",
+    "logreg:1.5:10",
+    "logreg:2:30",
+]
 
 
 def main() -> None:
@@ -57,11 +63,18 @@ def main() -> None:
             acc = float(np.mean(pred == np.array([lab for _, lab in test])))
             print(f"{cand:<26} {acc * 100:8.2f}% {'':>9} {'':>7} {time.perf_counter() - t0:8.1f}", flush=True)
             continue
-        cfg = IntentModelConfig(kind=parts[0], embedding_weight=float(parts[1]), C=float(parts[2]),
-                                use_tfidf=not (len(parts) > 3 and parts[3] == "notfidf"))
+        cfg = IntentModelConfig(
+            kind=parts[0],
+            embedding_weight=float(parts[1]),
+            C=float(parts[2]),
+            use_tfidf=not (len(parts) > 3 and parts[3] == "notfidf"),
+        )
         report = evaluate(train, test, embedder=embedder, latency_n=0, config=cfg).report
-        print(f"{cand:<26} {report['accuracy'] * 100:8.2f}% {report['macro_f1'] * 100:8.2f}% {report['ece']:7.4f} "
-              f"{report['training']['train_seconds']:8.1f}", flush=True)
+        print(
+            f"{cand:<26} {report['accuracy'] * 100:8.2f}% {report['macro_f1'] * 100:8.2f}% {report['ece']:7.4f} "
+            f"{report['training']['train_seconds']:8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ def _default(field) -> str:
     if value is None:
         return "—"
     text = str(value).replace(str(REPO_ROOT) + "/", "./")
-    return f"`{text}`" if text else "`\"\"`"
+    return f"`{text}`" if text else '`""`'
 
 
 def main() -> None:

@@ -20,7 +20,9 @@ retrieves help articles, drafts replies in the customer's language, checks their
 decision on each suggestion."""
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None, warm: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, container: Container | None = None, warm: bool = True
+) -> FastAPI:
     settings = settings or get_settings()
     container = container or Container(settings)
 
@@ -35,8 +37,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     from service.auth.models import Role
 
     # Every route needs an API key (except /health); routers may narrow the roles further.
-    app = FastAPI(title="ReplyDesk", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(authenticate)])
+    app = FastAPI(
+        title="ReplyDesk",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(authenticate)],
+    )
     app.state.container = container
     install_error_handlers(app)
     from service.db.errors import install_db_error_handlers

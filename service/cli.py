@@ -11,8 +11,11 @@ import typer
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-app = typer.Typer(help="ReplyDesk: triage, retrieval, drafts and tone checks for messaging support.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="ReplyDesk: triage, retrieval, drafts and tone checks for messaging support.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.command()
@@ -27,8 +30,15 @@ def serve(
     from service.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run("service.api:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        "service.api:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @app.command()

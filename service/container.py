@@ -35,9 +35,13 @@ class Container:
     def embedder(self) -> Embedder:
         from service.embeddings import get_embedder
 
-        return get_embedder(self.settings.embedding_model, self.settings.resolved_cache_dir / "embeddings",
-                            backend=self.settings.embedding_backend, threads=self.settings.embedding_threads,
-                            batch_threads=self.settings.resolved_embedding_batch_threads)
+        return get_embedder(
+            self.settings.embedding_model,
+            self.settings.resolved_cache_dir / "embeddings",
+            backend=self.settings.embedding_backend,
+            threads=self.settings.embedding_threads,
+            batch_threads=self.settings.resolved_embedding_batch_threads,
+        )
 
     def warm_up(self) -> None:
         """Load what the first request would otherwise wait for (a missing index only degrades search)."""
@@ -122,8 +126,14 @@ class Container:
 
             return self.tone.check(text, locale, ToneContext.model_validate(context))
 
-        return Workflow(self.db, self.clock, self.settings, pipeline=self.triage_pipeline, tone_check=tone_check,
-                        facts=self.context_providers.lookup if self.context_providers.providers else None)
+        return Workflow(
+            self.db,
+            self.clock,
+            self.settings,
+            pipeline=self.triage_pipeline,
+            tone_check=tone_check,
+            facts=self.context_providers.lookup if self.context_providers.providers else None,
+        )
 
     @cached_property
     def triage(self):
@@ -140,8 +150,10 @@ class Container:
     def health(self) -> dict[str, dict]:
         """State of each component, without forcing any of them to load."""
         loaded = self.__dict__
-        model = {"status": "ok" if "embedder" in loaded else "not_loaded",
-                 "detail": {"embedding_model": self.settings.embedding_model}}
+        model = {
+            "status": "ok" if "embedder" in loaded else "not_loaded",
+            "detail": {"embedding_model": self.settings.embedding_model},
+        }
         if "triage" in loaded:
             model["detail"].update(self.triage.describe())
         states = {"model": model}

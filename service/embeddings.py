@@ -49,8 +49,15 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     """sentence-transformers model on torch, loaded once per process (offline by default)."""
 
-    def __init__(self, model_name: str, *, batch_size: int = 64, cache_dir: Path | None = None,
-                 quantize: bool = False, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
+        quantize: bool = False,
+        threads: int | None = None,
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
@@ -64,9 +71,13 @@ class SentenceTransformerEmbedder:
         if quantize:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                self._model = torch.ao.quantization.quantize_dynamic(self._model, {torch.nn.Linear},
-                                                                     dtype=torch.qint8)
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+                self._model = torch.ao.quantization.quantize_dynamic(
+                    self._model, {torch.nn.Linear}, dtype=torch.qint8
+                )
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         dim = get_dim()
         self.dimension = int(dim) if dim is not None else int(self._model.encode(["x"]).shape[1])
         self.batch_size = batch_size
@@ -109,8 +120,16 @@ class OnnxEmbedder:
     `cache_dir/../onnx/<model hash>.onnx`, so it runs once per model and torch version. Nothing is downloaded.
     """
 
-    def __init__(self, model_name: str, *, quantize: bool = False, threads: int = 1, batch_size: int = 64,
-                 cache_dir: Path | None = None, batch_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        quantize: bool = False,
+        threads: int = 1,
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
+        batch_threads: int | None = None,
+    ) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -128,7 +147,9 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(config["max_seq_length"])
         self._tokenizer.no_padding()
-        onnx_dir = (Path(cache_dir).parent if cache_dir else Path(tempfile.gettempdir()) / "replydesk") / "onnx"
+        onnx_dir = (
+            Path(cache_dir).parent if cache_dir else Path(tempfile.gettempdir()) / "replydesk"
+        ) / "onnx"
         onnx_path = _export_onnx(model_dir, onnx_dir, quantize=quantize)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
@@ -147,7 +168,9 @@ class OnnxEmbedder:
         self._cache = EmbeddingCache(cache_dir, self.model_id, self.dimension) if cache_dir else None
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
+        encodings = (
+            self._tokenizer.encode_batch(texts) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
+        )
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
         mask = np.zeros((len(texts), width), dtype=np.int64)
@@ -170,8 +193,12 @@ class OnnxEmbedder:
         if len(texts) == 1:
             return self._run(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a run: less padding
-        chunks = [order[start:start + self._rows_per_run] for start in range(0, len(order), self._rows_per_run)]
+        order = sorted(
+            range(len(texts)), key=lambda i: len(texts[i])
+        )  # similar lengths share a run: less padding
+        chunks = [
+            order[start : start + self._rows_per_run] for start in range(0, len(order), self._rows_per_run)
+        ]
         if len(texts) >= BATCH_MIN_TEXTS and self._batch_threads > 1:
             vectors = self._workers().map(lambda idx: self._run([texts[i] for i in idx]), chunks)
         else:
@@ -203,7 +230,9 @@ def _read_st_config(model_dir: Path) -> dict:
         raise OnnxUnavailable(f"{model_dir} is not a local sentence-transformers folder with tokenizer.json")
     modules = json.loads(modules_file.read_text())
     kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if kinds[:2] != ["Transformer", "Pooling"] or any(k not in {"Transformer", "Pooling", "Normalize"} for k in kinds):
+    if kinds[:2] != ["Transformer", "Pooling"] or any(
+        k not in {"Transformer", "Pooling", "Normalize"} for k in kinds
+    ):
         raise OnnxUnavailable(f"unsupported module stack {kinds}")
     pooling_cfg = json.loads((model_dir / modules[1].get("path", "1_Pooling") / "config.json").read_text())
     modes = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode") and v]
@@ -215,8 +244,11 @@ def _read_st_config(model_dir: Path) -> dict:
         raise OnnxUnavailable(f"unsupported pooling {modes}")
     st_cfg_file = model_dir / "sentence_bert_config.json"
     st_cfg = json.loads(st_cfg_file.read_text()) if st_cfg_file.is_file() else {}
-    return {"pooling": pooling, "dimension": int(pooling_cfg["word_embedding_dimension"]),
-            "max_seq_length": int(st_cfg.get("max_seq_length") or 256)}
+    return {
+        "pooling": pooling,
+        "dimension": int(pooling_cfg["word_embedding_dimension"]),
+        "max_seq_length": int(st_cfg.get("max_seq_length") or 256),
+    }
 
 
 def _export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
@@ -224,8 +256,10 @@ def _export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
     import torch
 
     weights = sorted(p for p in model_dir.iterdir() if p.suffix in {".safetensors", ".bin"})
-    fingerprint = "|".join([str(model_dir.resolve()), torch.__version__, ONNX_EXPORT_VERSION]
-                           + [f"{p.name}:{p.stat().st_size}" for p in weights])
+    fingerprint = "|".join(
+        [str(model_dir.resolve()), torch.__version__, ONNX_EXPORT_VERSION]
+        + [f"{p.name}:{p.stat().st_size}" for p in weights]
+    )
     tag = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
     fp32 = out_dir / f"{tag}.onnx"
     int8 = out_dir / f"{tag}.int8.onnx"
@@ -263,22 +297,34 @@ def _torch_export(model_dir: Path, target: Path) -> None:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
-    sample = tokenizer(["an example message", "a second, longer example message"], padding=True,
-                       return_tensors="pt")
+    sample = tokenizer(
+        ["an example message", "a second, longer example message"], padding=True, return_tensors="pt"
+    )
     token_types = sample.get("token_type_ids", torch.zeros_like(sample["input_ids"]))
     axes = {0: "batch", 1: "tokens"}
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_Encoder(model), (sample["input_ids"], sample["attention_mask"], token_types),
-                              str(tmp), input_names=["input_ids", "attention_mask", "token_type_ids"],
-                              output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                            "last_hidden_state": axes})
+            torch.onnx.export(
+                _Encoder(model),
+                (sample["input_ids"], sample["attention_mask"], token_types),
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={
+                    "input_ids": axes,
+                    "attention_mask": axes,
+                    "token_type_ids": axes,
+                    "last_hidden_state": axes,
+                },
+            )
     except (RuntimeError, TypeError, ValueError) as exc:
         tmp.unlink(missing_ok=True)
         raise OnnxUnavailable(f"ONNX export failed: {exc}") from exc
@@ -339,15 +385,24 @@ class EmbeddingCache:
                     np.save(tmp, vecs)
                     os.replace(tmp, self.dir / f"{shard}.npy")
                     (self.dir / f"{shard}.keys").write_text("\n".join(miss_keys))
-        return np.stack([fresh[k] if k in fresh else self._mem[k] for k in keys]).astype(np.float32, copy=False)
+        return np.stack([fresh[k] if k in fresh else self._mem[k] for k in keys]).astype(
+            np.float32, copy=False
+        )
 
 
 _lock = threading.Lock()
 _instances: dict[tuple[str, str, str, int, int], Embedder] = {}
 
 
-def build_embedder(model_name: str, *, backend: str = "onnx", threads: int = 1, batch_size: int = 64,
-                   cache_dir: Path | None = None, batch_threads: int | None = None) -> Embedder:
+def build_embedder(
+    model_name: str,
+    *,
+    backend: str = "onnx",
+    threads: int = 1,
+    batch_size: int = 64,
+    cache_dir: Path | None = None,
+    batch_threads: int | None = None,
+) -> Embedder:
     """An embedder for `model_name` on `backend` (`onnx`, `torch`, `onnx-int8` or `torch-int8`).
 
     `onnx` is the same network exported locally to ONNX (vectors equal torch's to ~1e-7 cosine, so an index built
@@ -359,16 +414,33 @@ def build_embedder(model_name: str, *, backend: str = "onnx", threads: int = 1, 
         raise ValueError(f"unknown embedding backend {backend!r}; use one of {sorted(EMBEDDING_BACKENDS)}")
     if backend.startswith("onnx"):
         try:
-            return OnnxEmbedder(model_name, quantize=backend == "onnx-int8", threads=threads, batch_size=batch_size,
-                                cache_dir=cache_dir, batch_threads=batch_threads)
+            return OnnxEmbedder(
+                model_name,
+                quantize=backend == "onnx-int8",
+                threads=threads,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+                batch_threads=batch_threads,
+            )
         except OnnxUnavailable as exc:
             log.warning("ONNX embedding backend unavailable (%s); using torch", exc)
-    return SentenceTransformerEmbedder(model_name, batch_size=batch_size, cache_dir=cache_dir,
-                                       quantize=backend.endswith("int8"), threads=threads)
+    return SentenceTransformerEmbedder(
+        model_name,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        quantize=backend.endswith("int8"),
+        threads=threads,
+    )
 
 
-def get_embedder(model_name: str | None = None, cache_dir: Path | None = None, *, backend: str | None = None,
-                 threads: int | None = None, batch_threads: int | None = None) -> Embedder:
+def get_embedder(
+    model_name: str | None = None,
+    cache_dir: Path | None = None,
+    *,
+    backend: str | None = None,
+    threads: int | None = None,
+    batch_threads: int | None = None,
+) -> Embedder:
     """Process-wide embedder per model and backend (the model is loaded once)."""
     from service.settings import get_settings
 
@@ -381,6 +453,12 @@ def get_embedder(model_name: str | None = None, cache_dir: Path | None = None, *
     key = (name, str(cache), backend, threads, batch_threads)
     with _lock:
         if key not in _instances:
-            _instances[key] = build_embedder(name, backend=backend, threads=threads, batch_threads=batch_threads,
-                                             batch_size=settings.embedding_batch_size, cache_dir=cache)
+            _instances[key] = build_embedder(
+                name,
+                backend=backend,
+                threads=threads,
+                batch_threads=batch_threads,
+                batch_size=settings.embedding_batch_size,
+                cache_dir=cache,
+            )
         return _instances[key]

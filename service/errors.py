@@ -81,7 +81,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"WWW-Authenticate": "Bearer"}
         elif isinstance(exc, RateLimited) and "retry_after_s" in exc.details:
             headers = {"Retry-After": str(exc.details["retry_after_s"])}
-        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers)
+        return JSONResponse(
+            _body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,7 +92,10 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "json_invalid":
-                loc, msg = "body", f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+                loc, msg = (
+                    "body",
+                    f"request body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})",
+                )
             problems.append({"field": loc or "body", "message": msg})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
         return JSONResponse(_body("invalid_input", message, {"problems": problems}), status_code=422)

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface `replydesk serve` binds to.")
     port: int = Field(8000, description="Port `replydesk serve` listens on.")
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
-    data_dir: Path = Field(REPO_ROOT / "data", description="Where the SQLite file, caches and the index live.")
+    data_dir: Path = Field(
+        REPO_ROOT / "data", description="Where the SQLite file, caches and the index live."
+    )
     cache_dir: Path | None = Field(None, description="Embedding and model caches (default data_dir/cache).")
 
     # Models
@@ -36,124 +38,226 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(64, description="Batch size used when embedding many texts.")
     embedding_backend: Literal["onnx", "torch", "onnx-int8", "torch-int8"] = Field(
-        "onnx-int8", description="How the embedding model runs, exported locally once: `onnx-int8` (default; "
-                                 "dynamically int8-quantized, ~2x faster than `onnx` with the same intent accuracy "
-                                 "and StackFAQ MRR@10 0.974 vs 0.983), `onnx` (same vectors as torch), `torch`, "
-                                 "`torch-int8`. Switching changes the vectors: the index is rebuilt.")
-    embedding_threads: int = Field(1, ge=1, le=64, description="CPU threads of the embedding model (1 is fastest "
-                                                              "per message on a small shared CPU).")
-    embedding_batch_threads: int = Field(0, ge=0, le=64, description="CPU threads for embedding batches of 8+ "
-                                                                     "texts (bulk triage, index builds); 0 = every "
-                                                                     "core (ONNX backends).")
+        "onnx-int8",
+        description="How the embedding model runs, exported locally once: `onnx-int8` (default; "
+        "dynamically int8-quantized, ~2x faster than `onnx` with the same intent accuracy "
+        "and StackFAQ MRR@10 0.974 vs 0.983), `onnx` (same vectors as torch), `torch`, "
+        "`torch-int8`. Switching changes the vectors: the index is rebuilt.",
+    )
+    embedding_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="CPU threads of the embedding model (1 is fastest per message on a small shared CPU).",
+    )
+    embedding_batch_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="CPU threads for embedding batches of 8+ "
+        "texts (bulk triage, index builds); 0 = every "
+        "core (ONNX backends).",
+    )
     intents_path: Path | None = Field(
-        None, description="Your own taxonomy: a YAML taxonomy or a CSV/JSONL of `text,label`. Default: bundled."
+        None,
+        description="Your own taxonomy: a YAML taxonomy or a CSV/JSONL of `text,label`. Default: bundled.",
     )
     oos_threshold: float | None = Field(
-        None, description="Minimum confidence of the best intent; below it a message is out of scope (default: "
-                          "none, the tuned out-of-scope margin decides)."
+        None,
+        description="Minimum confidence of the best intent; below it a message is out of scope (default: "
+        "none, the tuned out-of-scope margin decides).",
     )
     oos_recall_target: float = Field(
-        0.85, gt=0, le=1, description="When training data has out-of-scope examples, a message is out of scope "
-                                      "when log p(best intent) - log p(out of scope) is below the lowest margin "
-                                      "at which cross-validation catches this share of them (the folds hold out "
-                                      "whole topics of out-of-scope examples, as production does).")
+        0.85,
+        gt=0,
+        le=1,
+        description="When training data has out-of-scope examples, a message is out of scope "
+        "when log p(best intent) - log p(out of scope) is below the lowest margin "
+        "at which cross-validation catches this share of them (the folds hold out "
+        "whole topics of out-of-scope examples, as production does).",
+    )
     oos_max_lost: float = Field(
-        0.10, ge=0, le=1, description="Caps the recall target: the out-of-scope margin may turn away at most this "
-                                      "share of the in-scope messages cross-validation classifies right.")
+        0.10,
+        ge=0,
+        le=1,
+        description="Caps the recall target: the out-of-scope margin may turn away at most this "
+        "share of the in-scope messages cross-validation classifies right.",
+    )
 
     # Knowledge base
     kb_articles_dir: Path = Field(REPO_ROOT / "kb_index" / "articles", description="Markdown help articles.")
-    kb_index_dir: Path | None = Field(None, description="Where the FAISS index is published (default data_dir/index).")
+    kb_index_dir: Path | None = Field(
+        None, description="Where the FAISS index is published (default data_dir/index)."
+    )
     default_locale: str = Field("en", description="Locale used when nothing matches the customer's locale.")
-    kb_help_base_url: str = Field("https://help.northwind.example", description="Public help site: links to this "
-                                  "host inside articles must point to an article's `url` (checked by `kb lint`).")
+    kb_help_base_url: str = Field(
+        "https://help.northwind.example",
+        description="Public help site: links to this "
+        "host inside articles must point to an article's `url` (checked by `kb lint`).",
+    )
     kb_index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
-        "auto", description="FAISS index: `flat` (exact), `ivf`, `hnsw`, or `auto` (flat up to "
-                            "`kb_flat_max_chunks` chunks, IVF above).")
+        "auto",
+        description="FAISS index: `flat` (exact), `ivf`, `hnsw`, or `auto` (flat up to "
+        "`kb_flat_max_chunks` chunks, IVF above).",
+    )
     kb_flat_max_chunks: int = Field(50_000, ge=1, description="Largest collection `auto` indexes exactly.")
-    kb_recall_target: float = Field(0.95, gt=0, le=1, description="recall@10 vs exact search that IVF/HNSW search "
-                                                                 "parameters are tuned to reach at build time.")
-    kb_dense_weight: float = Field(1.0, ge=0, description="Weight of dense (FAISS) ranks in reciprocal rank fusion.")
-    kb_bm25_weight: float = Field(0.2, ge=0, description="Weight of BM25 ranks in reciprocal rank fusion (StackFAQ "
-                                  "dev-half optimum 0.1 ties 0.2 on the test half; see `replydesk eval retrieval`). A "
-                                  "query whose words occur in at most 3 chunks (and ≤ 1 in 20) gets the dense "
-                                  "weight instead.")
+    kb_recall_target: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="recall@10 vs exact search that IVF/HNSW search "
+        "parameters are tuned to reach at build time.",
+    )
+    kb_dense_weight: float = Field(
+        1.0, ge=0, description="Weight of dense (FAISS) ranks in reciprocal rank fusion."
+    )
+    kb_bm25_weight: float = Field(
+        0.2,
+        ge=0,
+        description="Weight of BM25 ranks in reciprocal rank fusion (StackFAQ "
+        "dev-half optimum 0.1 ties 0.2 on the test half; see `replydesk eval retrieval`). A "
+        "query whose words occur in at most 3 chunks (and ≤ 1 in 20) gets the dense "
+        "weight instead.",
+    )
     kb_rrf_k: int = Field(5, ge=1, description="Reciprocal rank fusion constant k in w / (k + rank).")
     kb_top_k: int = Field(3, ge=1, le=20, description="Articles attached to each triage result.")
     kb_intent_min_confidence: float = Field(
-        0.5, ge=0, le=1, description="Articles of the message's intent come first only when the intent's confidence "
-                                     "reaches this; below it every article competes.")
-    kb_reload_interval_s: float = Field(1.0, ge=0, description="How often the service checks for a newly published "
-                                                               "index (hot reload), in seconds.")
+        0.5,
+        ge=0,
+        le=1,
+        description="Articles of the message's intent come first only when the intent's confidence "
+        "reaches this; below it every article competes.",
+    )
+    kb_reload_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="How often the service checks for a newly published index (hot reload), in seconds.",
+    )
 
     # LLM
-    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means template drafts only.")
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint; unset means template drafts only."
+    )
     llm_model: str = Field("gpt-4o-mini", description="Model name sent to the LLM endpoint.")
     llm_api_key: str | None = Field(None, description="API key for the LLM endpoint.")
     llm_timeout_s: float = Field(20.0, description="Timeout for one LLM call, in seconds.")
     llm_temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of drafting calls.")
-    llm_max_tokens: int = Field(700, ge=64, description="Upper bound on tokens the LLM may generate per call.")
-    llm_seed: int | None = Field(None, description="Sampling seed sent to the LLM (servers that honour it repeat "
-                                                   "their answers).")
+    llm_max_tokens: int = Field(
+        700, ge=64, description="Upper bound on tokens the LLM may generate per call."
+    )
+    llm_seed: int | None = Field(
+        None, description="Sampling seed sent to the LLM (servers that honour it repeat their answers)."
+    )
     llm_response_format: Literal["json_schema", "json_object_schema", "json_object", "none"] = Field(
-        "json_schema", description="How structured output is requested: `json_schema` (OpenAI, vLLM, Ollama), "
-                                   "`json_object_schema` (llama-cpp-python: json_object + schema), `json_object`, "
-                                   "or `none`; without a schema in the request the schema is described in the prompt.")
-    llm_reask_attempts: int = Field(1, ge=0, le=3, description="Re-asks after an unparsable or invalid LLM answer "
-                                                               "(transport errors and timeouts are never retried).")
-    prompts_dir: Path = Field(REPO_ROOT / "prompts", description="Versioned Jinja2 prompts and their registry.yaml.")
+        "json_schema",
+        description="How structured output is requested: `json_schema` (OpenAI, vLLM, Ollama), "
+        "`json_object_schema` (llama-cpp-python: json_object + schema), `json_object`, "
+        "or `none`; without a schema in the request the schema is described in the prompt.",
+    )
+    llm_reask_attempts: int = Field(
+        1,
+        ge=0,
+        le=3,
+        description="Re-asks after an unparsable or invalid LLM answer "
+        "(transport errors and timeouts are never retried).",
+    )
+    prompts_dir: Path = Field(
+        REPO_ROOT / "prompts", description="Versioned Jinja2 prompts and their registry.yaml."
+    )
 
     # Tone check
     tone_rules_path: Path | None = Field(
-        None, description="Your own tone rules (YAML, same shape as the bundled `service/tone/rules.yaml`).")
+        None, description="Your own tone rules (YAML, same shape as the bundled `service/tone/rules.yaml`)."
+    )
 
     # Storage
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file under data_dir.")
 
     # Workflow: access, outbound webhooks, SLA, surveys, integrations
-    rate_limit: str = Field("600/minute", description="Default per-API-key request limit (`N/second|minute|hour`); "
-                                                      "a key may carry its own.")
-    webhook_url: str | None = Field(None, description="Helpdesk endpoint that receives outbound messages and events "
-                                                      "(signed POSTs). Unset: outbound messages stay `queued` for "
-                                                      "the helpdesk to pull (GET /v1/messages?status=queued).")
+    rate_limit: str = Field(
+        "600/minute",
+        description="Default per-API-key request limit (`N/second|minute|hour`); a key may carry its own.",
+    )
+    webhook_url: str | None = Field(
+        None,
+        description="Helpdesk endpoint that receives outbound messages and events "
+        "(signed POSTs). Unset: outbound messages stay `queued` for "
+        "the helpdesk to pull (GET /v1/messages?status=queued).",
+    )
     webhook_secret: str | None = Field(None, description="HMAC-SHA256 secret signing outbound webhooks.")
-    webhook_max_attempts: int = Field(8, ge=1, description="Delivery attempts before an outbound webhook fails.")
-    webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt (jittered).")
-    webhook_backoff_max_s: float = Field(600.0, gt=0, description="Longest delay between two webhook attempts.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts before an outbound webhook fails."
+    )
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, description="First retry delay; doubles each attempt (jittered)."
+    )
+    webhook_backoff_max_s: float = Field(
+        600.0, gt=0, description="Longest delay between two webhook attempts."
+    )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST, in seconds.")
-    workers_enabled: bool = Field(True, description="Run the webhook dispatcher and SLA scanner in the API process.")
+    workers_enabled: bool = Field(
+        True, description="Run the webhook dispatcher and SLA scanner in the API process."
+    )
     worker_interval_s: float = Field(1.0, gt=0, description="How often the background workers look for work.")
     sla_first_response_minutes: dict[str, float] = Field(
         {"critical": 2, "high": 5, "normal": 10, "low": 60},
-        description="First-response target per urgency, in minutes (JSON object).")
+        description="First-response target per urgency, in minutes (JSON object).",
+    )
     sla_next_response_minutes: dict[str, float] = Field(
         {"critical": 2, "high": 5, "normal": 10, "low": 60},
-        description="Next-response target per urgency, in minutes (JSON object).")
-    sla_at_risk_ratio: float = Field(0.8, gt=0, lt=1, description="Share of the target elapsed that makes a "
-                                                                   "conversation `at_risk`.")
-    business_hours: str | None = Field(None, description="SLA clock runs only in these hours, e.g. "
-                                                         "`mon-fri 09:00-18:00`; unset means 24/7.")
+        description="Next-response target per urgency, in minutes (JSON object).",
+    )
+    sla_at_risk_ratio: float = Field(
+        0.8, gt=0, lt=1, description="Share of the target elapsed that makes a conversation `at_risk`."
+    )
+    business_hours: str | None = Field(
+        None, description="SLA clock runs only in these hours, e.g. `mon-fri 09:00-18:00`; unset means 24/7."
+    )
     business_timezone: str = Field("UTC", description="IANA time zone of `business_hours`.")
-    surveys_enabled: bool = Field(True, description="Send a satisfaction survey when a conversation is resolved.")
+    surveys_enabled: bool = Field(
+        True, description="Send a satisfaction survey when a conversation is resolved."
+    )
     survey_by_channel: dict[str, str] = Field(
-        {"default": "csat"}, description="Survey per channel: `csat`, `nps` or `off` (JSON object; `default` key).")
-    survey_window_hours: float = Field(72.0, gt=0, description="How long a survey reply is accepted after sending.")
-    history_messages: int = Field(10, ge=0, le=100, description="Earlier messages of the thread given to triage.")
+        {"default": "csat"},
+        description="Survey per channel: `csat`, `nps` or `off` (JSON object; `default` key).",
+    )
+    survey_window_hours: float = Field(
+        72.0, gt=0, description="How long a survey reply is accepted after sending."
+    )
+    history_messages: int = Field(
+        10, ge=0, le=100, description="Earlier messages of the thread given to triage."
+    )
     events_poll_s: float = Field(1.0, gt=0, description="How often GET /v1/events looks for new events.")
-    whatsapp_app_secret: str | None = Field(None, description="Meta app secret: verifies X-Hub-Signature-256 of "
-                                                              "WhatsApp Cloud webhooks.")
-    whatsapp_verify_token: str | None = Field(None, description="Token of the WhatsApp webhook GET handshake.")
-    messenger_app_secret: str | None = Field(None, description="Meta app secret: verifies Messenger webhooks.")
-    messenger_verify_token: str | None = Field(None, description="Token of the Messenger webhook GET handshake.")
-    chatwoot_base_url: str | None = Field(None, description="Chatwoot URL; set with the token to post "
-                                                            "suggestions back as private notes.")
-    chatwoot_api_token: str | None = Field(None, description="Chatwoot `api_access_token` (agent bot or user).")
-    chatwoot_webhook_secret: str | None = Field(None, description="Verifies X-Chatwoot-Signature on Chatwoot "
-                                                                  "webhooks when set.")
+    whatsapp_app_secret: str | None = Field(
+        None, description="Meta app secret: verifies X-Hub-Signature-256 of WhatsApp Cloud webhooks."
+    )
+    whatsapp_verify_token: str | None = Field(
+        None, description="Token of the WhatsApp webhook GET handshake."
+    )
+    messenger_app_secret: str | None = Field(
+        None, description="Meta app secret: verifies Messenger webhooks."
+    )
+    messenger_verify_token: str | None = Field(
+        None, description="Token of the Messenger webhook GET handshake."
+    )
+    chatwoot_base_url: str | None = Field(
+        None, description="Chatwoot URL; set with the token to post suggestions back as private notes."
+    )
+    chatwoot_api_token: str | None = Field(
+        None, description="Chatwoot `api_access_token` (agent bot or user)."
+    )
+    chatwoot_webhook_secret: str | None = Field(
+        None, description="Verifies X-Chatwoot-Signature on Chatwoot webhooks when set."
+    )
     context_order_status_url: str | None = Field(
-        None, description="Order-status provider: URL template with `{order_number}`, called with GET.")
-    context_order_status_token: str | None = Field(None, description="Bearer token sent to the order-status URL.")
-    context_timeout_s: float = Field(3.0, gt=0, description="Timeout of one context-provider call, in seconds.")
+        None, description="Order-status provider: URL template with `{order_number}`, called with GET."
+    )
+    context_order_status_token: str | None = Field(
+        None, description="Bearer token sent to the order-status URL."
+    )
+    context_timeout_s: float = Field(
+        3.0, gt=0, description="Timeout of one context-provider call, in seconds."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -25,7 +25,9 @@ SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 def shared_datasets() -> Path:
     """`../shared/datasets`; CI always has it, so its absence is a failure, not a skip."""
     if not SHARED_DATASETS.is_dir():
-        pytest.fail(f"{SHARED_DATASETS} is missing: tests that read public datasets need ../shared beside the repo")
+        pytest.fail(
+            f"{SHARED_DATASETS} is missing: tests that read public datasets need ../shared beside the repo"
+        )
     return SHARED_DATASETS
 
 
@@ -44,8 +46,9 @@ def _key(app, role: str) -> str:
     """A fresh API key of `role` in the test app's database (own high rate limit: tests are fast clients)."""
     from service.auth.models import ApiKeyCreate
 
-    created = app.state.container.keys.create(ApiKeyCreate(name=f"tests-{role}", role=role,
-                                                           rate_limit="100000/minute"))
+    created = app.state.container.keys.create(
+        ApiKeyCreate(name=f"tests-{role}", role=role, rate_limit="100000/minute")
+    )
     return created.key
 
 
@@ -78,8 +81,9 @@ def client_with_role(app, client):
 
 # -- storage: every storage test runs on SQLite and on the local PostgreSQL (scripts/postgres.sh) -------------------
 
-POSTGRES_URL = os.environ.get("REPLYDESK_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://replydesk:replydesk@127.0.0.1:55432/replydesk_test")
+POSTGRES_URL = os.environ.get(
+    "REPLYDESK_TEST_POSTGRES_URL", "postgresql+psycopg://replydesk:replydesk@127.0.0.1:55432/replydesk_test"
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -98,8 +102,10 @@ def db_url(request, tmp_path):
     try:
         admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable ({exc}). "
-                    "Start it with `bash scripts/postgres.sh` (`make test` does) or set REPLYDESK_TEST_POSTGRES_URL.")
+        pytest.fail(
+            f"PostgreSQL at {base.render_as_string(hide_password=True)} is unreachable ({exc}). "
+            "Start it with `bash scripts/postgres.sh` (`make test` does) or set REPLYDESK_TEST_POSTGRES_URL."
+        )
     name = f"replydesk_t_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')

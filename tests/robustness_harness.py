@@ -23,16 +23,21 @@ def isolated_settings(root: Path, **overrides: Any) -> Settings:
     articles = root / "articles"
     if not articles.exists():
         shutil.copytree(REPO_ROOT / "kb_index" / "articles", articles)
-    values: dict[str, Any] = {"data_dir": root / "data", "kb_articles_dir": articles,
-                              "cache_dir": REPO_ROOT / "data" / "cache", "llm_base_url": None,
-                              "workers_enabled": False}
+    values: dict[str, Any] = {
+        "data_dir": root / "data",
+        "kb_articles_dir": articles,
+        "cache_dir": REPO_ROOT / "data" / "cache",
+        "llm_base_url": None,
+        "workers_enabled": False,
+    }
     values.update(overrides)
     return Settings(**values)
 
 
 def admin_key(app: FastAPI) -> str:
-    created = app.state.container.keys.create(ApiKeyCreate(name="robustness-admin", role="admin",
-                                                           rate_limit="1000000/minute"))
+    created = app.state.container.keys.create(
+        ApiKeyCreate(name="robustness-admin", role="admin", rate_limit="1000000/minute")
+    )
     return created.key
 
 

@@ -15,13 +15,31 @@ CW_TOKEN = "cw-agent-bot-token"
 NOTE_PATH = "/api/v1/accounts/7/conversations/42/messages"
 
 
-def payload(content: str, *, message_id: int = 1001, message_type: str = "incoming", private: bool = False) -> dict:
-    return {"event": "message_created", "id": message_id, "content": content, "message_type": message_type,
-            "private": private, "created_at": "2026-01-05T09:00:00.000Z",
-            "conversation": {"id": 42, "channel": "Channel::Whatsapp",
-                             "additional_attributes": {"browser_language": "en"}},
-            "sender": {"id": 55, "name": "Ana", "type": "contact", "additional_attributes": {"country_code": "MX"}},
-            "account": {"id": 7}, "inbox": {"id": 3, "name": "WhatsApp"}, "attachments": []}
+def payload(
+    content: str, *, message_id: int = 1001, message_type: str = "incoming", private: bool = False
+) -> dict:
+    return {
+        "event": "message_created",
+        "id": message_id,
+        "content": content,
+        "message_type": message_type,
+        "private": private,
+        "created_at": "2026-01-05T09:00:00.000Z",
+        "conversation": {
+            "id": 42,
+            "channel": "Channel::Whatsapp",
+            "additional_attributes": {"browser_language": "en"},
+        },
+        "sender": {
+            "id": 55,
+            "name": "Ana",
+            "type": "contact",
+            "additional_attributes": {"country_code": "MX"},
+        },
+        "account": {"id": 7},
+        "inbox": {"id": 3, "name": "WhatsApp"},
+        "attachments": [],
+    }
 
 
 @pytest.fixture
@@ -32,15 +50,24 @@ def chatwoot_api():
 
 
 def _post(h, data: dict, headers: dict | None = None):
-    return h.client.post("/v1/channels/chatwoot/webhook", content=json.dumps(data).encode(),
-                         headers={"Content-Type": "application/json", **(headers or {})},
-                         params={"api_key": h.keys["integration"]})
+    return h.client.post(
+        "/v1/channels/chatwoot/webhook",
+        content=json.dumps(data).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        params={"api_key": h.keys["integration"]},
+    )
 
 
-def test_an_incoming_message_is_ingested_and_suggestions_are_posted_as_a_private_note(db_url, tmp_path, app,
-                                                                                     chatwoot_api):
-    with harness(db_url, tmp_path, app.state.container, chatwoot_base_url=chatwoot_api.base_url,
-                 chatwoot_api_token=CW_TOKEN) as h:
+def test_an_incoming_message_is_ingested_and_suggestions_are_posted_as_a_private_note(
+    db_url, tmp_path, app, chatwoot_api
+):
+    with harness(
+        db_url,
+        tmp_path,
+        app.state.container,
+        chatwoot_base_url=chatwoot_api.base_url,
+        chatwoot_api_token=CW_TOKEN,
+    ) as h:
         r = _post(h, payload("Where is my order 123456? It is late"))
         assert r.status_code == 200, r.text
         result = r.json()["results"][0]
@@ -66,8 +93,14 @@ def test_an_incoming_message_is_ingested_and_suggestions_are_posted_as_a_private
 @pytest.mark.parametrize("kwargs", [{"message_type": "outgoing"}, {"private": True}])
 def test_agent_messages_and_private_notes_are_skipped(wf, kwargs):
     r = _post(wf, payload("internal remark", **kwargs))
-    assert r.json() == {"ingested": 0, "duplicates": 0, "receipts": 0, "unknown_receipts": 0, "skipped": 1,
-                        "results": []}
+    assert r.json() == {
+        "ingested": 0,
+        "duplicates": 0,
+        "receipts": 0,
+        "unknown_receipts": 0,
+        "skipped": 1,
+        "results": [],
+    }
 
 
 def _signed(body: bytes, secret: str, ts: int) -> dict:

@@ -22,8 +22,15 @@ def _sig(body: bytes, secret: str = SECRET) -> str:
 
 @pytest.fixture
 def meta(db_url, tmp_path, app):
-    with harness(db_url, tmp_path, app.state.container, whatsapp_app_secret=SECRET, whatsapp_verify_token=TOKEN,
-                 messenger_app_secret=SECRET, messenger_verify_token=TOKEN) as h:
+    with harness(
+        db_url,
+        tmp_path,
+        app.state.container,
+        whatsapp_app_secret=SECRET,
+        whatsapp_verify_token=TOKEN,
+        messenger_app_secret=SECRET,
+        messenger_verify_token=TOKEN,
+    ) as h:
         yield h
 
 
@@ -39,31 +46,92 @@ def _post(h, path: str, payload: dict, *, signature: str | None = "auto", query_
 
 
 def wa_message(text: str, wamid: str, sender: str = "5215512345678") -> dict:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
-        "contacts": [{"profile": {"name": "Ana"}, "wa_id": sender}],
-        "messages": [{"from": sender, "id": wamid, "timestamp": str(T), "type": "text", "text": {"body": text}}]}}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": sender}],
+                            "messages": [
+                                {
+                                    "from": sender,
+                                    "id": wamid,
+                                    "timestamp": str(T),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def wa_status(wamid: str, status: str, ts: int) -> dict:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "PN1"},
-        "statuses": [{"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": "5215512345678"}]}}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"phone_number_id": "PN1"},
+                            "statuses": [
+                                {
+                                    "id": wamid,
+                                    "status": status,
+                                    "timestamp": str(ts),
+                                    "recipient_id": "5215512345678",
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
 
 @pytest.mark.parametrize("channel", ["whatsapp", "messenger"])
 def test_the_get_handshake_echoes_the_challenge_only_for_the_right_token(meta, channel):
     path = f"/v1/channels/{channel}/webhook"
-    ok = meta.client.get(path, params={"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "8817",
-                                       "api_key": meta.keys["integration"]})
+    ok = meta.client.get(
+        path,
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": TOKEN,
+            "hub.challenge": "8817",
+            "api_key": meta.keys["integration"],
+        },
+    )
     assert ok.status_code == 200 and ok.text == "8817"
-    bad = meta.client.get(path, params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1",
-                                        "api_key": meta.keys["integration"]})
+    bad = meta.client.get(
+        path,
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": "nope",
+            "hub.challenge": "1",
+            "api_key": meta.keys["integration"],
+        },
+    )
     assert bad.status_code == 403
 
 
 def test_a_signed_whatsapp_message_is_ingested_once(meta):
-    r = _post(meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1"))
+    r = _post(
+        meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1")
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ingested"] == 1 and body["duplicates"] == 0
@@ -73,7 +141,9 @@ def test_a_signed_whatsapp_message_is_ingested_once(meta):
     assert result["conversation"]["customer"]["country"] == "MX"
     assert result["conversation"]["customer"]["name"] == "Ana"
     assert result["suggestions"]
-    again = _post(meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1"))
+    again = _post(
+        meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1")
+    )
     assert again.json()["duplicates"] == 1
 
 
@@ -96,7 +166,9 @@ def test_without_an_app_secret_the_adapter_refuses_to_run(db_url, tmp_path, app)
 
 
 def test_whatsapp_statuses_update_the_messages_replydesk_sent(meta):
-    result = _post(meta, "/v1/channels/whatsapp/webhook", wa_message("Where is my order 123456?", "wamid.2")).json()
+    result = _post(
+        meta, "/v1/channels/whatsapp/webhook", wa_message("Where is my order 123456?", "wamid.2")
+    ).json()
     sug = result["results"][0]["suggestions"][0]
     out = meta.post(f"/v1/suggestions/{sug['id']}/approve").json()["message"]
     meta.deliver()  # the helpdesk answers with the channel id it sent the message under
@@ -118,10 +190,18 @@ def fb(*events: dict) -> dict:
 
 
 def test_messenger_messages_echoes_deliveries_and_read_watermarks(meta):
-    msg = {"sender": {"id": "PSID9"}, "recipient": {"id": "PAGE1"}, "timestamp": T * 1000,
-           "message": {"mid": "m_1", "text": "Do you have the blue kettle in stock?"}}
-    echo = {"sender": {"id": "PAGE1"}, "recipient": {"id": "PSID9"}, "timestamp": T * 1000,
-            "message": {"mid": "m_echo", "text": "hi", "is_echo": True}}
+    msg = {
+        "sender": {"id": "PSID9"},
+        "recipient": {"id": "PAGE1"},
+        "timestamp": T * 1000,
+        "message": {"mid": "m_1", "text": "Do you have the blue kettle in stock?"},
+    }
+    echo = {
+        "sender": {"id": "PAGE1"},
+        "recipient": {"id": "PSID9"},
+        "timestamp": T * 1000,
+        "message": {"mid": "m_echo", "text": "hi", "is_echo": True},
+    }
     r = _post(meta, "/v1/channels/messenger/webhook", fb(msg, echo)).json()
     assert r["ingested"] == 1 and r["skipped"] == 1
     conv = r["results"][0]["conversation"]
@@ -129,14 +209,25 @@ def test_messenger_messages_echoes_deliveries_and_read_watermarks(meta):
 
     sug = r["results"][0]["suggestions"][0]
     out = meta.post(f"/v1/suggestions/{sug['id']}/approve").json()["message"]
-    meta.post(f"/v1/messages/{out['id']}/status", role="integration",
-              json={"status": "sent", "channel_message_id": "m_out1"})
-    delivery = {"sender": {"id": "PSID9"}, "recipient": {"id": "PAGE1"}, "timestamp": (T + 10) * 1000,
-                "delivery": {"mids": ["m_out1"], "watermark": (T + 10) * 1000}}
+    meta.post(
+        f"/v1/messages/{out['id']}/status",
+        role="integration",
+        json={"status": "sent", "channel_message_id": "m_out1"},
+    )
+    delivery = {
+        "sender": {"id": "PSID9"},
+        "recipient": {"id": "PAGE1"},
+        "timestamp": (T + 10) * 1000,
+        "delivery": {"mids": ["m_out1"], "watermark": (T + 10) * 1000},
+    }
     assert _post(meta, "/v1/channels/messenger/webhook", fb(delivery)).json()["receipts"] == 1
     read_at = int(meta.clock.now().timestamp()) + 60
-    read = {"sender": {"id": "PSID9"}, "recipient": {"id": "PAGE1"}, "timestamp": read_at * 1000,
-            "read": {"watermark": read_at * 1000}}
+    read = {
+        "sender": {"id": "PSID9"},
+        "recipient": {"id": "PAGE1"},
+        "timestamp": read_at * 1000,
+        "read": {"watermark": read_at * 1000},
+    }
     assert _post(meta, "/v1/channels/messenger/webhook", fb(read)).json()["receipts"] == 1
     assert meta.get(f"/v1/messages/{out['id']}").json()["status"] == "read"
 

@@ -22,10 +22,18 @@ def test_health_needs_no_key(anon_client):
     assert anon_client.get("/health").status_code == 200
 
 
-@pytest.mark.parametrize("method,path", [
-    ("get", "/v1/queue"), ("post", "/v1/messages"), ("post", "/v1/triage"), ("get", "/metrics"),
-    ("get", "/v1/keys"), ("post", "/v1/tone/check"), ("get", "/v1/suggestions"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/v1/queue"),
+        ("post", "/v1/messages"),
+        ("post", "/v1/triage"),
+        ("get", "/metrics"),
+        ("get", "/v1/keys"),
+        ("post", "/v1/tone/check"),
+        ("get", "/v1/suggestions"),
+    ],
+)
 def test_every_other_route_answers_401_without_a_key(anon_client, method, path):
     r = getattr(anon_client, method)(path)
     assert r.status_code == 401
@@ -39,18 +47,21 @@ def test_an_unknown_key_is_401(anon_client):
     assert "invalid" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("role,method,path,expected", [
-    ("agent", "post", "/v1/messages", 403),
-    ("integration", "post", "/v1/suggestions/1/approve", 403),
-    ("integration", "get", "/v1/queue", 403),
-    ("evaluator", "post", "/v1/conversations/1/reply", 403),
-    ("agent", "get", "/v1/metrics/kpis", 403),
-    ("agent", "get", "/v1/keys", 403),
-    ("evaluator", "get", "/v1/metrics/kpis", 200),
-    ("evaluator", "get", "/metrics", 200),
-    ("agent", "get", "/v1/queue", 200),
-    ("integration", "get", "/v1/messages", 200),
-])
+@pytest.mark.parametrize(
+    "role,method,path,expected",
+    [
+        ("agent", "post", "/v1/messages", 403),
+        ("integration", "post", "/v1/suggestions/1/approve", 403),
+        ("integration", "get", "/v1/queue", 403),
+        ("evaluator", "post", "/v1/conversations/1/reply", 403),
+        ("agent", "get", "/v1/metrics/kpis", 403),
+        ("agent", "get", "/v1/keys", 403),
+        ("evaluator", "get", "/v1/metrics/kpis", 200),
+        ("evaluator", "get", "/metrics", 200),
+        ("agent", "get", "/v1/queue", 200),
+        ("integration", "get", "/v1/messages", 200),
+    ],
+)
 def test_roles_are_checked_per_route(client_with_role, role, method, path, expected):
     c = client_with_role(role)
     r = c.post(path, json={}) if method == "post" else c.get(path)
@@ -76,7 +87,9 @@ def test_admin_creates_lists_and_revokes_keys_and_a_revoked_key_stops_working(cl
 
 
 def test_a_key_over_its_rate_limit_gets_429(client, anon_client):
-    key = client.post("/v1/keys", json={"name": "burst", "role": "agent", "rate_limit": "3/minute"}).json()["key"]
+    key = client.post("/v1/keys", json={"name": "burst", "role": "agent", "rate_limit": "3/minute"}).json()[
+        "key"
+    ]
     auth = {"Authorization": f"Bearer {key}"}
     assert [anon_client.get("/v1/queue", headers=auth).status_code for _ in range(3)] == [200, 200, 200]
     r = anon_client.get("/v1/queue", headers=auth)

@@ -49,14 +49,27 @@ def test_llm_calls_are_stored_through_the_sink(db_url):
     db = Database(db_url)
     db.migrate()
     sink = LLMCallSink(db, ManualClock())
-    sink(LLMCallLog(call_id="c1", exchange_id="x1", prompt_name="draft", prompt_version="v3", model="gpt-4o-mini",
-                    outcome="ok", latency_ms=812.5, prompt_tokens=420, completion_tokens=96,
-                    created_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC)))
+    sink(
+        LLMCallLog(
+            call_id="c1",
+            exchange_id="x1",
+            prompt_name="draft",
+            prompt_version="v3",
+            model="gpt-4o-mini",
+            outcome="ok",
+            latency_ms=812.5,
+            prompt_tokens=420,
+            completion_tokens=96,
+            created_at=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        )
+    )
     sink({"model": "local", "outcome": "timeout", "error": "read timeout", "latency_ms": 20000.0})
     with db.session() as s:
         rows = list(s.scalars(select(LLMCall).order_by(LLMCall.id)))
     assert [(r.model, r.prompt_name, r.prompt_version, r.total_tokens, r.outcome) for r in rows] == [
-        ("gpt-4o-mini", "draft", "v3", 516, "ok"), ("local", None, None, None, "timeout")]
+        ("gpt-4o-mini", "draft", "v3", 516, "ok"),
+        ("local", None, None, None, "timeout"),
+    ]
     assert rows[0].details["call_id"] == "c1" and rows[0].latency_ms == 812.5
     assert rows[1].error == "read timeout"
     db.dispose()

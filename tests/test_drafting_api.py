@@ -15,21 +15,32 @@ from service.settings import REPO_ROOT, Settings
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("drafting-api"), kb_articles_dir=SAMPLE_ARTICLES_DIR,
-                        cache_dir=REPO_ROOT / "data" / "cache", llm_base_url=None)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("drafting-api"),
+        kb_articles_dir=SAMPLE_ARTICLES_DIR,
+        cache_dir=REPO_ROOT / "data" / "cache",
+        llm_base_url=None,
+    )
     app = create_app(settings, warm=False)
     with TestClient(app) as client:
         container = app.state.container
         container.kb.reindex()
-        key = container.keys.create(ApiKeyCreate(name="drafting-tests", role=Role.agent,
-                                                 rate_limit="100000/minute")).key
+        key = container.keys.create(
+            ApiKeyCreate(name="drafting-tests", role=Role.agent, rate_limit="100000/minute")
+        ).key
         client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 
 def test_drafts_are_grounded_in_the_knowledge_base_in_the_customers_language(api):
-    resp = api.post("/v1/drafts", json={"text": "Hola, ¿dónde está mi pedido NW-48213? Lo necesito ya",
-                                        "locale": "es-MX", "channel": "whatsapp"})
+    resp = api.post(
+        "/v1/drafts",
+        json={
+            "text": "Hola, ¿dónde está mi pedido NW-48213? Lo necesito ya",
+            "locale": "es-MX",
+            "channel": "whatsapp",
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["language"] == "es"
@@ -46,8 +57,10 @@ def test_drafts_are_grounded_in_the_knowledge_base_in_the_customers_language(api
 
 def test_explicit_article_ids_ground_the_drafts(api):
     article = api.app.state.container.kb.get("track-your-order")
-    resp = api.post("/v1/drafts", json={"text": "where is my order NW-48213?", "locale": "en-US",
-                                        "article_ids": ["track-your-order"]})
+    resp = api.post(
+        "/v1/drafts",
+        json={"text": "where is my order NW-48213?", "locale": "en-US", "article_ids": ["track-your-order"]},
+    )
     assert resp.status_code == 200, resp.text
     drafts = resp.json()["drafts"]
     assert any(article.url in d["text"] for d in drafts)
@@ -61,12 +74,15 @@ def test_an_unknown_article_id_is_a_422_not_a_500(api):
     assert "no-such-article" in resp.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("body", [
-    {"text": "   "},
-    {"text": "x" * 4001},
-    {"text": "hi", "article_ids": ["a", "b", "c", "d", "e", "f"]},
-    {"text": "hi", "history": "not a list"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "   "},
+        {"text": "x" * 4001},
+        {"text": "hi", "article_ids": ["a", "b", "c", "d", "e", "f"]},
+        {"text": "hi", "history": "not a list"},
+    ],
+)
 def test_bad_bodies_are_rejected_with_422(api, body):
     resp = api.post("/v1/drafts", json=body)
     assert resp.status_code == 422
@@ -74,10 +90,14 @@ def test_bad_bodies_are_rejected_with_422(api, body):
 
 
 def test_a_given_triage_result_is_used_instead_of_running_triage(api):
-    triage = {"language": {"code": "fr", "confidence": 0.9, "source": "text"},
-              "intent": {"name": "talk_to_human", "confidence": 0.95},
-              "urgency": {"level": "normal", "score": 0.4}, "sentiment": {"label": "neutral", "score": 0.0},
-              "entities": [], "automatable": False}
+    triage = {
+        "language": {"code": "fr", "confidence": 0.9, "source": "text"},
+        "intent": {"name": "talk_to_human", "confidence": 0.95},
+        "urgency": {"level": "normal", "score": 0.4},
+        "sentiment": {"label": "neutral", "score": 0.0},
+        "entities": [],
+        "automatable": False,
+    }
     resp = api.post("/v1/drafts", json={"text": "where is my order?", "triage": triage})
     body = resp.json()
     assert resp.status_code == 200, resp.text

@@ -24,14 +24,26 @@ from service.settings import Settings
 from service.tone.checker import ToneChecker
 from tests.test_drafting_templates import TRACKING, make_triage
 
-GOOD = {"language": "en", "drafts": ["Thanks for your message! You can track your order in the app under Orders."],
-        "cited_article_ids": ["track-your-order"], "needs_human": False, "missing_info": []}
+GOOD = {
+    "language": "en",
+    "drafts": ["Thanks for your message! You can track your order in the app under Orders."],
+    "cited_article_ids": ["track-your-order"],
+    "needs_human": False,
+    "missing_info": [],
+}
 
 
 def completion(content: str) -> dict:
-    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "scripted",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+    }
 
 
 class ScriptedLLM:
@@ -159,12 +171,16 @@ def test_every_call_is_logged_as_json_fields_and_handed_to_the_sinks(llm_server,
     assert [r.outcome for r in records] == ["parse_error", "ok"]
     assert [r.attempt for r in records] == [1, 2]
     assert records[0].exchange_id == records[1].exchange_id
-    assert all(r.model == "scripted" and r.prompt_name == "draft" and r.prompt_version == "v1" for r in records)
+    assert all(
+        r.model == "scripted" and r.prompt_name == "draft" and r.prompt_version == "v1" for r in records
+    )
     assert records[1].prompt_tokens == 120 and records[1].completion_tokens == 30
     assert all(r.latency_ms >= 0 for r in records)
     logged = [r for r in caplog.records if r.name == "replydesk.llm"]
-    assert [(r.outcome, r.model, r.prompt_version) for r in logged] == [("parse_error", "scripted", "v1"),
-                                                                       ("ok", "scripted", "v1")]
+    assert [(r.outcome, r.model, r.prompt_version) for r in logged] == [
+        ("parse_error", "scripted", "v1"),
+        ("ok", "scripted", "v1"),
+    ]
     assert client.stats()["calls"] == 2 and client.stats()["last_outcome"] == "ok"
 
 
@@ -178,15 +194,19 @@ def drafter_for(server: ScriptedLLM, tone: ToneChecker, **kw) -> Drafter:
     return Drafter.from_settings(settings, tone=tone)
 
 
-@pytest.mark.parametrize(("script", "reason"), [
-    ([(200, "no json here"), (200, "nor here")], "fallback:invalid_output"),
-    ([(503, "{}")], "fallback:http_error"),
-])
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ([(200, "no json here"), (200, "nor here")], "fallback:invalid_output"),
+        ([(503, "{}")], "fallback:http_error"),
+    ],
+)
 def test_the_drafter_falls_back_to_templates_when_the_llm_fails(llm_server, tone, script, reason):
     for status, content in script:
         llm_server.answer(content, status=status)
-    result = drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
-                                                 [TRACKING])
+    result = drafter_for(llm_server, tone).draft(
+        "where is my order NW-48213?", make_triage("en", "order_status"), [TRACKING]
+    )
     assert result.llm_outcome == reason
     assert result.drafts and all(d.generator == "template" for d in result.drafts)
     assert result.prompt_version == "templates.en.v1"
@@ -203,18 +223,23 @@ def test_the_drafter_falls_back_on_timeout_after_a_single_attempt(llm_server, to
 
 
 def test_llm_drafts_that_all_fail_validation_fall_back_to_templates(llm_server, tone):
-    promise = {**GOOD, "drafts": ["We will give you a 100% refund and a voucher, visit https://evil.example now!"]}
+    promise = {
+        **GOOD,
+        "drafts": ["We will give you a 100% refund and a voucher, visit https://evil.example now!"],
+    }
     llm_server.answer(json.dumps(promise))
-    result = drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
-                                                 [TRACKING])
+    result = drafter_for(llm_server, tone).draft(
+        "where is my order NW-48213?", make_triage("en", "order_status"), [TRACKING]
+    )
     assert result.llm_outcome == "fallback:all_drafts_rejected"
     assert all(d.generator == "template" for d in result.drafts)
 
 
 def test_a_valid_llm_draft_ships_with_generator_llm_and_the_prompt_versions(llm_server, tone):
     llm_server.answer(json.dumps(GOOD))
-    result = drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
-                                                 [TRACKING])
+    result = drafter_for(llm_server, tone).draft(
+        "where is my order NW-48213?", make_triage("en", "order_status"), [TRACKING]
+    )
     assert result.llm_outcome == "ok"
     assert [d.generator for d in result.drafts] == ["llm"]
     assert result.drafts[0].cited_article_ids == ["track-your-order"]
@@ -222,29 +247,42 @@ def test_a_valid_llm_draft_ships_with_generator_llm_and_the_prompt_versions(llm_
 
 
 def test_placeholders_in_llm_drafts_are_restored_to_the_customers_values(llm_server, tone):
-    answer = {**GOOD, "drafts": ["Thanks! We are checking order [ORDER_1] and will write to [EMAIL_1] shortly."]}
+    answer = {
+        **GOOD,
+        "drafts": ["Thanks! We are checking order [ORDER_1] and will write to [EMAIL_1] shortly."],
+    }
     llm_server.answer(json.dumps(answer))
     text = "order NW-48213 hasn't arrived, email me at ana.diaz@example.com"
     result = drafter_for(llm_server, tone).draft(text, make_triage("en", "order_status"), [TRACKING])
     sent = json.dumps(llm_server.requests[0])
     assert "NW-48213" not in sent and "ana.diaz@example.com" not in sent
     assert "[ORDER_1]" in sent and "[EMAIL_1]" in sent
-    assert result.drafts[0].text == "Thanks! We are checking order NW-48213 and will write to ana.diaz@example.com " \
-                                    "shortly."
+    assert (
+        result.drafts[0].text
+        == "Thanks! We are checking order NW-48213 and will write to ana.diaz@example.com "
+        "shortly."
+    )
 
 
 def test_an_llm_draft_that_does_not_ask_for_missing_information_gets_the_question_added(llm_server, tone):
     answer = {**GOOD, "drafts": ["Thanks for your message, we are happy to help with your order."]}
     llm_server.answer(json.dumps(answer))
-    result = drafter_for(llm_server, tone).draft("where is my order", make_triage("en", "order_status"), [TRACKING])
+    result = drafter_for(llm_server, tone).draft(
+        "where is my order", make_triage("en", "order_status"), [TRACKING]
+    )
     assert result.missing_info == ["order_number"]
     assert "your order number" in result.drafts[0].text
     assert "missing_info_question_added" in result.drafts[0].repairs
 
 
 def test_an_llm_draft_with_a_blocking_emoji_ships_only_with_the_tone_checkers_fix(llm_server, tone):
-    upset = {**GOOD, "drafts": ["We are so sorry your order is late, a colleague is checking it right now 😂",
-                                "Sorry for the delay with your order, we are looking into it for you now."]}
+    upset = {
+        **GOOD,
+        "drafts": [
+            "We are so sorry your order is late, a colleague is checking it right now 😂",
+            "Sorry for the delay with your order, we are looking into it for you now.",
+        ],
+    }
     llm_server.answer(json.dumps(upset))
     text = "my order NW-48213 is two weeks late, this is ridiculous"
     triage = make_triage("en", "delivery_delay", sentiment="negative", urgency="high", text=text)
@@ -257,17 +295,23 @@ def test_an_llm_draft_with_a_blocking_emoji_ships_only_with_the_tone_checkers_fi
 
 def test_llm_escalation_to_a_human_is_honoured_but_never_the_reverse(llm_server, tone):
     llm_server.answer(json.dumps({**GOOD, "needs_human": True}))
-    llm_server.answer(json.dumps({"wants": "The customer wants to know where order NW-48213 is.",
-                                  "known": [], "missing": []}))
-    result = drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
-                                                 [TRACKING])
+    llm_server.answer(
+        json.dumps(
+            {"wants": "The customer wants to know where order NW-48213 is.", "known": [], "missing": []}
+        )
+    )
+    result = drafter_for(llm_server, tone).draft(
+        "where is my order NW-48213?", make_triage("en", "order_status"), [TRACKING]
+    )
     assert result.needs_human is True
     assert result.handoff_summary.generator == "llm"
     assert result.prompt_version == "system.v1+draft.v1+handoff.v1"
 
     llm_server.answer(json.dumps({**GOOD, "needs_human": False}))
     llm_server.answer(json.dumps({"wants": "x"}))  # too short: the template summary is kept
-    result = drafter_for(llm_server, tone).draft("the lamp arrived broken", make_triage("en", "damaged_item"), [])
+    result = drafter_for(llm_server, tone).draft(
+        "the lamp arrived broken", make_triage("en", "damaged_item"), []
+    )
     assert result.needs_human is True
     assert result.handoff_summary.generator == "template"
 
@@ -276,9 +320,12 @@ def test_context_facts_reach_the_llm_prompt_with_known_values_masked(llm_server,
     from service.workflow.models import ContextFact
 
     llm_server.answer(json.dumps(GOOD))
-    fact = ContextFact(source="order_status", key="NW-48213", text="Order NW-48213: shipped 2 days ago, arriving Friday")
-    drafter_for(llm_server, tone).draft("where is my order NW-48213?", make_triage("en", "order_status"),
-                                        [TRACKING], facts=[fact])
+    fact = ContextFact(
+        source="order_status", key="NW-48213", text="Order NW-48213: shipped 2 days ago, arriving Friday"
+    )
+    drafter_for(llm_server, tone).draft(
+        "where is my order NW-48213?", make_triage("en", "order_status"), [TRACKING], facts=[fact]
+    )
     sent = json.dumps(llm_server.requests[0])
     assert "<facts" in sent and "arriving Friday" in sent
     assert "NW-48213" not in sent  # the order number stays behind its placeholder, in the facts too
@@ -288,8 +335,11 @@ def test_context_facts_are_listed_as_known_in_the_handoff_note(tone):
     from service.workflow.models import ContextFact
 
     drafter = Drafter.from_settings(Settings(llm_base_url=None), tone=tone)
-    fact = ContextFact(source="order_status", key="NW-48213", text="Order NW-48213: delivered yesterday 14:02")
-    result = drafter.draft("this is the wrong item, order NW-48213", make_triage("en", "wrong_item"), [],
-                           facts=[fact])
+    fact = ContextFact(
+        source="order_status", key="NW-48213", text="Order NW-48213: delivered yesterday 14:02"
+    )
+    result = drafter.draft(
+        "this is the wrong item, order NW-48213", make_triage("en", "wrong_item"), [], facts=[fact]
+    )
     assert result.needs_human and result.handoff_summary is not None
     assert "Order NW-48213: delivered yesterday 14:02" in result.handoff_summary.known

@@ -28,20 +28,34 @@ from service.triage.taxonomy import load_taxonomy
 TEMPLATE_LANGUAGES = ["en", "es", "de", "fr", "pt"]
 TAXONOMY = load_taxonomy()
 TRACKING = GroundingArticle(
-    article_id="track-your-order", title="Track your order", locale="en",
+    article_id="track-your-order",
+    title="Track your order",
+    locale="en",
     url="https://help.northwind.example/en/orders/track-your-order",
     summary="To track an order, open Orders in the Northwind app, tap the order, then tap Track package.",
-    snippet="Tracking updates can take 24 hours after dispatch.")
+    snippet="Tracking updates can take 24 hours after dispatch.",
+)
 TRACKING_ES = GroundingArticle(
-    article_id="rastrear-pedido", title="Rastrear su pedido", locale="es",
+    article_id="rastrear-pedido",
+    title="Rastrear su pedido",
+    locale="es",
     url="https://help.northwind.example/es/pedidos/rastrear",
     summary="Para rastrear un pedido, abra Pedidos en la app de Northwind, toque el pedido y luego Rastrear paquete.",
-    snippet="")
+    snippet="",
+)
 
 
-def make_triage(language: str, intent: str, *, automatable: bool | None = None, sentiment: str = "neutral",
-                urgency: str = "normal", entities: list[Entity] | None = None, out_of_scope: bool = False,
-                text: str | None = None) -> TriageRead:
+def make_triage(
+    language: str,
+    intent: str,
+    *,
+    automatable: bool | None = None,
+    sentiment: str = "neutral",
+    urgency: str = "normal",
+    entities: list[Entity] | None = None,
+    out_of_scope: bool = False,
+    text: str | None = None,
+) -> TriageRead:
     """A triage result as TriageService would return it; entities are extracted from `text` when given."""
     if text is not None and entities is None:
         entities = extract_entities(text)
@@ -52,7 +66,8 @@ def make_triage(language: str, intent: str, *, automatable: bool | None = None, 
         intent=Intent(name=intent, confidence=0.9, out_of_scope=out_of_scope),
         urgency=Urgency(level=UrgencyLevel(urgency), score=0.5),
         sentiment=Sentiment(label=SentimentLabel(sentiment), score=0.0),
-        entities=entities or [], automatable=auto,
+        entities=entities or [],
+        automatable=auto,
     )
 
 
@@ -85,8 +100,10 @@ def test_order_status_without_order_number_asks_exactly_for_the_order_number(dra
 
 
 def test_an_order_number_given_earlier_in_the_thread_fills_the_slot(drafter):
-    history = [HistoryMessage(role="customer", text="mi pedido es el NW-48213"),
-               HistoryMessage(role="agent", text="Gracias, lo revisamos.")]
+    history = [
+        HistoryMessage(role="customer", text="mi pedido es el NW-48213"),
+        HistoryMessage(role="agent", text="Gracias, lo revisamos."),
+    ]
     result = drafter.draft("¿y dónde está?", make_triage("es", "order_status"), [TRACKING_ES], history)
     assert result.missing_info == []
     assert any(TRACKING_ES.url in d.text for d in result.drafts)
@@ -120,8 +137,9 @@ def test_article_in_another_language_is_linked_but_its_summary_is_not_pasted(dra
 
 def test_intent_needing_a_human_gets_a_handoff_summary_for_the_agent(drafter):
     entities = [Entity(type="order_number", value="NW-55555", start=10, end=18)]
-    result = drafter.draft("meu pedido NW-55555 chegou quebrado", make_triage("pt", "damaged_item", entities=entities),
-                           [])
+    result = drafter.draft(
+        "meu pedido NW-55555 chegou quebrado", make_triage("pt", "damaged_item", entities=entities), []
+    )
     assert result.needs_human is True
     summary = result.handoff_summary
     assert summary is not None and summary.generator == "template"
@@ -141,8 +159,12 @@ def test_handoff_summary_lists_what_is_missing_and_the_draft_asks_for_it(drafter
 def test_card_number_is_never_asked_for_and_only_its_last_digits_reach_the_summary(drafter):
     card = "4111 1111 1111 1111"
     text = f"there is a charge on my card {card} I never made"
-    entities = [Entity(type="card_number", value=card, start=text.index(card), end=text.index(card) + len(card))]
-    result = drafter.draft(text, make_triage("en", "unauthorized_charge", urgency="critical", entities=entities), [])
+    entities = [
+        Entity(type="card_number", value=card, start=text.index(card), end=text.index(card) + len(card))
+    ]
+    result = drafter.draft(
+        text, make_triage("en", "unauthorized_charge", urgency="critical", entities=entities), []
+    )
     assert result.needs_human is True
     assert all("card" not in d.text.lower() or "send" not in d.text.lower() for d in result.drafts)
     known = " ".join(result.handoff_summary.known)
@@ -150,7 +172,9 @@ def test_card_number_is_never_asked_for_and_only_its_last_digits_reach_the_summa
 
 
 def test_out_of_scope_goes_to_a_human(drafter):
-    result = drafter.draft("what's the capital of Peru?", make_triage("en", "out_of_scope", out_of_scope=True), [])
+    result = drafter.draft(
+        "what's the capital of Peru?", make_triage("en", "out_of_scope", out_of_scope=True), []
+    )
     assert result.needs_human is True
     assert "outside the known intents" in result.handoff_summary.wants
 
@@ -168,8 +192,9 @@ def test_greeting_gets_a_short_greeting_back(drafter):
 
 
 def test_negative_sentiment_opens_with_an_apology(drafter):
-    result = drafter.draft("my order is late AGAIN", make_triage("en", "delivery_delay", sentiment="negative",
-                                                                   entities=[]), [])
+    result = drafter.draft(
+        "my order is late AGAIN", make_triage("en", "delivery_delay", sentiment="negative", entities=[]), []
+    )
     assert "sorry" in result.drafts[0].text.lower()
 
 
@@ -177,7 +202,9 @@ LOCALES = {"en": "en-US", "es": "es-MX", "de": "de-DE", "fr": "fr-FR", "pt": "pt
 
 
 @pytest.mark.parametrize("language", TEMPLATE_LANGUAGES)
-def test_every_template_draft_is_mobile_sized_and_passes_the_tone_check_in_its_locale(drafter, tone, language):
+def test_every_template_draft_is_mobile_sized_and_passes_the_tone_check_in_its_locale(
+    drafter, tone, language
+):
     """All intents × (missing info / complete / needs human): ≤ 600 chars, ≤ 3 paragraphs, no warn/block finding
     (the formal register where the locale expects it: Sie / vous / usted / o senhor)."""
     long_article = TRACKING.model_copy(update={"summary": "Tracking details. " * 40, "locale": language})

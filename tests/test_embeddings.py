@@ -24,7 +24,9 @@ def test_a_batch_is_persisted_and_a_new_process_does_not_re_embed_it(tmp_path):
     texts = [f"message number {i} about an order" for i in range(PERSIST_MIN_BATCH)]
     enc = CountingEncoder()
     first = EmbeddingCache(tmp_path, "m", 4).encode_through(texts, enc)
-    again = EmbeddingCache(tmp_path, "m", 4).encode_through(texts, enc)  # a fresh cache object reads the shard
+    again = EmbeddingCache(tmp_path, "m", 4).encode_through(
+        texts, enc
+    )  # a fresh cache object reads the shard
     assert len(enc.calls) == 1
     np.testing.assert_array_equal(first, again)
 
@@ -56,7 +58,9 @@ def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
 
     cache = REPO_ROOT / "data" / "cache" / "embeddings"  # beside the shared ONNX export (no re-export)
     emb = OnnxEmbedder(default_embedding_model(), quantize=True, threads=1, batch_threads=2, cache_dir=cache)
-    texts = [f"where is my order {i}" + " please check it again" * (i % 4) for i in range(BATCH_MIN_TEXTS * 2)]
+    texts = [
+        f"where is my order {i}" + " please check it again" * (i % 4) for i in range(BATCH_MIN_TEXTS * 2)
+    ]
     one_by_one = np.vstack([emb._raw_encode([t]) for t in texts])
     batched = emb._raw_encode(texts)  # spread over two worker threads
     assert emb._pool is not None
@@ -70,7 +74,9 @@ def test_each_quantization_has_its_own_model_id_so_indexes_and_caches_never_mix_
 
     cache = REPO_ROOT / "data" / "cache" / "embeddings"
     name = default_embedding_model()
-    ids = {backend: build_embedder(name, backend=backend, cache_dir=cache).model_id
-           for backend in ("onnx", "torch", "onnx-int8", "torch-int8")}
+    ids = {
+        backend: build_embedder(name, backend=backend, cache_dir=cache).model_id
+        for backend in ("onnx", "torch", "onnx-int8", "torch-int8")
+    }
     assert ids["onnx"] == ids["torch"] == name
     assert len({ids["onnx"], ids["onnx-int8"], ids["torch-int8"]}) == 3

@@ -12,19 +12,22 @@ def _found(text: str, locale: str | None = None) -> list[tuple[str, str]]:
     return [(e.type, e.value) for e in extract_entities(text, locale)]
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("where is my order #NW-48213?", "NW-48213"),
-    ("Hola, mi pedido #A12345 no ha llegado", "A12345"),
-    ("order 123456 still not here", "123456"),
-    ("order number: 998877", "998877"),
-    ("pedido 98765 por favor", "98765"),
-    ("pedido nº 98765", "98765"),
-    ("Bestellung Nr. 5521 fehlt", "5521"),
-    ("commande n° 12345", "12345"),
-    ("numéro de commande 778812", "778812"),
-    ("número do pedido 123456", "123456"),
-    ("NW-55102 never arrived", "NW-55102"),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("where is my order #NW-48213?", "NW-48213"),
+        ("Hola, mi pedido #A12345 no ha llegado", "A12345"),
+        ("order 123456 still not here", "123456"),
+        ("order number: 998877", "998877"),
+        ("pedido 98765 por favor", "98765"),
+        ("pedido nº 98765", "98765"),
+        ("Bestellung Nr. 5521 fehlt", "5521"),
+        ("commande n° 12345", "12345"),
+        ("numéro de commande 778812", "778812"),
+        ("número do pedido 123456", "123456"),
+        ("NW-55102 never arrived", "NW-55102"),
+    ],
+)
 def test_order_numbers_in_several_languages(text, value):
     assert _found(text) == [("order_number", value)]
 
@@ -39,17 +42,20 @@ def test_spans_point_at_the_value_in_the_text():
     entities = extract_entities(text)
     assert [e.type for e in entities] == ["order_number", "email", "phone"]
     for e in entities:
-        assert text[e.start:e.end] == e.value
+        assert text[e.start : e.end] == e.value
     assert entities[1].value == "ana.perez+shop@mail.example.com"
 
 
-@pytest.mark.parametrize(("text", "locale", "value"), [
-    ("call me on +34 612 345 678 please", None, "+34 612 345 678"),
-    ("my number is +1 (415) 867-5309", None, "+1 (415) 867-5309"),
-    ("+49 30 12345678", None, "+49 30 12345678"),
-    ("ring 0044 20 7946 0958", "de-DE", "0044 20 7946 0958"),
-    ("(415) 867-5309", "en-US", "(415) 867-5309"),
-])
+@pytest.mark.parametrize(
+    ("text", "locale", "value"),
+    [
+        ("call me on +34 612 345 678 please", None, "+34 612 345 678"),
+        ("my number is +1 (415) 867-5309", None, "+1 (415) 867-5309"),
+        ("+49 30 12345678", None, "+49 30 12345678"),
+        ("ring 0044 20 7946 0958", "de-DE", "0044 20 7946 0958"),
+        ("(415) 867-5309", "en-US", "(415) 867-5309"),
+    ],
+)
 def test_phone_numbers_in_international_and_local_formats(text, locale, value):
     assert _found(text, locale) == [("phone", value)]
 
@@ -93,8 +99,10 @@ def test_redact_then_restore_round_trips():
 
 def test_restore_puts_values_into_a_rewritten_text():
     mapping = {"[ORDER_1]": "NW-48213", "[EMAIL_1]": "a@b.io"}
-    assert restore("We found [ORDER_1]; confirmation goes to [EMAIL_1].", mapping) == \
-        "We found NW-48213; confirmation goes to a@b.io."
+    assert (
+        restore("We found [ORDER_1]; confirmation goes to [EMAIL_1].", mapping)
+        == "We found NW-48213; confirmation goes to a@b.io."
+    )
 
 
 def test_redact_ignores_stale_or_overlapping_entities():

@@ -22,11 +22,19 @@ from service.triage.taxonomy import OUT_OF_SCOPE
 runner = CliRunner()
 
 TRAIN = [
-    ("where is my parcel", "track"), ("track my order please", "track"), ("has my package shipped", "track"),
-    ("tracking number for my order", "track"), ("when does my parcel arrive", "track"),
-    ("send me an invoice", "bill"), ("i need a receipt", "bill"), ("vat invoice for my company", "bill"),
-    ("can i get a copy of the bill", "bill"), ("invoice with my tax id", "bill"),
-    ("tell me a joke", "oos"), ("what's the weather", "oos"), ("who is the president", "oos"),
+    ("where is my parcel", "track"),
+    ("track my order please", "track"),
+    ("has my package shipped", "track"),
+    ("tracking number for my order", "track"),
+    ("when does my parcel arrive", "track"),
+    ("send me an invoice", "bill"),
+    ("i need a receipt", "bill"),
+    ("vat invoice for my company", "bill"),
+    ("can i get a copy of the bill", "bill"),
+    ("invoice with my tax id", "bill"),
+    ("tell me a joke", "oos"),
+    ("what's the weather", "oos"),
+    ("who is the president", "oos"),
 ]
 TEST = [("where's my package?", "track"), ("please send the invoice", "bill"), ("sing me a song", "oos")]
 
@@ -88,12 +96,38 @@ def test_cli_eval_intents_writes_a_json_report_with_every_metric(cli_env: Path):
     train = _write_csv(cli_env / "train.csv", TRAIN)
     test = _write_csv(cli_env / "test.csv", TEST)
     out = cli_env / "report.json"
-    res = runner.invoke(app, ["eval", "intents", "--train", str(train), "--test", str(test), "--oos-label", "oos",
-                              "--out", str(out), "--latency-n", "3"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "intents",
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--oos-label",
+            "oos",
+            "--out",
+            str(out),
+            "--latency-n",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
-    for key in ("accuracy", "macro_f1", "n", "ece", "per_label", "confusion", "latency_ms", "in_scope_accuracy",
-                "oos_recall", "oos_precision", "training"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "n",
+        "ece",
+        "per_label",
+        "confusion",
+        "latency_ms",
+        "in_scope_accuracy",
+        "oos_recall",
+        "oos_precision",
+        "training",
+    ):
         assert key in report, key
     assert set(report["latency_ms"]) >= {"p50", "p95"}
     assert report["n"] == 3
@@ -102,14 +136,32 @@ def test_cli_eval_intents_writes_a_json_report_with_every_metric(cli_env: Path):
 
 
 def test_cli_eval_intents_reads_clinc_style_json_splits(cli_env: Path):
-    data = {"train": [[t, lab] for t, lab in TRAIN if lab != "oos"], "oos_train": [[t, "oos"] for t, lab in TRAIN
-                                                                                   if lab == "oos"],
-            "val": [[t, lab] for t, lab in TEST if lab != "oos"], "oos_val": [["sing me a song", "oos"]]}
+    data = {
+        "train": [[t, lab] for t, lab in TRAIN if lab != "oos"],
+        "oos_train": [[t, "oos"] for t, lab in TRAIN if lab == "oos"],
+        "val": [[t, lab] for t, lab in TEST if lab != "oos"],
+        "oos_val": [["sing me a song", "oos"]],
+    }
     path = cli_env / "data_train_val.json"
     path.write_text(json.dumps(data))
     out = cli_env / "clinc.json"
-    res = runner.invoke(app, ["eval", "intents", "--train", str(path), "--test", str(path), "--oos-label", "oos",
-                              "--out", str(out), "--latency-n", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "intents",
+            "--train",
+            str(path),
+            "--test",
+            str(path),
+            "--oos-label",
+            "oos",
+            "--out",
+            str(out),
+            "--latency-n",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
     assert report["n"] == 3
@@ -127,8 +179,20 @@ def test_cli_split_is_stratified_and_reproducible(cli_env: Path):
     rows = [(f"message {i} about {lab}", lab) for lab in ("a", "b", "c") for i in range(20)]
     src = _write_csv(cli_env / "all.csv", rows)
     for out_dir in ("s1", "s2"):
-        res = runner.invoke(app, ["eval", "split", str(src), "--out-dir", str(cli_env / out_dir),
-                                  "--test-frac", "0.25", "--seed", "7"])
+        res = runner.invoke(
+            app,
+            [
+                "eval",
+                "split",
+                str(src),
+                "--out-dir",
+                str(cli_env / out_dir),
+                "--test-frac",
+                "0.25",
+                "--seed",
+                "7",
+            ],
+        )
         assert res.exit_code == 0, res.output
     test_rows = load_rows(cli_env / "s1" / "test.csv")
     assert len(test_rows) == 15

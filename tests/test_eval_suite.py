@@ -53,8 +53,10 @@ def test_a_drop_within_tolerance_and_an_improvement_pass():
     base = {"intents/a/macro_f1": 0.90, "intents/a/ece": 0.05}
     result = compare({"intents/a/macro_f1": 0.89, "intents/a/ece": 0.02}, base, TOLERANCES)
     assert result["passed"]
-    assert {r["metric"]: r["status"] for r in result["rows"]} == {"intents/a/ece": "improved",
-                                                                  "intents/a/macro_f1": "ok"}
+    assert {r["metric"]: r["status"] for r in result["rows"]} == {
+        "intents/a/ece": "improved",
+        "intents/a/macro_f1": "ok",
+    }
 
 
 def test_lower_is_better_metrics_regress_when_they_rise():
@@ -66,8 +68,9 @@ def test_lower_is_better_metrics_regress_when_they_rise():
 
 def test_latency_and_peer_metrics_are_informational():
     base = {"retrieval/s/latency_ms_p95": 5.0, "intents/a/peer:tfidf-linearsvm/macro_f1": 0.9}
-    result = compare({"retrieval/s/latency_ms_p95": 50.0, "intents/a/peer:tfidf-linearsvm/macro_f1": 0.1}, base,
-                     TOLERANCES)
+    result = compare(
+        {"retrieval/s/latency_ms_p95": 50.0, "intents/a/peer:tfidf-linearsvm/macro_f1": 0.1}, base, TOLERANCES
+    )
     assert result["passed"] and {r["status"] for r in result["rows"]} == {"info"}
     assert tolerance_for("x/y/latency_ms_p50", TOLERANCES) is None
 
@@ -78,10 +81,19 @@ def test_a_metric_missing_from_the_run_fails_the_gate():
 
 
 def test_flatten_keeps_numbers_of_parts_that_ran_and_prefixes_peers():
-    parts = {"intents/a": {"status": "ok", "metrics": {"macro_f1": 0.9, "n": 10},
-                           "peers": {"svm": {"macro_f1": 0.8}}},
-             "retrieval/b": {"status": "not run", "reason": "not run: x missing"}}
-    assert flatten(parts) == {"intents/a/macro_f1": 0.9, "intents/a/n": 10.0, "intents/a/peer:svm/macro_f1": 0.8}
+    parts = {
+        "intents/a": {
+            "status": "ok",
+            "metrics": {"macro_f1": 0.9, "n": 10},
+            "peers": {"svm": {"macro_f1": 0.8}},
+        },
+        "retrieval/b": {"status": "not run", "reason": "not run: x missing"},
+    }
+    assert flatten(parts) == {
+        "intents/a/macro_f1": 0.9,
+        "intents/a/n": 10.0,
+        "intents/a/peer:svm/macro_f1": 0.8,
+    }
 
 
 def test_the_oos_false_alarm_rate_counts_in_scope_messages_flagged_out_of_scope():
@@ -96,8 +108,14 @@ def test_reliability_of_a_calibrated_model_has_zero_ece_and_an_overconfident_one
 
 
 def test_the_tfidf_svm_peer_learns_a_toy_taxonomy():
-    texts = ["where is my order", "track my parcel", "order status please", "refund my money",
-             "when is my refund", "refund not received"]
+    texts = [
+        "where is my order",
+        "track my parcel",
+        "order status please",
+        "refund my money",
+        "when is my refund",
+        "refund not received",
+    ]
     labels = ["order_status"] * 3 + ["refund_status"] * 3
     peer = TfidfSvmIntentPeer().fit(texts, labels)
     assert peer.predict(["where is my parcel", "my refund please"]) == ["order_status", "refund_status"]
@@ -121,9 +139,11 @@ class _Article:
 
 def test_groundedness_supports_sentences_taken_from_the_article_and_not_invented_ones():
     judge = drafts_eval.GroundednessJudge(_bag_of_words_encoder)
-    draft = ("Hi Ana, thanks for writing! Refunds reach your card within 5 business days after the return is "
-             "checked. We will also send you a free blender as compensation next week. Could you share your order "
-             "number?")
+    draft = (
+        "Hi Ana, thanks for writing! Refunds reach your card within 5 business days after the return is "
+        "checked. We will also send you a free blender as compensation next week. Could you share your order "
+        "number?"
+    )
     verdicts = judge.judge(draft, [_Article()], "en")
     assert [v["supported"] for v in verdicts] == [True, False]  # greeting and question are not assessed
 
@@ -144,16 +164,31 @@ def test_the_drafts_labels_cite_only_articles_that_exist():
 
 
 def test_the_html_report_is_self_contained_and_shows_a_failed_gate():
-    report = {"suite": "t", "mode": "fast", "seed": 1, "created_at": "now", "seconds": 1.0,
-              "configuration": {"embedding_model": "m"},
-              "parts": {"retrieval/s": {"status": "ok", "seconds": 1.0, "metrics": {"recall@10": 0.9},
-                                        "peers": {"bm25-only": {"recall@10": 0.8}},
-                                        "details": {"documents": 3, "chunks": 4, "weights": {},
-                                                    "recall_curve": {"k": [1, 2], "modes": {"hybrid": [0.5, 0.9],
-                                                                                            "bm25": [0.4, 0.8]}}}},
-                        "drafts/own": {"status": "not run", "reason": "not run: x missing"}},
-              "comparison": compare({"retrieval/s/recall@10": 0.9}, {"retrieval/s/recall@10": 0.95}, TOLERANCES),
-              "metrics": {}}
+    report = {
+        "suite": "t",
+        "mode": "fast",
+        "seed": 1,
+        "created_at": "now",
+        "seconds": 1.0,
+        "configuration": {"embedding_model": "m"},
+        "parts": {
+            "retrieval/s": {
+                "status": "ok",
+                "seconds": 1.0,
+                "metrics": {"recall@10": 0.9},
+                "peers": {"bm25-only": {"recall@10": 0.8}},
+                "details": {
+                    "documents": 3,
+                    "chunks": 4,
+                    "weights": {},
+                    "recall_curve": {"k": [1, 2], "modes": {"hybrid": [0.5, 0.9], "bm25": [0.4, 0.8]}},
+                },
+            },
+            "drafts/own": {"status": "not run", "reason": "not run: x missing"},
+        },
+        "comparison": compare({"retrieval/s/recall@10": 0.9}, {"retrieval/s/recall@10": 0.95}, TOLERANCES),
+        "metrics": {},
+    }
     page = render_html(report)
     assert "FAILED" in page and "not run: x missing" in page and "data:image/png;base64," in page
     assert not re.search(r"""(src|href)=["']https?://""", page)
@@ -162,13 +197,18 @@ def test_the_html_report_is_self_contained_and_shows_a_failed_gate():
 
 def test_an_optional_part_with_absent_data_is_reported_not_run(tmp_path):
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\nparts:\n  - kind: tone\n    name: own\n    data: eval/data/tone_dev.jsonl\n"
-                     "  - kind: retrieval\n    name: gone\n    optional: true\n    corpus: nowhere/corpus.jsonl\n"
-                     "    queries: nowhere/q.jsonl\n    qrels: nowhere/qrels.tsv\n", encoding="utf-8")
+    suite.write_text(
+        "name: s\nparts:\n  - kind: tone\n    name: own\n    data: eval/data/tone_dev.jsonl\n"
+        "  - kind: retrieval\n    name: gone\n    optional: true\n    corpus: nowhere/corpus.jsonl\n"
+        "    queries: nowhere/q.jsonl\n    qrels: nowhere/qrels.tsv\n",
+        encoding="utf-8",
+    )
     report, code = execute(suite, out=tmp_path / "out", fast=True)
-    assert report["parts"]["retrieval/gone"] == {"status": "not run", "reason": "not run: nowhere/corpus.jsonl "
-                                                                              "missing",
-                                                 "seconds": report["parts"]["retrieval/gone"]["seconds"]}
+    assert report["parts"]["retrieval/gone"] == {
+        "status": "not run",
+        "reason": "not run: nowhere/corpus.jsonl missing",
+        "seconds": report["parts"]["retrieval/gone"]["seconds"],
+    }
     assert report["parts"]["tone/own"]["status"] == "ok" and code == 0
     written = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert written["metrics"]["tone/own/f1"] == report["metrics"]["tone/own/f1"]
@@ -177,15 +217,20 @@ def test_an_optional_part_with_absent_data_is_reported_not_run(tmp_path):
 
 def test_a_run_below_its_baseline_exits_1_and_parts_left_out_with_only_are_not_missing(tmp_path):
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\nparts:\n  - kind: tone\n    name: own\n    data: eval/data/tone_dev.jsonl\n"
-                     "  - kind: urgency\n    name: own\n    data: eval/data/urgency_dev.jsonl\n", encoding="utf-8")
+    suite.write_text(
+        "name: s\nparts:\n  - kind: tone\n    name: own\n    data: eval/data/tone_dev.jsonl\n"
+        "  - kind: urgency\n    name: own\n    data: eval/data/urgency_dev.jsonl\n",
+        encoding="utf-8",
+    )
     baseline = tmp_path / "baseline.json"
-    baseline.write_text(json.dumps({"metrics": {"tone/own/f1": 1.5, "urgency/own/accuracy": 0.99}}),
-                        encoding="utf-8")
+    baseline.write_text(
+        json.dumps({"metrics": {"tone/own/f1": 1.5, "urgency/own/accuracy": 0.99}}), encoding="utf-8"
+    )
     report, code = execute(suite, out=tmp_path / "out", baseline=baseline, only=["tone"])
     assert code == 1
     assert [(r["metric"], r["status"]) for r in report["comparison"]["rows"] if r["status"] != "new"] == [
-        ("tone/own/f1", "regression")]
+        ("tone/own/f1", "regression")
+    ]
 
 
 CASSETTE_WITH_ANOTHER_REQUEST = """interactions:
@@ -207,8 +252,11 @@ def test_drafts_replay_a_cassette_and_a_request_it_lacks_falls_back_to_templates
     (tmp_path / "d.jsonl").write_text("\n".join(cases) + "\n", encoding="utf-8")
     (tmp_path / "c.yaml").write_text(CASSETTE_WITH_ANOTHER_REQUEST, encoding="utf-8")
     suite = tmp_path / "s.yaml"
-    suite.write_text(f"name: s\nparts:\n  - kind: drafts\n    name: r\n    data: {tmp_path / 'd.jsonl'}\n"
-                     f"    cassette: {tmp_path / 'c.yaml'}\n", encoding="utf-8")
+    suite.write_text(
+        f"name: s\nparts:\n  - kind: drafts\n    name: r\n    data: {tmp_path / 'd.jsonl'}\n"
+        f"    cassette: {tmp_path / 'c.yaml'}\n",
+        encoding="utf-8",
+    )
     report, code = execute(suite, out=tmp_path / "out")
     details = report["parts"]["drafts/r"]["details"]
     assert code == 0 and details["llm_mode"] == "replay"
@@ -218,15 +266,20 @@ def test_drafts_replay_a_cassette_and_a_request_it_lacks_falls_back_to_templates
 
 def test_an_intents_part_maps_someone_elses_labels_to_the_taxonomy_and_skips_the_rest(tmp_path):
     data = tmp_path / "other.csv"
-    data.write_text("utterance,their_label\nwhere is my package right now? i want to track it,track_order\n"
-                    "please cancel the order i placed this morning,cancel_order\n"
-                    "i want to open a second account,create_account\n", encoding="utf-8")
+    data.write_text(
+        "utterance,their_label\nwhere is my package right now? i want to track it,track_order\n"
+        "please cancel the order i placed this morning,cancel_order\n"
+        "i want to open a second account,create_account\n",
+        encoding="utf-8",
+    )
     label_map = tmp_path / "map.yaml"
     label_map.write_text("track_order: order_status\ncancel_order: cancel_order\n", encoding="utf-8")
     suite = tmp_path / "s.yaml"
-    suite.write_text(f"name: s\nparts:\n  - kind: intents\n    name: other\n    data: {data}\n"
-                     f"    text_col: utterance\n    label_col: their_label\n    label_map: {label_map}\n",
-                     encoding="utf-8")
+    suite.write_text(
+        f"name: s\nparts:\n  - kind: intents\n    name: other\n    data: {data}\n"
+        f"    text_col: utterance\n    label_col: their_label\n    label_map: {label_map}\n",
+        encoding="utf-8",
+    )
     report, code = execute(suite, out=tmp_path / "out", fast=True)
     part = report["parts"]["intents/other"]
     assert part["status"] == "ok" and code == 0

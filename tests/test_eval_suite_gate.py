@@ -15,7 +15,9 @@ BASELINE = REPO_ROOT / "eval" / "baselines" / "default-fast.json"
 def test_the_default_suite_in_fast_mode_does_not_regress_against_the_baseline(shared_datasets, tmp_path):
     from eval.run import execute, summary_lines
 
-    settings = Settings(llm_base_url=None)  # the shipped defaults; drafts replay the cassette or use templates
+    settings = Settings(
+        llm_base_url=None
+    )  # the shipped defaults; drafts replay the cassette or use templates
     report, code = execute(DEFAULT_SUITE, out=tmp_path, baseline=BASELINE, fast=True, settings=settings)
     summary = "\n".join(summary_lines(report))
     assert {k: p["status"] for k, p in report["parts"].items() if p["status"] != "ok"} == {}, summary

@@ -15,8 +15,14 @@ ROWS = [
     {"text": "someone hacked my account and is ordering with my card", "urgency": "critical"},
     {"text": "mi abogado les enviará una carta", "urgency": "critical", "locale": "es-ES"},
     {"text": "can't log in, need access asap", "urgency": "high"},
-    {"text": "hello??", "urgency": "high", "history": [{"role": "customer", "text": "where is my order?"},
-                                                      {"role": "customer", "text": "any news?"}]},
+    {
+        "text": "hello??",
+        "urgency": "high",
+        "history": [
+            {"role": "customer", "text": "where is my order?"},
+            {"role": "customer", "text": "any news?"},
+        ],
+    },
     {"text": "can I change the delivery address on my order?", "urgency": "normal"},
     {"text": "thanks so much, all sorted!", "urgency": "low"},
 ]
@@ -28,8 +34,12 @@ def test_metrics_on_known_predictions():
     m = compute_metrics(gold, pred)
     assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
     assert m["critical_recall"] == 0.5
-    assert m["per_level"]["high"] == {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(0.6667, abs=1e-4),
-                                      "support": 1}
+    assert m["per_level"]["high"] == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": pytest.approx(0.6667, abs=1e-4),
+        "support": 1,
+    }
     assert m["confusion"]["labels"] == ["low", "normal", "high", "critical"]
     assert m["confusion"]["matrix"][3] == [0, 0, 1, 1]  # gold critical: one right, one called high
     # macro-F1 over the four levels present: low 2/3, normal 2/3, high 2/3, critical 2/3
@@ -53,7 +63,9 @@ def test_eval_urgency_command_prints_metrics_and_writes_the_report(tmp_path, mon
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS), encoding="utf-8")
     out = tmp_path / "report.json"
     monkeypatch.setenv("REPLYDESK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("REPLYDESK_CACHE_DIR", str(REPO_ROOT / "data" / "cache"))  # reuse the cached intent model
+    monkeypatch.setenv(
+        "REPLYDESK_CACHE_DIR", str(REPO_ROOT / "data" / "cache")
+    )  # reuse the cached intent model
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, ["eval", "urgency", "--data", str(data), "--out", str(out)])
@@ -78,14 +90,21 @@ def test_eval_urgency_rejects_a_missing_file(tmp_path):
 
 def test_a_label_map_turns_an_intent_dataset_into_urgency_examples(tmp_path):
     data = tmp_path / "intents.csv"
-    data.write_text("text,category\nmy card was stolen,lost_card\nwhat currencies do you support,currencies\n"
-                    "when will my card arrive,card_arrival\nhello,greeting\n", encoding="utf-8")
+    data.write_text(
+        "text,category\nmy card was stolen,lost_card\nwhat currencies do you support,currencies\n"
+        "when will my card arrive,card_arrival\nhello,greeting\n",
+        encoding="utf-8",
+    )
     label_map = tmp_path / "map.yaml"
-    label_map.write_text("critical: [lost_card]\nlow: [currencies]\nnormal: [card_arrival]\n", encoding="utf-8")
+    label_map.write_text(
+        "critical: [lost_card]\nlow: [currencies]\nnormal: [card_arrival]\n", encoding="utf-8"
+    )
     examples = load_mapped_examples(data, label_map, label_col="category")
     assert [(e.request.text, e.gold) for e in examples] == [  # the unmapped label's row is skipped
-        ("my card was stolen", "critical"), ("what currencies do you support", "low"),
-        ("when will my card arrive", "normal")]
+        ("my card was stolen", "critical"),
+        ("what currencies do you support", "low"),
+        ("when will my card arrive", "normal"),
+    ]
     label_map.write_text("urgent: [lost_card]\n", encoding="utf-8")
     with pytest.raises(InvalidInput, match="urgency levels"):
         load_mapped_examples(data, label_map, label_col="category")
@@ -102,7 +121,9 @@ def test_the_banking77_urgency_map_names_real_labels_once(shared_datasets):
 
     import yaml
 
-    spec = yaml.safe_load((REPO_ROOT / "eval" / "data" / "banking77_urgency.yaml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load(
+        (REPO_ROOT / "eval" / "data" / "banking77_urgency.yaml").read_text(encoding="utf-8")
+    )
     mapped = [label for labels in spec.values() for label in labels]
     with (shared_datasets / "banking77" / "train.csv").open(encoding="utf-8") as f:
         known = {row["category"] for row in csv.DictReader(f)}

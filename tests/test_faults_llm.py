@@ -16,9 +16,16 @@ import pytest
 from tests.robustness_harness import LiveApp, isolated_settings, start, stop
 
 TIMEOUT_S = 0.5
-GOOD_REPLY = {"language": "en", "drafts": ["Hi, thanks for your message. You can track your order under Orders in "
-                                           "the Northwind app, then tap Track package."],
-              "cited_article_ids": ["track-your-order"], "needs_human": False, "missing_info": []}
+GOOD_REPLY = {
+    "language": "en",
+    "drafts": [
+        "Hi, thanks for your message. You can track your order under Orders in "
+        "the Northwind app, then tap Track package."
+    ],
+    "cited_article_ids": ["track-your-order"],
+    "needs_human": False,
+    "missing_info": [],
+}
 
 
 class FakeLLM:
@@ -41,13 +48,26 @@ class FakeLLM:
                 if fake.mode == "http500":
                     self._send(500, b'{"error": {"message": "model crashed"}}')
                     return
-                content = {"ok": json.dumps(GOOD_REPLY), "slow": json.dumps(GOOD_REPLY),
-                           "garbage": "Sure! Here are some drafts: <<<not json>>>",
-                           "wrong_schema": json.dumps({"answer": 42, "drafts": "not a list"})}[fake.mode]
-                body = {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": content}}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+                content = {
+                    "ok": json.dumps(GOOD_REPLY),
+                    "slow": json.dumps(GOOD_REPLY),
+                    "garbage": "Sure! Here are some drafts: <<<not json>>>",
+                    "wrong_schema": json.dumps({"answer": 42, "drafts": "not a list"}),
+                }[fake.mode]
+                body = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "fake",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": content},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                }
                 self._send(200, json.dumps(body).encode())
 
             def _send(self, status: int, payload: bytes) -> None:
@@ -83,15 +103,22 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, fake_llm) -> Iterator[LiveApp]:
-    app = start(isolated_settings(tmp_path_factory.mktemp("faults-llm"), llm_base_url=fake_llm.base_url,
-                                  llm_timeout_s=TIMEOUT_S, llm_reask_attempts=1))
+    app = start(
+        isolated_settings(
+            tmp_path_factory.mktemp("faults-llm"),
+            llm_base_url=fake_llm.base_url,
+            llm_timeout_s=TIMEOUT_S,
+            llm_reask_attempts=1,
+        )
+    )
     yield app
     stop(app)
 
 
 def _draft(live: LiveApp) -> dict:
-    r = live.client.post("/v1/drafts", json={"text": "Hi, where is my order A12345? It hasn't arrived.",
-                                             "locale": "en-GB"})
+    r = live.client.post(
+        "/v1/drafts", json={"text": "Hi, where is my order A12345? It hasn't arrived.", "locale": "en-GB"}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -103,12 +130,15 @@ def test_a_healthy_llm_writes_the_drafts(live, fake_llm):
     assert {d["generator"] for d in body["drafts"]} == {"llm"}
 
 
-@pytest.mark.parametrize(("mode", "outcome"), [
-    ("slow", "fallback:timeout"),
-    ("garbage", "fallback:invalid_output"),
-    ("wrong_schema", "fallback:invalid_output"),
-    ("http500", "fallback:http_error"),
-])
+@pytest.mark.parametrize(
+    ("mode", "outcome"),
+    [
+        ("slow", "fallback:timeout"),
+        ("garbage", "fallback:invalid_output"),
+        ("wrong_schema", "fallback:invalid_output"),
+        ("http500", "fallback:http_error"),
+    ],
+)
 def test_a_failing_llm_falls_back_to_template_drafts_and_says_why(live, fake_llm, mode, outcome):
     fake_llm.mode = mode
     body = _draft(live)
@@ -134,9 +164,16 @@ def test_health_reports_the_llm_degraded_after_a_transport_failure(live, fake_ll
 
 def test_ingest_still_stores_template_suggestions_when_the_llm_is_slow(live, fake_llm):
     fake_llm.mode = "slow"
-    r = live.client.post("/v1/messages", json={
-        "channel": "whatsapp", "conversation_external_id": "faults-llm-slow", "customer": {"id": "5511"},
-        "text": "Hi, where is my order A12345?", "sent_at": "2026-01-05T09:00:00Z"})
+    r = live.client.post(
+        "/v1/messages",
+        json={
+            "channel": "whatsapp",
+            "conversation_external_id": "faults-llm-slow",
+            "customer": {"id": "5511"},
+            "text": "Hi, where is my order A12345?",
+            "sent_at": "2026-01-05T09:00:00Z",
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["pipeline"]["status"] == "done"
@@ -147,8 +184,13 @@ def test_an_llm_that_is_down_falls_back_to_templates(tmp_path_factory):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = start(isolated_settings(tmp_path_factory.mktemp("faults-llm-down"),
-                                  llm_base_url=f"http://127.0.0.1:{port}/v1", llm_timeout_s=TIMEOUT_S))
+    app = start(
+        isolated_settings(
+            tmp_path_factory.mktemp("faults-llm-down"),
+            llm_base_url=f"http://127.0.0.1:{port}/v1",
+            llm_timeout_s=TIMEOUT_S,
+        )
+    )
     try:
         body = _draft(app)
         assert body["llm_outcome"] == "fallback:transport_error"

@@ -24,8 +24,13 @@ SENT_AT = "2026-01-05T09:00:00Z"
 
 
 def _message(conversation: str) -> dict:
-    return {"channel": "webchat", "conversation_external_id": conversation, "customer": {"id": f"c-{conversation}"},
-            "text": "Hi, where is my order A12345?", "sent_at": SENT_AT}
+    return {
+        "channel": "webchat",
+        "conversation_external_id": conversation,
+        "customer": {"id": f"c-{conversation}"},
+        "text": "Hi, where is my order A12345?",
+        "sent_at": SENT_AT,
+    }
 
 
 def _short_busy_timeout(live: LiveApp) -> None:

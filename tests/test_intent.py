@@ -38,29 +38,42 @@ def classifier(settings: Settings, embedder: Embedder) -> IntentClassifier:
 
 
 TOY_ROWS = [
-    ("where is my parcel", "track"), ("track my order please", "track"), ("has my package shipped", "track"),
-    ("tracking number for my order", "track"), ("when does my parcel arrive", "track"),
-    ("send me an invoice", "bill"), ("i need a receipt", "bill"), ("vat invoice for my company", "bill"),
-    ("can i get a copy of the bill", "bill"), ("invoice with my tax id", "bill"),
-    ("hello", "hi"), ("hi there", "hi"), ("good morning", "hi"), ("hey", "hi"), ("hiya", "hi"),
+    ("where is my parcel", "track"),
+    ("track my order please", "track"),
+    ("has my package shipped", "track"),
+    ("tracking number for my order", "track"),
+    ("when does my parcel arrive", "track"),
+    ("send me an invoice", "bill"),
+    ("i need a receipt", "bill"),
+    ("vat invoice for my company", "bill"),
+    ("can i get a copy of the bill", "bill"),
+    ("invoice with my tax id", "bill"),
+    ("hello", "hi"),
+    ("hi there", "hi"),
+    ("good morning", "hi"),
+    ("hey", "hi"),
+    ("hiya", "hi"),
 ]
 
 
-@pytest.mark.parametrize(("text", "intent"), [
-    ("where's my order #NW-10233? it hasn't shipped yet", "order_status"),
-    ("my parcel is two weeks late, still nothing", "delivery_delay"),
-    ("I was charged twice for the same order", "charged_twice"),
-    ("there is a payment on my card I never made", "unauthorized_charge"),
-    ("someone hacked my account and changed the password", "hacked_account"),
-    ("i forgot my password and can't log in", "account_access"),
-    ("I need to move my repair appointment to Friday", "reschedule_appointment"),
-    ("can I book a fitting for saturday?", "book_appointment"),
-    ("quiero devolver estos zapatos, no me quedan", "return_item"),
-    ("ich möchte meine Bestellung stornieren", "cancel_order"),
-    ("mon colis est arrivé cassé", "damaged_item"),
-    ("quero falar com um atendente humano", "talk_to_human"),
-    ("thanks a lot, that's all!", "thanks"),
-])
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("where's my order #NW-10233? it hasn't shipped yet", "order_status"),
+        ("my parcel is two weeks late, still nothing", "delivery_delay"),
+        ("I was charged twice for the same order", "charged_twice"),
+        ("there is a payment on my card I never made", "unauthorized_charge"),
+        ("someone hacked my account and changed the password", "hacked_account"),
+        ("i forgot my password and can't log in", "account_access"),
+        ("I need to move my repair appointment to Friday", "reschedule_appointment"),
+        ("can I book a fitting for saturday?", "book_appointment"),
+        ("quiero devolver estos zapatos, no me quedan", "return_item"),
+        ("ich möchte meine Bestellung stornieren", "cancel_order"),
+        ("mon colis est arrivé cassé", "damaged_item"),
+        ("quero falar com um atendente humano", "talk_to_human"),
+        ("thanks a lot, that's all!", "thanks"),
+    ],
+)
 def test_clear_messages_get_the_right_intent_in_several_languages(classifier: IntentClassifier, text, intent):
     result = classifier.predict(text)
     assert result.name == intent, result
@@ -68,9 +81,12 @@ def test_clear_messages_get_the_right_intent_in_several_languages(classifier: In
     assert result.alternatives[0].name == intent
 
 
-@pytest.mark.parametrize("text", ["what's the capital of Peru", "how do I bake sourdough bread",
-                                  "who won the world cup in 1998"])
-def test_unrelated_questions_are_out_of_scope_with_alternatives_still_listed(classifier: IntentClassifier, text):
+@pytest.mark.parametrize(
+    "text", ["what's the capital of Peru", "how do I bake sourdough bread", "who won the world cup in 1998"]
+)
+def test_unrelated_questions_are_out_of_scope_with_alternatives_still_listed(
+    classifier: IntentClassifier, text
+):
     result = classifier.predict(text)
     assert result.name == OUT_OF_SCOPE
     assert result.out_of_scope is True
@@ -129,7 +145,12 @@ def test_second_training_on_the_same_data_is_a_cache_hit(tmp_path: Path, embedde
 
 def test_custom_taxonomy_from_settings_intents_path(tmp_path: Path, settings: Settings, embedder: Embedder):
     path = tmp_path / "custom.jsonl"
-    rows = [*TOY_ROWS, ("tell me a joke", "oos"), ("what's the weather", "oos"), ("who is the president", "oos")]
+    rows = [
+        *TOY_ROWS,
+        ("tell me a joke", "oos"),
+        ("what's the weather", "oos"),
+        ("who is the president", "oos"),
+    ]
     path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
     custom = IntentClassifier.from_settings(settings.model_copy(update={"intents_path": path}), embedder)
     assert set(custom.taxonomy.intents) == {"track", "bill", "hi"}
@@ -139,13 +160,16 @@ def test_custom_taxonomy_from_settings_intents_path(tmp_path: Path, settings: Se
     assert custom.describe()["oos_class"] is True
 
 
-def test_oos_threshold_setting_overrides_the_tuned_threshold(settings: Settings, embedder: Embedder,
-                                                             classifier: IntentClassifier):
+def test_oos_threshold_setting_overrides_the_tuned_threshold(
+    settings: Settings, embedder: Embedder, classifier: IntentClassifier
+):
     text = "the thing i bought is not great"
     before = classifier.predict(text)
     assert before.out_of_scope is False
     threshold = before.confidence + 0.01
-    strict = IntentClassifier.from_settings(settings.model_copy(update={"oos_threshold": threshold}), embedder)
+    strict = IntentClassifier.from_settings(
+        settings.model_copy(update={"oos_threshold": threshold}), embedder
+    )
     assert strict.oos_threshold == threshold
     after = strict.predict(text)
     assert after.out_of_scope is True
@@ -168,11 +192,13 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
     assert expected_calibration_error(conf, np.array([1] * 10)) == pytest.approx(0.2)
 
 
-def test_single_message_fast_path_matches_the_batch_computation(classifier: IntentClassifier, embedder: Embedder):
+def test_single_message_fast_path_matches_the_batch_computation(
+    classifier: IntentClassifier, embedder: Embedder
+):
     texts = ["hi, any update on my order #NW-48213?", "ÀÉÎ 123", "zzzzqqq", "¿dónde está mi reembolso?"]
     vectors = embedder.encode(texts)
     batch = classifier.proba(texts, vectors)
-    single = np.vstack([classifier.proba([t], vectors[i:i + 1]) for i, t in enumerate(texts)])
+    single = np.vstack([classifier.proba([t], vectors[i : i + 1]) for i, t in enumerate(texts)])
     np.testing.assert_allclose(single, batch, atol=1e-5)
 
 
@@ -194,7 +220,11 @@ def test_cross_validation_holds_out_whole_topics_of_out_of_scope_examples():
         oos_test_topics = {int(topics[i - 30]) for i in test if y[i] == 3}
         oos_train_topics = {int(topics[i - 30]) for i in train if y[i] == 3}
         assert len(oos_test_topics) == 1 and not oos_test_topics & oos_train_topics
-        assert np.bincount(y[test][y[test] != 3], minlength=3).tolist() == [2, 2, 2]  # intents stay stratified
+        assert np.bincount(y[test][y[test] != 3], minlength=3).tolist() == [
+            2,
+            2,
+            2,
+        ]  # intents stay stratified
 
 
 def _probs(best: float, p_oos: float, n_classes: int, oos_idx: int, best_idx: int = 0) -> np.ndarray:
@@ -228,7 +258,8 @@ def test_margin_tuning_takes_the_lowest_margin_that_reaches_the_recall_target():
 
 
 def test_out_of_scope_is_decided_by_the_margin_over_the_oos_class_not_by_confidence_alone(
-        classifier: IntentClassifier):
+    classifier: IntentClassifier,
+):
     classes = classifier.classes
     oos_idx, best_idx = classes.index(OUT_OF_SCOPE), classes.index("order_status")
     margin = classifier.oos_margin

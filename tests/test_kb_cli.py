@@ -68,23 +68,47 @@ def test_query_split_is_seeded_and_disjoint():
 
 
 def test_eval_retrieval_reads_beir_files_and_reports_every_mode(tmp_path):
-    docs = [("d1", "How do I reset my password", "Tap Forgot password on the sign-in screen."),
-            ("d2", "Shipping costs", "Standard shipping is free over 50 dollars."),
-            ("d3", "Return an item", "You have 30 days to return items.")]
-    queries = [("q1", "forgot my password"), ("q2", "how much is delivery"), ("q3", "send back a product"),
-               ("q4", "password reset link")]
+    docs = [
+        ("d1", "How do I reset my password", "Tap Forgot password on the sign-in screen."),
+        ("d2", "Shipping costs", "Standard shipping is free over 50 dollars."),
+        ("d3", "Return an item", "You have 30 days to return items."),
+    ]
+    queries = [
+        ("q1", "forgot my password"),
+        ("q2", "how much is delivery"),
+        ("q3", "send back a product"),
+        ("q4", "password reset link"),
+    ]
     qrels = [("q1", "d1"), ("q2", "d2"), ("q3", "d3"), ("q4", "d1")]
-    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "title": t, "text": x})
-                                                     for i, t, x in docs), encoding="utf-8")
-    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps({"_id": i, "text": t}) for i, t in queries),
-                                            encoding="utf-8")
-    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(f"{q}\t{d}\t1" for q, d in qrels),
-                                        encoding="utf-8")
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs), encoding="utf-8"
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": i, "text": t}) for i, t in queries), encoding="utf-8"
+    )
+    (tmp_path / "qrels.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "\n".join(f"{q}\t{d}\t1" for q, d in qrels), encoding="utf-8"
+    )
     out = tmp_path / "report.json"
-    result = runner.invoke(cli_app, ["eval", "retrieval", "--corpus", str(tmp_path / "corpus.jsonl"),
-                                     "--queries", str(tmp_path / "queries.jsonl"), "--qrels",
-                                     str(tmp_path / "qrels.tsv"), "--mode", "all", "--tune-split", "0.5",
-                                     "--out", str(out)])
+    result = runner.invoke(
+        cli_app,
+        [
+            "eval",
+            "retrieval",
+            "--corpus",
+            str(tmp_path / "corpus.jsonl"),
+            "--queries",
+            str(tmp_path / "queries.jsonl"),
+            "--qrels",
+            str(tmp_path / "qrels.tsv"),
+            "--mode",
+            "all",
+            "--tune-split",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert set(report["modes"]) == {"dense", "bm25", "hybrid"}
@@ -97,8 +121,10 @@ def test_eval_retrieval_reads_beir_files_and_reports_every_mode(tmp_path):
 
 def test_bench_retrieval_writes_json_with_every_index_type(tmp_path):
     out = tmp_path / "bench.json"
-    result = runner.invoke(cli_app, ["bench", "retrieval", "--sizes", "1500", "--dim", "32", "--queries", "50",
-                                     "--out", str(out)])
+    result = runner.invoke(
+        cli_app,
+        ["bench", "retrieval", "--sizes", "1500", "--dim", "32", "--queries", "50", "--out", str(out)],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["results"]
     assert [r["index_type"] for r in rows] == ["flat", "ivf", "hnsw"]

@@ -18,26 +18,44 @@ from service.embeddings import SentenceTransformerEmbedder, get_embedder
 from service.settings import REPO_ROOT
 
 ARTICLES = {
-    "track": ("en", "Track your order", "order_status", "orders",
-              "Open Orders, tap the order, then tap Track package.",
-              "## Track in the app\n\n1. Open **Orders**.\n2. Tap **Track package**.\n\n"
-              "## Tracking not working\n\nThe tracking link starts within 24 hours of the shipping email.\n"),
-    "refund": ("en", "Where is my refund?", "refund_status", "refunds",
-               "Refunds are issued within 2 business days of receiving the return.",
-               "## How long refunds take\n\nBanks take 3 to 10 business days to show the money.\n"),
-    "discount": ("en", "Use a discount code", "discount_code", "promotions",
-                 "At checkout tap Add promo code and enter the code.",
-                 "## Add a promo code\n\n1. Tap **Checkout**.\n2. Tap **Add promo code**.\n"),
+    "track": (
+        "en",
+        "Track your order",
+        "order_status",
+        "orders",
+        "Open Orders, tap the order, then tap Track package.",
+        "## Track in the app\n\n1. Open **Orders**.\n2. Tap **Track package**.\n\n"
+        "## Tracking not working\n\nThe tracking link starts within 24 hours of the shipping email.\n",
+    ),
+    "refund": (
+        "en",
+        "Where is my refund?",
+        "refund_status",
+        "refunds",
+        "Refunds are issued within 2 business days of receiving the return.",
+        "## How long refunds take\n\nBanks take 3 to 10 business days to show the money.\n",
+    ),
+    "discount": (
+        "en",
+        "Use a discount code",
+        "discount_code",
+        "promotions",
+        "At checkout tap Add promo code and enter the code.",
+        "## Add a promo code\n\n1. Tap **Checkout**.\n2. Tap **Add promo code**.\n",
+    ),
 }
 
 
-def write_article(root: Path, aid: str, locale: str, title: str, intent: str, tag: str, summary: str,
-                  body: str) -> Path:
+def write_article(
+    root: Path, aid: str, locale: str, title: str, intent: str, tag: str, summary: str, body: str
+) -> Path:
     path = root / f"{aid}.md"
     path.write_text(
-        f"---\nid: {aid}\ntitle: \"{title}\"\nlocale: {locale}\nintents: [{intent}]\ntags: [{tag}]\n"
-        f"url: https://help.northwind.example/{locale}/{aid}\nsummary: \"{summary}\"\nupdated_at: 2025-03-01\n"
-        f"---\n\n{body}", encoding="utf-8")
+        f'---\nid: {aid}\ntitle: "{title}"\nlocale: {locale}\nintents: [{intent}]\ntags: [{tag}]\n'
+        f'url: https://help.northwind.example/{locale}/{aid}\nsummary: "{summary}"\nupdated_at: 2025-03-01\n'
+        f"---\n\n{body}",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -83,7 +101,9 @@ def test_build_then_load_round_trips_articles_chunks_and_vectors(tmp_path, embed
     assert set(manifest["articles_index"]) == set(ARTICLES)
     chunk_article = {c.chunk_id: c.article_id for c in snap.corpus.chunks}
     for aid, entry in manifest["articles_index"].items():
-        ids = [c.chunk_id for c in snap.corpus.chunks][entry["first_chunk"]:entry["first_chunk"] + entry["chunk_count"]]
+        ids = [c.chunk_id for c in snap.corpus.chunks][
+            entry["first_chunk"] : entry["first_chunk"] + entry["chunk_count"]
+        ]
         assert {chunk_article[c] for c in ids} == {aid}
     # stored vectors are the embeddings of the chunk texts, and the index finds a chunk by its own text
     first = snap.corpus.chunks[1]
@@ -112,11 +132,26 @@ def test_incremental_rebuild_embeds_only_changed_and_new_articles_and_drops_dele
     unchanged = store.build_index(articles, tmp_path / "index", spy, OPTIONS)
     assert not unchanged.published and embedded_texts(spy) == []
 
-    write_article(articles, "refund", "en", "Where is my refund?", "refund_status", "refunds",
-                  "Refunds are issued within 2 business days of receiving the return.",
-                  "## How long refunds take\n\nBanks take up to 10 business days.\n")
-    write_article(articles, "es-pedido", "es", "Seguir tu pedido", "order_status", "pedidos",
-                  "Abre Pedidos y toca Seguir envío.", "## Seguir el envío\n\n1. Abre **Pedidos**.\n")
+    write_article(
+        articles,
+        "refund",
+        "en",
+        "Where is my refund?",
+        "refund_status",
+        "refunds",
+        "Refunds are issued within 2 business days of receiving the return.",
+        "## How long refunds take\n\nBanks take up to 10 business days.\n",
+    )
+    write_article(
+        articles,
+        "es-pedido",
+        "es",
+        "Seguir tu pedido",
+        "order_status",
+        "pedidos",
+        "Abre Pedidos y toca Seguir envío.",
+        "## Seguir el envío\n\n1. Abre **Pedidos**.\n",
+    )
     (articles / "discount.md").unlink()
     report = store.build_index(articles, tmp_path / "index", spy, OPTIONS)
     texts = embedded_texts(spy)
@@ -147,15 +182,21 @@ def test_a_build_rejected_by_lint_publishes_nothing(tmp_path, embedder):
         store.build_index(articles, tmp_path / "index", embedder, OPTIONS)
     assert any(i.rule == "no-front-matter" for i in rejected.value.issues)
     assert store.current_version(tmp_path / "index") == good.build_id
-    skipped = store.build_index(articles, tmp_path / "index", embedder,
-                                store.BuildOptions(known_intents=OPTIONS.known_intents, skip_invalid=True))
+    skipped = store.build_index(
+        articles,
+        tmp_path / "index",
+        embedder,
+        store.BuildOptions(known_intents=OPTIONS.known_intents, skip_invalid=True),
+    )
     assert list(skipped.skipped) == [str(articles / "broken.md")]
 
 
 def test_a_build_failing_midway_leaves_the_current_version_in_use(tmp_path, embedder, spy):
     articles = write_kb(tmp_path / "articles")
     good = store.build_index(articles, tmp_path / "index", embedder, OPTIONS)
-    write_article(articles, "new", "en", "New article", "feedback", "feedback", "Tell us.", "## Tell us\n\nText.\n")
+    write_article(
+        articles, "new", "en", "New article", "feedback", "feedback", "Tell us.", "## Tell us\n\nText.\n"
+    )
     spy.encode.side_effect = RuntimeError("model crashed")
     with pytest.raises(RuntimeError):
         store.build_index(articles, tmp_path / "index", spy, OPTIONS)
@@ -193,8 +234,12 @@ def test_missing_index_is_reported_as_not_built(tmp_path):
 def test_old_versions_are_garbage_collected(tmp_path, embedder):
     articles = write_kb(tmp_path / "articles")
     for _ in range(store.KEEP_VERSIONS + 2):
-        store.build_index(articles, tmp_path / "index", embedder,
-                          store.BuildOptions(known_intents=OPTIONS.known_intents, force=True))
+        store.build_index(
+            articles,
+            tmp_path / "index",
+            embedder,
+            store.BuildOptions(known_intents=OPTIONS.known_intents, force=True),
+        )
     versions = [p.name for p in (tmp_path / "index" / "versions").iterdir()]
     assert len(versions) == store.KEEP_VERSIONS
     assert store.current_version(tmp_path / "index") in versions
@@ -202,8 +247,12 @@ def test_old_versions_are_garbage_collected(tmp_path, embedder):
 
 def test_forced_index_types_are_built_tuned_and_recorded(tmp_path, embedder):
     articles = write_kb(tmp_path / "articles")
-    report = store.build_index(articles, tmp_path / "index", embedder,
-                               store.BuildOptions(known_intents=OPTIONS.known_intents, index_type="hnsw"))
+    report = store.build_index(
+        articles,
+        tmp_path / "index",
+        embedder,
+        store.BuildOptions(known_intents=OPTIONS.known_intents, index_type="hnsw"),
+    )
     manifest = json.loads((tmp_path / "index" / "versions" / report.build_id / "manifest.json").read_text())
     assert manifest["index_type"] == "hnsw" and "efSearch" in manifest["index_params"]
     snap = store.load_current(tmp_path / "index")

@@ -66,7 +66,10 @@ def test_a_well_formed_article_has_no_errors(tmp_path):
         ("wide-code-block", article_text(body="## Steps\n\n```\n" + "y" * 41 + "\n```\n")),
         ("broken-link", article_text(body="## Steps\n\nSee [returns](no-such-article.md).\n")),
         ("broken-link", article_text(body="## Steps\n\nSee [this](#no-such-heading).\n")),
-        ("broken-link", article_text(body="## Steps\n\nSee [page](https://help.northwind.example/en/gone).\n")),
+        (
+            "broken-link",
+            article_text(body="## Steps\n\nSee [page](https://help.northwind.example/en/gone).\n"),
+        ),
     ],
 )
 def test_each_rule_reports_its_bad_article(tmp_path, rule, text):
@@ -74,22 +77,27 @@ def test_each_rule_reports_its_bad_article(tmp_path, rule, text):
 
 
 def test_html_images_without_alt_and_html_tables_are_reported(tmp_path):
-    body = "## Steps\n\n<img src=\"a.png\">\n\n<table><tr><td>1</td></tr></table>\n"
+    body = '## Steps\n\n<img src="a.png">\n\n<table><tr><td>1</td></tr></table>\n'
     assert {"image-alt", "table"} <= rules_of(tmp_path, article_text(body=body))
 
 
 def test_duplicate_ids_are_reported_for_both_files(tmp_path):
     rules = rules_of(tmp_path, article_text(), extra={"copy.md": article_text()})
     assert "duplicate-id" in rules
-    dupes = [i for i in lint_path(tmp_path, known_intents=KNOWN, help_base_url=HELP) if i.rule == "duplicate-id"]
+    dupes = [
+        i for i in lint_path(tmp_path, known_intents=KNOWN, help_base_url=HELP) if i.rule == "duplicate-id"
+    ]
     assert len(dupes) == 2
 
 
 def test_links_to_other_articles_by_file_id_or_url_resolve(tmp_path):
-    other = article_text(id="other", url="https://help.northwind.example/en/other",
-                         body="## Other steps\n\nText.\n")
-    body = ("## Steps\n\nSee [file](other.md), [anchor](other.md#other-steps), [id](other) and "
-            "[url](https://help.northwind.example/en/other/).\n")
+    other = article_text(
+        id="other", url="https://help.northwind.example/en/other", body="## Other steps\n\nText.\n"
+    )
+    body = (
+        "## Steps\n\nSee [file](other.md), [anchor](other.md#other-steps), [id](other) and "
+        "[url](https://help.northwind.example/en/other/).\n"
+    )
     assert rules_of(tmp_path, article_text(body=body), extra={"other.md": other}) == set()
 
 

@@ -17,14 +17,39 @@ from tests.test_kb_index import write_article, write_kb
 def kb(tmp_path_factory) -> KnowledgeBase:
     root = tmp_path_factory.mktemp("kb-retrieval")
     articles = write_kb(root / "articles")
-    write_article(articles, "es-pedido", "es", "Seguir tu pedido", "order_status", "orders",
-                  "Abre Pedidos y toca Seguir envío para ver dónde está tu paquete.",
-                  "## Seguir el envío\n\n1. Abre **Pedidos**.\n2. Toca **Seguir envío**.\n")
-    write_article(articles, "de-paket", "de-AT", "Paket verfolgen", "order_status", "orders",
-                  "Öffne Bestellungen und tippe auf Sendung verfolgen.", "## Sendung\n\nTippe auf **Verfolgen**.\n")
-    write_article(articles, "track-store", "en", "Track a store pickup order", "order_status", "store",
-                  "Store pickup orders show Ready for pickup in Orders.", "## Pickup\n\nBring your order number.\n")
-    settings = Settings(data_dir=root / "data", kb_articles_dir=articles, cache_dir=REPO_ROOT / "data" / "cache")
+    write_article(
+        articles,
+        "es-pedido",
+        "es",
+        "Seguir tu pedido",
+        "order_status",
+        "orders",
+        "Abre Pedidos y toca Seguir envío para ver dónde está tu paquete.",
+        "## Seguir el envío\n\n1. Abre **Pedidos**.\n2. Toca **Seguir envío**.\n",
+    )
+    write_article(
+        articles,
+        "de-paket",
+        "de-AT",
+        "Paket verfolgen",
+        "order_status",
+        "orders",
+        "Öffne Bestellungen und tippe auf Sendung verfolgen.",
+        "## Sendung\n\nTippe auf **Verfolgen**.\n",
+    )
+    write_article(
+        articles,
+        "track-store",
+        "en",
+        "Track a store pickup order",
+        "order_status",
+        "store",
+        "Store pickup orders show Ready for pickup in Orders.",
+        "## Pickup\n\nBring your order number.\n",
+    )
+    settings = Settings(
+        data_dir=root / "data", kb_articles_dir=articles, cache_dir=REPO_ROOT / "data" / "cache"
+    )
     kb = KnowledgeBase(settings, lambda: _embedder())
     kb.reindex()
     return kb
@@ -78,7 +103,9 @@ def test_intent_filter_keeps_only_articles_for_that_intent(kb):
 
 
 def test_tag_filter_requires_every_tag(kb):
-    assert [h.article_id for h in kb.search("track my order", locale="en", tags=["store"], k=5)] == ["track-store"]
+    assert [h.article_id for h in kb.search("track my order", locale="en", tags=["store"], k=5)] == [
+        "track-store"
+    ]
     assert kb.search("track my order", locale="en", tags=["store", "refunds"], k=5) == []
 
 
@@ -89,18 +116,35 @@ def test_no_locale_means_the_default_locale(kb):
 
 def test_rank_fusion_prefers_articles_both_retrievers_rank_high(kb):
     corpus: Corpus = kb._current().corpus
-    pos = {c.article_id: i for i, c in reversed(list(enumerate(corpus.chunks)))}  # first chunk of each article
-    cands = Candidates(language="en", fallback=False,
-                       dense=[(pos["refund"], 0.9), (pos["track"], 0.8), (pos["discount"], 0.7)],
-                       bm25=[(pos["track"], 12.0), (pos["discount"], 9.0), (pos["refund"], 1.0)])
+    pos = {
+        c.article_id: i for i, c in reversed(list(enumerate(corpus.chunks)))
+    }  # first chunk of each article
+    cands = Candidates(
+        language="en",
+        fallback=False,
+        dense=[(pos["refund"], 0.9), (pos["track"], 0.8), (pos["discount"], 0.7)],
+        bm25=[(pos["track"], 12.0), (pos["discount"], 9.0), (pos["refund"], 1.0)],
+    )
     equal = FusionWeights(dense=1.0, bm25=1.0, rrf_k=60)
     assert [h.article_id for h in fuse(corpus, cands, k=3, weights=equal)][0] == "track"
-    assert [h.article_id for h in fuse(corpus, cands, k=3, mode=Mode.dense)] == ["refund", "track", "discount"]
+    assert [h.article_id for h in fuse(corpus, cands, k=3, mode=Mode.dense)] == [
+        "refund",
+        "track",
+        "discount",
+    ]
     assert [h.article_id for h in fuse(corpus, cands, k=3, mode=Mode.bm25)] == ["track", "discount", "refund"]
     dense_only = FusionWeights(dense=1.0, bm25=0.0)
-    assert [h.article_id for h in fuse(corpus, cands, k=3, weights=dense_only)] == ["refund", "track", "discount"]
-    top = fuse(corpus, Candidates(language="en", fallback=False, dense=[(pos["track"], 0.9)],
-                                  bm25=[(pos["track"], 3.0)]), k=1, weights=equal)[0]
+    assert [h.article_id for h in fuse(corpus, cands, k=3, weights=dense_only)] == [
+        "refund",
+        "track",
+        "discount",
+    ]
+    top = fuse(
+        corpus,
+        Candidates(language="en", fallback=False, dense=[(pos["track"], 0.9)], bm25=[(pos["track"], 3.0)]),
+        k=1,
+        weights=equal,
+    )[0]
     assert top.score == pytest.approx(1.0) and top.dense_rank == 1 and top.bm25_rank == 1
 
 
@@ -111,9 +155,12 @@ def test_a_query_whose_words_only_a_few_chunks_contain_lets_bm25_weigh_as_much_a
     dense = [(pos["refund"], 0.5), (pos["discount"], 0.45), (pos["track"], 0.4)]
     tuned = FusionWeights(dense=1.0, bm25=0.2, rrf_k=5)
     specific = Candidates(language="en", fallback=False, dense=dense, bm25=[(pos["track"], 7.5)])
-    broad = Candidates(language="en", fallback=False, dense=dense,
-                       bm25=[(pos["track"], 7.5), (pos["discount"], 3.0), (pos["refund"], 2.0),
-                             (pos["track-store"], 1.0)])
+    broad = Candidates(
+        language="en",
+        fallback=False,
+        dense=dense,
+        bm25=[(pos["track"], 7.5), (pos["discount"], 3.0), (pos["refund"], 2.0), (pos["track-store"], 1.0)],
+    )
     # this test corpus is tiny, where matching few chunks means nothing: the tuned weights hold
     assert len(corpus.chunks) < retrieval.SPECIFIC_SHARE
     assert [h.article_id for h in fuse(corpus, specific, k=3, weights=tuned)][0] == "refund"
@@ -144,7 +191,9 @@ def test_lexical_analyzer_stems_and_ignores_accents():
 
 
 def test_triage_suggestions_prefer_the_intent_and_skip_out_of_scope(kb):
-    assert [h.article_id for h in kb.suggest("where is it", locale="en", intent="discount_code", k=1)] == ["discount"]
+    assert [h.article_id for h in kb.suggest("where is it", locale="en", intent="discount_code", k=1)] == [
+        "discount"
+    ]
     assert kb.suggest("what's the weather like", locale="en", intent="out_of_scope") == []
     # an intent without articles still gets the best articles overall
     assert kb.suggest("track my order", locale="en", intent="greeting", k=1)[0].article_id.startswith("track")

@@ -12,24 +12,35 @@ def detector() -> LanguageDetector:
     return LanguageDetector(default_locale="en-US")
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("¿Dónde está mi pedido? Lo necesito para mañana", "es"),
-    ("Mein Paket ist immer noch nicht angekommen", "de"),
-    ("ma commande n'est pas arrivée, pouvez-vous vérifier ?", "fr"),
-    ("meu pedido não chegou ainda, podem verificar?", "pt"),
-    ("where is my order? it was supposed to arrive yesterday", "en"),
-    ("Ik wil mijn bestelling annuleren alstublieft", "nl"),
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("¿Dónde está mi pedido? Lo necesito para mañana", "es"),
+        ("Mein Paket ist immer noch nicht angekommen", "de"),
+        ("ma commande n'est pas arrivée, pouvez-vous vérifier ?", "fr"),
+        ("meu pedido não chegou ainda, podem verificar?", "pt"),
+        ("where is my order? it was supposed to arrive yesterday", "en"),
+        ("Ik wil mijn bestelling annuleren alstublieft", "nl"),
+    ],
+)
 def test_a_real_sentence_is_decided_by_its_text(detector, text, code):
     lang = detector.detect(text)
     assert (lang.code, lang.source) == (code, "text")
     assert lang.confidence >= 0.8
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("hola", "es"), ("danke!", "de"), ("merci beaucoup", "fr"), ("obrigado", "pt"), ("thanks", "en"), ("ciao", "it"),
-    ("Di mana pesanan saya?", "id"),  # langdetect alone says Tagalog
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("hola", "es"),
+        ("danke!", "de"),
+        ("merci beaucoup", "fr"),
+        ("obrigado", "pt"),
+        ("thanks", "en"),
+        ("ciao", "it"),
+        ("Di mana pesanan saya?", "id"),  # langdetect alone says Tagalog
+    ],
+)
 def test_chat_length_messages_are_decided_by_unmistakable_words(detector, text, code):
     # langdetect alone calls `hola` Welsh; the word vote does not
     assert detector.detect(text, locale="ja-JP").code == code
@@ -58,8 +69,9 @@ def test_chinese_variants_map_to_zh(detector, text):
 
 @pytest.mark.parametrize("text", ["👍", "ok", "12345", "!!", "😡😡😡", "#NW-48213"])
 def test_text_without_usable_words_falls_back_to_the_customers_history(detector, text):
-    lang = detector.detect(text, history=["Hola, mi pedido no ha llegado todavía", "¿alguien me puede ayudar?"],
-                           locale="fr-FR")
+    lang = detector.detect(
+        text, history=["Hola, mi pedido no ha llegado todavía", "¿alguien me puede ayudar?"], locale="fr-FR"
+    )
     assert (lang.code, lang.source) == ("es", "history")
 
 
@@ -90,8 +102,17 @@ def test_detection_is_deterministic(detector):
     assert len({detector.detect(text).model_dump_json() for _ in range(5)}) == 1
 
 
-@pytest.mark.parametrize(("locale", "code"), [
-    ("es-MX", "es"), ("pt_BR", "pt"), ("zh-Hant-TW", "zh"), ("EN", "en"), ("!!", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("locale", "code"),
+    [
+        ("es-MX", "es"),
+        ("pt_BR", "pt"),
+        ("zh-Hant-TW", "zh"),
+        ("EN", "en"),
+        ("!!", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_primary_subtag_of_a_locale(locale, code):
     assert primary_subtag(locale) == code

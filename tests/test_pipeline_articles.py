@@ -11,20 +11,32 @@ EXAMPLE = TriageRead.model_config["json_schema_extra"]["examples"][0]
 
 
 def _triaged(name: str, confidence: float, *, out_of_scope: bool = False, language: str = "en") -> TriageRead:
-    data = {**EXAMPLE, "language": {"code": language, "confidence": 0.99, "source": "text"},
-            "intent": {"name": name, "confidence": confidence, "out_of_scope": out_of_scope,
-                       "alternatives": [{"name": "shipping_info" if out_of_scope else name, "confidence": confidence}]}}
+    data = {
+        **EXAMPLE,
+        "language": {"code": language, "confidence": 0.99, "source": "text"},
+        "intent": {
+            "name": name,
+            "confidence": confidence,
+            "out_of_scope": out_of_scope,
+            "alternatives": [{"name": "shipping_info" if out_of_scope else name, "confidence": confidence}],
+        },
+    }
     return TriageRead.model_validate(data)
 
 
-@pytest.mark.parametrize(("name", "confidence", "out_of_scope", "expected"), [
-    ("shipping_info", 0.91, False, "shipping_info"),
-    ("shipping_info", 0.50, False, "shipping_info"),
-    ("shipping_info", 0.33, False, None),  # unsure: every article competes
-    ("out_of_scope", 0.90, True, None),
-])
+@pytest.mark.parametrize(
+    ("name", "confidence", "out_of_scope", "expected"),
+    [
+        ("shipping_info", 0.91, False, "shipping_info"),
+        ("shipping_info", 0.50, False, "shipping_info"),
+        ("shipping_info", 0.33, False, None),  # unsure: every article competes
+        ("out_of_scope", 0.90, True, None),
+    ],
+)
 def test_only_a_confident_intent_puts_its_articles_first(name, confidence, out_of_scope, expected):
-    assert article_intent(_triaged(name, confidence, out_of_scope=out_of_scope), min_confidence=0.5) == expected
+    assert (
+        article_intent(_triaged(name, confidence, out_of_scope=out_of_scope), min_confidence=0.5) == expected
+    )
 
 
 def test_an_unsure_intent_does_not_hide_the_article_the_message_asks_about(app):

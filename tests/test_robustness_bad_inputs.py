@@ -27,8 +27,11 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[LiveApp]:
-    settings = isolated_settings(tmp_path_factory.mktemp("bad-inputs"), whatsapp_app_secret=META_SECRET,
-                                 messenger_app_secret=META_SECRET)
+    settings = isolated_settings(
+        tmp_path_factory.mktemp("bad-inputs"),
+        whatsapp_app_secret=META_SECRET,
+        messenger_app_secret=META_SECRET,
+    )
     app = start(settings)
     yield app
     stop(app)
@@ -61,13 +64,25 @@ def signed(a: LiveApp, path: str, body: bytes) -> Response:
 @pytest.fixture(scope="module")
 def thread(live: LiveApp) -> dict[str, int]:
     """A conversation with a pending suggestion, for the endpoints that act on one."""
-    r = post(live, "/v1/messages", {"channel": "webchat", "conversation_external_id": "bad-inputs-main",
-                                    "customer": {"id": "bad-inputs-customer", "locale": "en-GB"},
-                                    "text": "Hi, where is my order A12345?", "sent_at": SENT_AT})
+    r = post(
+        live,
+        "/v1/messages",
+        {
+            "channel": "webchat",
+            "conversation_external_id": "bad-inputs-main",
+            "customer": {"id": "bad-inputs-customer", "locale": "en-GB"},
+            "text": "Hi, where is my order A12345?",
+            "sent_at": SENT_AT,
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     suggestion = body["suggestions"][0]["id"] if body["suggestions"] else 999_999
-    return {"conversation": body["conversation"]["id"], "message": body["message"]["id"], "suggestion": suggestion}
+    return {
+        "conversation": body["conversation"]["id"],
+        "message": body["message"]["id"],
+        "suggestion": suggestion,
+    }
 
 
 def _quote(text: str) -> str:
@@ -75,16 +90,52 @@ def _quote(text: str) -> str:
 
 
 def _whatsapp(i: str, x: str) -> dict:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "contacts": [{"wa_id": "5511999", "profile": {"name": x}}],
-        "messages": [{"from": "5511999", "id": f"wamid.{i}", "timestamp": "1700000000", "type": "text",
-                      "text": {"body": x}}]}}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "contacts": [{"wa_id": "5511999", "profile": {"name": x}}],
+                            "messages": [
+                                {
+                                    "from": "5511999",
+                                    "id": f"wamid.{i}",
+                                    "timestamp": "1700000000",
+                                    "type": "text",
+                                    "text": {"body": x},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def _messenger(i: str, x: str) -> dict:
-    return {"object": "page", "entry": [{"id": "1", "time": 1700000000, "messaging": [{
-        "sender": {"id": "psid-1"}, "recipient": {"id": "page-1"}, "timestamp": 1700000000000,
-        "message": {"mid": f"m.{i}", "text": x}}]}]}
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": "1",
+                "time": 1700000000,
+                "messaging": [
+                    {
+                        "sender": {"id": "psid-1"},
+                        "recipient": {"id": "page-1"},
+                        "timestamp": 1700000000000,
+                        "message": {"mid": f"m.{i}", "text": x},
+                    }
+                ],
+            }
+        ],
+    }
 
 
 Sender = Callable[[LiveApp, dict[str, int], str, str], Response]
@@ -92,44 +143,86 @@ Sender = Callable[[LiveApp, dict[str, int], str, str], Response]
 TEXT_ENDPOINTS: dict[str, Sender] = {
     "POST /v1/triage": lambda a, t, i, x: post(a, "/v1/triage", {"text": x, "locale": "en-US"}),
     "POST /v1/triage (locale)": lambda a, t, i, x: post(a, "/v1/triage", {"text": "hello", "locale": x}),
-    "POST /v1/triage (history)": lambda a, t, i, x: post(a, "/v1/triage", {"text": "??", "history": [
-        {"role": "customer", "text": x}]}),
+    "POST /v1/triage (history)": lambda a, t, i, x: post(
+        a, "/v1/triage", {"text": "??", "history": [{"role": "customer", "text": x}]}
+    ),
     "POST /v1/drafts": lambda a, t, i, x: post(a, "/v1/drafts", {"text": x, "locale": "en-GB"}),
     "POST /v1/tone/check": lambda a, t, i, x: post(a, "/v1/tone/check", {"text": x, "locale": "ar-SA"}),
     "GET /v1/kb/search": lambda a, t, i, x: get(a, "/v1/kb/search", {"q": x, "locale": "en"}),
     "GET /v1/kb/articles/{id}": lambda a, t, i, x: a.client.get(f"/v1/kb/articles/{_quote(x) or 'empty'}"),
     "PUT /v1/kb/articles/{id}": lambda a, t, i, x: a.client.put(
-        f"/v1/kb/articles/bad-{i.replace('_', '-')}", content=x.encode("utf-8", "surrogatepass"),
-        headers={"Content-Type": "text/markdown"}),
-    "POST /v1/messages": lambda a, t, i, x: post(a, "/v1/messages", {
-        "channel": "webchat", "conversation_external_id": f"bad-{i}", "customer": {"id": f"c-{i}"}, "text": x,
-        "sent_at": SENT_AT}),
-    "POST /v1/messages (customer)": lambda a, t, i, x: post(a, "/v1/messages", {
-        "channel": "sms", "conversation_external_id": f"bad-cust-{i}", "customer": {"id": x, "name": x, "locale": x},
-        "text": "hello", "sent_at": SENT_AT}),
+        f"/v1/kb/articles/bad-{i.replace('_', '-')}",
+        content=x.encode("utf-8", "surrogatepass"),
+        headers={"Content-Type": "text/markdown"},
+    ),
+    "POST /v1/messages": lambda a, t, i, x: post(
+        a,
+        "/v1/messages",
+        {
+            "channel": "webchat",
+            "conversation_external_id": f"bad-{i}",
+            "customer": {"id": f"c-{i}"},
+            "text": x,
+            "sent_at": SENT_AT,
+        },
+    ),
+    "POST /v1/messages (customer)": lambda a, t, i, x: post(
+        a,
+        "/v1/messages",
+        {
+            "channel": "sms",
+            "conversation_external_id": f"bad-cust-{i}",
+            "customer": {"id": x, "name": x, "locale": x},
+            "text": "hello",
+            "sent_at": SENT_AT,
+        },
+    ),
     "POST /v1/conversations/{id}/reply": lambda a, t, i, x: post(
-        a, f"/v1/conversations/{t['conversation']}/reply", {"text": x}),
+        a, f"/v1/conversations/{t['conversation']}/reply", {"text": x}
+    ),
     "POST /v1/suggestions/{id}/reject": lambda a, t, i, x: post(
-        a, f"/v1/suggestions/{t['suggestion']}/reject", {"reason": x}),
+        a, f"/v1/suggestions/{t['suggestion']}/reject", {"reason": x}
+    ),
     "POST /v1/suggestions/{id}/approve": lambda a, t, i, x: post(
-        a, f"/v1/suggestions/{t['suggestion']}/approve", {"text": x}),
+        a, f"/v1/suggestions/{t['suggestion']}/approve", {"text": x}
+    ),
     "POST /v1/surveys/{id}/responses": lambda a, t, i, x: post(a, "/v1/surveys/1/responses", {"text": x}),
     "POST /v1/keys": lambda a, t, i, x: post(a, "/v1/keys", {"name": x, "role": "agent"}),
     "GET /v1/metrics/kpis": lambda a, t, i, x: get(a, "/v1/metrics/kpis", {"from": x}),
     "GET /v1/messages": lambda a, t, i, x: get(a, "/v1/messages", {"status": x, "limit": 5}),
-    "GET /v1/events": lambda a, t, i, x: get(a, "/v1/events", {"types": x, "since": 0, "max_events": 1,
-                                                              "max_wait_s": 0.05}),
-    "POST /v1/channels/whatsapp/webhook": lambda a, t, i, x: signed(a, "/v1/channels/whatsapp/webhook",
-                                                                    _body(_whatsapp(i, x))),
-    "POST /v1/channels/messenger/webhook": lambda a, t, i, x: signed(a, "/v1/channels/messenger/webhook",
-                                                                     _body(_messenger(i, x))),
-    "POST /v1/channels/chatwoot/webhook": lambda a, t, i, x: post(a, "/v1/channels/chatwoot/webhook", {
-        "event": "message_created", "message_type": "incoming", "content": x, "id": 1,
-        "conversation": {"id": 1}, "sender": {"id": 1, "name": x}}),
+    "GET /v1/events": lambda a, t, i, x: get(
+        a, "/v1/events", {"types": x, "since": 0, "max_events": 1, "max_wait_s": 0.05}
+    ),
+    "POST /v1/channels/whatsapp/webhook": lambda a, t, i, x: signed(
+        a, "/v1/channels/whatsapp/webhook", _body(_whatsapp(i, x))
+    ),
+    "POST /v1/channels/messenger/webhook": lambda a, t, i, x: signed(
+        a, "/v1/channels/messenger/webhook", _body(_messenger(i, x))
+    ),
+    "POST /v1/channels/chatwoot/webhook": lambda a, t, i, x: post(
+        a,
+        "/v1/channels/chatwoot/webhook",
+        {
+            "event": "message_created",
+            "message_type": "incoming",
+            "content": x,
+            "id": 1,
+            "conversation": {"id": 1},
+            "sender": {"id": 1, "name": x},
+        },
+    ),
 }
 
-RAW_ENDPOINTS = ["/v1/triage", "/v1/drafts", "/v1/tone/check", "/v1/messages", "/v1/keys",
-                 "/v1/channels/whatsapp/webhook", "/v1/channels/messenger/webhook", "/v1/channels/chatwoot/webhook"]
+RAW_ENDPOINTS = [
+    "/v1/triage",
+    "/v1/drafts",
+    "/v1/tone/check",
+    "/v1/messages",
+    "/v1/keys",
+    "/v1/channels/whatsapp/webhook",
+    "/v1/channels/messenger/webhook",
+    "/v1/channels/chatwoot/webhook",
+]
 
 
 def _problem(r: Response) -> str | None:
@@ -157,7 +250,11 @@ def test_malformed_bodies_are_rejected_with_4xx(live, path):
     problems = {}
     for row in RAW:
         raw = base64.b64decode(row["raw_b64"])
-        r = signed(live, path, raw) if "/channels/" in path else live.client.post(path, content=raw, headers=JSON)
+        r = (
+            signed(live, path, raw)
+            if "/channels/" in path
+            else live.client.post(path, content=raw, headers=JSON)
+        )
         problem = _problem(r)
         if problem:
             problems[row["id"]] = problem
@@ -179,7 +276,9 @@ def test_empty_and_oversized_texts_are_422_with_the_limit_in_the_message(live):
 
 
 def test_the_service_still_answers_normally_after_the_bad_inputs(live, thread):
-    r = live.client.post("/v1/triage", json={"text": "Hi, I want to return the lamp I bought", "locale": "en-GB"})
+    r = live.client.post(
+        "/v1/triage", json={"text": "Hi, I want to return the lamp I bought", "locale": "en-GB"}
+    )
     assert r.status_code == 200
     assert r.json()["intent"]["name"] == "return_item"
     assert live.client.get("/health").json()["components"]["database"]["status"] == "ok"

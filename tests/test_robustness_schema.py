@@ -28,17 +28,28 @@ EXCLUDED = {("GET", "/v1/events"), ("DELETE", "/v1/keys/{key_id}")}
 def _operations() -> list[tuple[str, str]]:
     """(method, path) of every documented operation, read from the app's schema without loading any component."""
     spec = create_app(isolated_settings(Path(tempfile.mkdtemp(prefix="rd-openapi-"))), warm=False).openapi()
-    ops = [(m.upper(), p) for p, item in spec["paths"].items() for m in item if m in
-           {"get", "post", "put", "patch", "delete"}]
+    ops = [
+        (m.upper(), p)
+        for p, item in spec["paths"].items()
+        for m in item
+        if m in {"get", "post", "put", "patch", "delete"}
+    ]
     return [op for op in ops if op not in EXCLUDED]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     # every adapter configured: an unconfigured one answers a deliberate 503 whatever the input
-    app = start(isolated_settings(tmp_path_factory.mktemp("schemathesis"), whatsapp_app_secret="s",
-                                  messenger_app_secret="s", whatsapp_verify_token="t", messenger_verify_token="t",
-                                  rate_limit="1000000/minute"))
+    app = start(
+        isolated_settings(
+            tmp_path_factory.mktemp("schemathesis"),
+            whatsapp_app_secret="s",
+            messenger_app_secret="s",
+            whatsapp_verify_token="t",
+            messenger_verify_token="t",
+            rate_limit="1000000/minute",
+        )
+    )
     yield app
     stop(app)
 
@@ -53,8 +64,14 @@ def test_no_operation_answers_5xx_or_breaks_its_response_schema(api_schema, live
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case) -> None:
         case.call_and_validate(headers=live.headers, checks=[not_a_server_error, response_schema_conformance])
 

@@ -6,8 +6,11 @@ import pytest
 
 
 def test_check_returns_findings_ok_and_suggested_text(client):
-    body = {"text": "Your refund has been approved 👍😂", "locale": "ar-SA",
-            "context": {"intent": "complaint", "sentiment": "negative", "urgency": "high"}}
+    body = {
+        "text": "Your refund has been approved 👍😂",
+        "locale": "ar-SA",
+        "context": {"intent": "complaint", "sentiment": "negative", "urgency": "high"},
+    }
     response = client.post("/v1/tone/check", json=body)
     assert response.status_code == 200
     data = response.json()
@@ -24,7 +27,9 @@ def test_check_returns_findings_ok_and_suggested_text(client):
 
 
 def test_same_reply_is_fine_for_an_english_speaking_customer(client):
-    response = client.post("/v1/tone/check", json={"text": "Your refund has been approved 👍", "locale": "en-US"})
+    response = client.post(
+        "/v1/tone/check", json={"text": "Your refund has been approved 👍", "locale": "en-US"}
+    )
     assert response.status_code == 200
     assert response.json()["findings"] == []
     assert response.json()["ok"] is True
@@ -36,16 +41,19 @@ def test_context_and_locale_are_optional(client):
     assert [f["rule"] for f in response.json()["findings"]] == ["folded_hands_ambiguous"]
 
 
-@pytest.mark.parametrize("body", [
-    {"text": ""},
-    {"text": "   \n\t "},
-    {"text": "x" * 4001},
-    {},
-    {"text": "hello", "locale": "english please"},
-    {"text": "hello", "locale": "en US"},
-    {"text": "hello", "context": {"urgency": "extreme"}},
-    {"text": "hello", "context": {"sentiment": 0.5}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": ""},
+        {"text": "   \n\t "},
+        {"text": "x" * 4001},
+        {},
+        {"text": "hello", "locale": "english please"},
+        {"text": "hello", "locale": "en US"},
+        {"text": "hello", "context": {"urgency": "extreme"}},
+        {"text": "hello", "context": {"sentiment": 0.5}},
+    ],
+)
 def test_bad_input_is_a_422_with_a_message(client, body):
     response = client.post("/v1/tone/check", json=body)
     assert response.status_code == 422
@@ -54,8 +62,11 @@ def test_bad_input_is_a_422_with_a_message(client, body):
 
 
 def test_text_with_an_unpaired_surrogate_is_a_422_not_a_crash(client):
-    response = client.post("/v1/tone/check", content=b'{"text": "hi \\ud83d there"}',
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/v1/tone/check",
+        content=b'{"text": "hi \\ud83d there"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 422
     assert "surrogate" in response.json()["error"]["message"]
 
@@ -78,7 +89,9 @@ def test_locale_with_underscore_is_normalised(client):
 def test_route_is_documented_in_openapi(client):
     spec = client.get("/openapi.json").json()
     operation = spec["paths"]["/v1/tone/check"]["post"]
-    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("ToneCheckRead")
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ToneCheckRead"
+    )
 
 
 def test_health_reports_the_tone_checker_once_it_is_loaded(client):

@@ -28,10 +28,16 @@ def test_any_emoji_at_critical_urgency_blocks(checker):
     assert checker.check("Card blocked, new one on the way.", "en-US", ToneContext(urgency="critical")).ok
 
 
-@pytest.mark.parametrize("ctx", [
-    {"intent": "complaint"}, {"intent": "charged_twice"}, {"intent": "damaged_item", "sentiment": "neutral"},
-    {"sentiment": "negative"}, {"urgency": "high"},
-])
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        {"intent": "complaint"},
+        {"intent": "charged_twice"},
+        {"intent": "damaged_item", "sentiment": "neutral"},
+        {"sentiment": "negative"},
+        {"urgency": "high"},
+    ],
+)
 def test_laughing_emoji_on_a_complaint_or_upset_customer_blocks(checker, ctx):
     result = checker.check("Sorry about that 😂", "en-US", ToneContext(**ctx))
     assert [(f.rule, f.severity) for f in result.findings] == [("playful_emoji_on_negative", Severity.block)]
@@ -44,16 +50,20 @@ def test_laughing_emoji_in_a_happy_low_stakes_conversation_is_fine(checker):
 
 
 def test_critical_urgency_takes_precedence_over_the_playful_and_sentiment_rules(checker):
-    rules = found(checker, "Account secured 😂👍", intent="hacked_account", sentiment="negative", urgency="critical")
+    rules = found(
+        checker, "Account secured 😂👍", intent="hacked_account", sentiment="negative", urgency="critical"
+    )
     assert set(rules) == {"emoji_at_critical_urgency"}
     assert len(rules["emoji_at_critical_urgency"]) == 2
 
 
 def test_cheerful_emoji_on_a_negative_message_contradicts_its_sentiment(checker):
-    rules = found(checker, "So sorry your lamp arrived broken 😊", intent="damaged_item", sentiment="negative")
+    rules = found(
+        checker, "So sorry your lamp arrived broken 😊", intent="damaged_item", sentiment="negative"
+    )
     (finding,) = rules["emoji_sentiment_mismatch"]
     assert finding.severity is Severity.warn
-    assert "+0.6" in finding.reason          # Emoji Sentiment Ranking score of 😊 is +0.645
+    assert "+0.6" in finding.reason  # Emoji Sentiment Ranking score of 😊 is +0.645
     assert found(checker, "So glad it arrived 😊", sentiment="positive") == {}
 
 
@@ -63,9 +73,9 @@ def test_negative_emoji_on_a_positive_message_contradicts_its_sentiment(checker)
 
 
 def test_mildly_positive_or_rare_emoji_do_not_count_as_contradicting(checker):
-    assert found(checker, "Sorry for the wait 🙏", locale="ja", sentiment="negative") == {}      # +0.42
-    assert found(checker, "Sorry for the wait 📦", sentiment="negative") == {}                 # 4 samples only
-    assert found(checker, "Sorry for the wait 😊") == {}                                        # no sentiment known
+    assert found(checker, "Sorry for the wait 🙏", locale="ja", sentiment="negative") == {}  # +0.42
+    assert found(checker, "Sorry for the wait 📦", sentiment="negative") == {}  # 4 samples only
+    assert found(checker, "Sorry for the wait 😊") == {}  # no sentiment known
 
 
 def test_more_than_two_emoji_is_too_many(checker):
@@ -77,5 +87,7 @@ def test_more_than_two_emoji_is_too_many(checker):
 
 
 def test_context_does_not_change_culture_findings(checker):
-    rules = found(checker, "تم 👍😂", locale="ar-SA", intent="complaint", sentiment="negative", urgency="high")
+    rules = found(
+        checker, "تم 👍😂", locale="ar-SA", intent="complaint", sentiment="negative", urgency="high"
+    )
     assert set(rules) == {"thumbs_up_offensive", "playful_emoji_on_negative", "emoji_sentiment_mismatch"}

@@ -32,7 +32,7 @@ def test_finding_names_the_emoji_span_and_the_matching_cultures(checker):
     finding = next(f for f in checker.check(text, "ar-SA").findings if f.rule == "thumbs_up_offensive")
     assert finding.emoji == "👍"
     assert (finding.span.start, finding.span.end) == (9, 10)
-    assert text[finding.span.start:finding.span.end] == finding.span.text == "👍"
+    assert text[finding.span.start : finding.span.end] == finding.span.text == "👍"
     assert finding.severity is Severity.warn
     assert finding.cultures == ["SA", "ar"]
     assert finding.source and finding.reason and finding.suggestion
@@ -42,7 +42,7 @@ def test_skin_tone_and_variation_selector_variants_match_the_base_emoji(checker)
     assert "thumbs_up_offensive" in rules(checker, "ok 👍🏿", "ar-SA")
     assert "v_sign_ambiguous" in rules(checker, "cheers ✌️", "en-GB")
     assert "v_sign_ambiguous" in rules(checker, "cheers ✌🏼", "en-GB")
-    assert "dismissive_emoji" in rules(checker, "well 🤷🏽‍♀️", "en-US")   # ZWJ gender variant of 🤷
+    assert "dismissive_emoji" in rules(checker, "well 🤷🏽‍♀️", "en-US")  # ZWJ gender variant of 🤷
 
 
 def test_ok_hand_is_flagged_for_brazil_and_turkey_only(checker):
@@ -114,7 +114,9 @@ def test_missing_locale_uses_the_default_locale(checker):
     result = checker.check("Thanks 🙏")
     assert result.locale == "en"
     assert {f.rule for f in result.findings} == {"folded_hands_ambiguous"}
-    assert ToneChecker.from_path(default_locale="ar-SA").check("ok 👍").findings[0].rule == "thumbs_up_offensive"
+    assert (
+        ToneChecker.from_path(default_locale="ar-SA").check("ok 👍").findings[0].rule == "thumbs_up_offensive"
+    )
 
 
 def test_unknown_language_gets_only_rules_for_everyone(checker):

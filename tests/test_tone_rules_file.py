@@ -20,9 +20,18 @@ def bundled() -> dict:
 def test_bundled_rules_load_and_every_rule_names_its_source():
     rules = load_rules()
     assert len(rules.rule_ids) == len(set(rules.rule_ids)) >= 30
-    described = list(rules.emoji_rules) + list(rules.phrase_rules) + [
-        rules.context.critical_urgency, rules.context.playful_on_negative, rules.context.sentiment_mismatch,
-        rules.context.emoji_count, rules.informal_markers, rules.shouting]
+    described = (
+        list(rules.emoji_rules)
+        + list(rules.phrase_rules)
+        + [
+            rules.context.critical_urgency,
+            rules.context.playful_on_negative,
+            rules.context.sentiment_mismatch,
+            rules.context.emoji_count,
+            rules.informal_markers,
+            rules.shouting,
+        ]
+    )
     assert all(r.source.strip() and r.reason.strip() and r.suggestion.strip() for r in described)
     assert rules.formality.source.strip()
 
@@ -44,14 +53,20 @@ def _write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d["emoji_rules"][0].update(severity="fatal"), "severity"),
-    (lambda d: d["emoji_rules"][0].update(cultures=["Saudi Arabia"]), "culture codes"),
-    (lambda d: d["emoji_rules"][1].update(id=d["emoji_rules"][0]["id"]), "unique"),
-    (lambda d: d["phrase_rules"][0]["patterns"]["en"].append("(unclosed"), "regular expression"),
-    (lambda d: d["context"]["playful_on_negative"]["when"].update(intent_groups=["nope"]), "intent groups"),
-    (lambda d: d["emoji_rules"][0].update(colour="red"), "colour"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["emoji_rules"][0].update(severity="fatal"), "severity"),
+        (lambda d: d["emoji_rules"][0].update(cultures=["Saudi Arabia"]), "culture codes"),
+        (lambda d: d["emoji_rules"][1].update(id=d["emoji_rules"][0]["id"]), "unique"),
+        (lambda d: d["phrase_rules"][0]["patterns"]["en"].append("(unclosed"), "regular expression"),
+        (
+            lambda d: d["context"]["playful_on_negative"]["when"].update(intent_groups=["nope"]),
+            "intent groups",
+        ),
+        (lambda d: d["emoji_rules"][0].update(colour="red"), "colour"),
+    ],
+)
 def test_a_broken_rules_file_is_rejected_with_the_reason(tmp_path, mutate, message):
     data = bundled()
     mutate(data)
@@ -70,9 +85,17 @@ def test_missing_or_non_yaml_rules_file_is_rejected(tmp_path):
 
 def test_the_service_uses_the_rules_file_from_settings(tmp_path):
     data = bundled()
-    data["emoji_rules"].append({
-        "id": "pineapple_test", "emoji": ["🍍"], "severity": "warn", "cultures": ["*"],
-        "reason": "test", "suggestion": "test", "source": "test"})
+    data["emoji_rules"].append(
+        {
+            "id": "pineapple_test",
+            "emoji": ["🍍"],
+            "severity": "warn",
+            "cultures": ["*"],
+            "reason": "test",
+            "suggestion": "test",
+            "source": "test",
+        }
+    )
     settings = Settings(data_dir=tmp_path, tone_rules_path=_write(tmp_path, data), default_locale="de-DE")
     checker = Container(settings).tone
     result = checker.check("Ananas 🍍")

@@ -17,17 +17,20 @@ def checker() -> ToneChecker:
     return ToneChecker.from_path()
 
 
-@pytest.mark.parametrize(("text", "locale", "expected"), [
-    ("Your refund has been approved 👍", "ar-SA", "Your refund has been approved"),
-    ("Approved 👍 see you soon", "ar-SA", "Approved see you soon"),
-    ("👍 Approved", "ar-SA", "Approved"),
-    ("Approved 👍.", "ar-SA", "Approved."),
-    ("Approved👍thanks", "ar-SA", "Approved thanks"),
-    ("Approved 👍🏽 👍\nSee you", "ar-SA", "Approved\nSee you"),
-    ("好的🙂谢谢", "zh-CN", "好的谢谢"),
-    ("Merci 🍑 !", "fr-FR", "Merci !"),
-    ("Thanks 🍑 !", "en-US", "Thanks!"),
-])
+@pytest.mark.parametrize(
+    ("text", "locale", "expected"),
+    [
+        ("Your refund has been approved 👍", "ar-SA", "Your refund has been approved"),
+        ("Approved 👍 see you soon", "ar-SA", "Approved see you soon"),
+        ("👍 Approved", "ar-SA", "Approved"),
+        ("Approved 👍.", "ar-SA", "Approved."),
+        ("Approved👍thanks", "ar-SA", "Approved thanks"),
+        ("Approved 👍🏽 👍\nSee you", "ar-SA", "Approved\nSee you"),
+        ("好的🙂谢谢", "zh-CN", "好的谢谢"),
+        ("Merci 🍑 !", "fr-FR", "Merci !"),
+        ("Thanks 🍑 !", "en-US", "Thanks!"),
+    ],
+)
 def test_offending_emoji_are_removed_and_whitespace_tidied(checker, text, locale, expected):
     assert checker.check(text, locale).suggested_text == expected
 
@@ -47,12 +50,17 @@ def test_playful_emoji_are_removed_on_complaints_and_wording_is_left_alone(check
 
 
 def test_every_emoji_is_removed_at_critical_urgency(checker):
-    result = checker.check("🔒 Account locked ✅ new password sent 📧", "en-US", ToneContext(urgency="critical"))
+    result = checker.check(
+        "🔒 Account locked ✅ new password sent 📧", "en-US", ToneContext(urgency="critical")
+    )
     assert result.suggested_text == "Account locked new password sent"
 
 
 def test_too_many_emoji_keeps_the_first_two_that_are_acceptable(checker):
-    assert checker.check("Thanks 🎉 for 🎁 your ✨ order 📦", "en-US").suggested_text == "Thanks 🎉 for 🎁 your order"
+    assert (
+        checker.check("Thanks 🎉 for 🎁 your ✨ order 📦", "en-US").suggested_text
+        == "Thanks 🎉 for 🎁 your order"
+    )
     result = checker.check("Ok 👍 thanks 🎉 for 🎁 your ✨ order", "ar-SA")
     assert result.suggested_text == "Ok thanks 🎉 for 🎁 your order"
 

@@ -17,8 +17,15 @@ def _triage(client, body: dict) -> dict:
 
 
 def test_a_spanish_message_gets_every_signal(client):
-    data = _triage(client, {"text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!", "locale": "es-MX",
-                            "channel": "whatsapp", "history": []})
+    data = _triage(
+        client,
+        {
+            "text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!",
+            "locale": "es-MX",
+            "channel": "whatsapp",
+            "history": [],
+        },
+    )
     assert data["language"] == {"code": "es", "confidence": data["language"]["confidence"], "source": "text"}
     assert data["urgency"]["level"] in ("high", "critical")
     assert any("hoy" in r for r in data["urgency"]["reasons"])
@@ -30,16 +37,24 @@ def test_a_spanish_message_gets_every_signal(client):
 
 
 def test_calm_fraud_report_is_critical_and_not_automatable(client):
-    data = _triage(client, {"text": "hi, there's a charge of $489 on my card from you that I never made",
-                            "locale": "en-US"})
+    data = _triage(
+        client,
+        {"text": "hi, there's a charge of $489 on my card from you that I never made", "locale": "en-US"},
+    )
     assert data["urgency"]["level"] == "critical"
     assert data["automatable"] is False
 
 
-@pytest.mark.parametrize(("name", "out_of_scope", "expected"), [
-    ("order_status", False, True), ("hacked_account", False, False), ("out_of_scope", True, False),
-    ("order_status", True, False), ("no_such_intent", False, False),
-])
+@pytest.mark.parametrize(
+    ("name", "out_of_scope", "expected"),
+    [
+        ("order_status", False, True),
+        ("hacked_account", False, False),
+        ("out_of_scope", True, False),
+        ("order_status", True, False),
+        ("no_such_intent", False, False),
+    ],
+)
 def test_automatable_comes_from_the_taxonomy_and_never_for_out_of_scope(name, out_of_scope, expected):
     intent = Intent(name=name, confidence=0.9, out_of_scope=out_of_scope)
     assert is_automatable(intent, load_taxonomy()) is expected
@@ -60,9 +75,20 @@ def test_emoji_only_message_takes_its_language_from_the_locale(client):
 
 
 def test_short_follow_up_takes_language_from_history_and_urgency_from_repeat_contact(client):
-    data = _triage(client, {"text": "??", "locale": "en-US", "history": [
-        {"role": "customer", "text": "Wo bleibt meine Bestellung NW-22871? Sie ist immer noch nicht da."},
-        {"role": "customer", "text": "Hallo, bitte um eine Rückmeldung zu meiner Bestellung"}]})
+    data = _triage(
+        client,
+        {
+            "text": "??",
+            "locale": "en-US",
+            "history": [
+                {
+                    "role": "customer",
+                    "text": "Wo bleibt meine Bestellung NW-22871? Sie ist immer noch nicht da.",
+                },
+                {"role": "customer", "text": "Hallo, bitte um eine Rückmeldung zu meiner Bestellung"},
+            ],
+        },
+    )
     assert data["language"]["code"] == "de" and data["language"]["source"] == "history"
     assert data["urgency"]["level"] == "high"
     assert any(r.startswith("repeated contact") for r in data["urgency"]["reasons"])
@@ -83,20 +109,23 @@ def test_the_longest_allowed_message_is_accepted(client):
     _triage(client, {"text": "where is my order? " * 210})  # 3990 characters
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, "text"),
-    ({"text": ""}, "text"),
-    ({"text": "   \n\t  "}, "text"),
-    ({"text": "\x00\x01\x02"}, "text"),
-    ({"text": "\u200b\u200c\u200d\ufeff"}, "text"),
-    ({"text": "x" * 5000}, "text"),
-    ({"text": 123}, "text"),
-    ({"text": ["hi"]}, "text"),
-    ({"text": "hi", "history": "earlier"}, "history"),
-    ({"text": "hi", "history": [{"role": "customer"}]}, "history.0.text"),
-    ({"text": "hi", "channel": "pigeon"}, "channel"),
-    ({"text": "hi", "locale": "x" * 40}, "locale"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "text"),
+        ({"text": ""}, "text"),
+        ({"text": "   \n\t  "}, "text"),
+        ({"text": "\x00\x01\x02"}, "text"),
+        ({"text": "\u200b\u200c\u200d\ufeff"}, "text"),
+        ({"text": "x" * 5000}, "text"),
+        ({"text": 123}, "text"),
+        ({"text": ["hi"]}, "text"),
+        ({"text": "hi", "history": "earlier"}, "history"),
+        ({"text": "hi", "history": [{"role": "customer"}]}, "history.0.text"),
+        ({"text": "hi", "channel": "pigeon"}, "channel"),
+        ({"text": "hi", "locale": "x" * 40}, "locale"),
+    ],
+)
 def test_bad_input_is_a_422_naming_the_field(client, body, field):
     response = client.post("/v1/triage", json=body)
     assert response.status_code == 422
@@ -110,12 +139,15 @@ def test_over_long_text_says_what_the_limit_is(client):
     assert "limit is 4000" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("content", "content_type"), [
-    (b"not json at all", "application/json"),
-    (b'{"text": "hi"', "application/json"),
-    (b"text=hi", "application/x-www-form-urlencoded"),
-    (b'"just a string"', "application/json"),
-])
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"not json at all", "application/json"),
+        (b'{"text": "hi"', "application/json"),
+        (b"text=hi", "application/x-www-form-urlencoded"),
+        (b'"just a string"', "application/json"),
+    ],
+)
 def test_a_body_that_is_not_a_json_object_is_a_422(client, content, content_type):
     response = client.post("/v1/triage", content=content, headers={"Content-Type": content_type})
     assert response.status_code == 422

@@ -26,8 +26,10 @@ def test_an_edit_with_a_blocking_tone_finding_needs_an_override_reason(wf):
     assert any(f["severity"] == "block" for f in err["details"]["findings"])
     assert wf.get(f"/v1/suggestions/{sug['id']}").json()["status"] == "pending"
 
-    ok = wf.post(f"/v1/suggestions/{sug['id']}/approve",
-                 json={"text": "Fixed it for you 🖕", "override_reason": "quoting the customer's own message"})
+    ok = wf.post(
+        f"/v1/suggestions/{sug['id']}/approve",
+        json={"text": "Fixed it for you 🖕", "override_reason": "quoting the customer's own message"},
+    )
     assert ok.status_code == 200
     s = ok.json()["suggestion"]
     assert s["status"] == "sent" and s["decision"] == "edited"

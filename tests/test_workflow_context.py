@@ -13,12 +13,14 @@ from tests.workflow_harness import StubServer, harness, real_pipeline
 
 @pytest.fixture
 def orders():
-    stub = StubServer({
-        ("GET", "/orders/A12345"): (200, {"status": "shipped", "eta": "2026-01-07", "carrier": "DHL"}),
-        ("GET", "/orders/777777"): (200, {"summary": "cancelled on Jan 2, refund issued"}),
-        ("GET", "/orders/500500"): (500, {"error": "boom"}),
-        ("GET", "/orders/808080"): (200, "not json"),
-    }).start()
+    stub = StubServer(
+        {
+            ("GET", "/orders/A12345"): (200, {"status": "shipped", "eta": "2026-01-07", "carrier": "DHL"}),
+            ("GET", "/orders/777777"): (200, {"summary": "cancelled on Jan 2, refund issued"}),
+            ("GET", "/orders/500500"): (500, {"error": "boom"}),
+            ("GET", "/orders/808080"): (200, "not json"),
+        }
+    ).start()
     yield stub
     stub.stop()
 
@@ -60,11 +62,17 @@ def test_ingest_returns_the_facts_and_hands_them_to_a_pipeline_that_takes_them(d
         seen.append(list(facts))
         return real(request)
 
-    with harness(db_url, tmp_path, app.state.container,
-                 context_order_status_url=orders.base_url + "/orders/{order_number}") as h:
+    with harness(
+        db_url,
+        tmp_path,
+        app.state.container,
+        context_order_status_url=orders.base_url + "/orders/{order_number}",
+    ) as h:
         h.app.dependency_overrides[get_triage_pipeline] = lambda: pipeline_with_facts
         r = h.ingest("Hi, where is my order #A12345?")
-        assert [f["text"] for f in r["facts"]] == ["Order A12345: status shipped; eta 2026-01-07; carrier DHL"]
+        assert [f["text"] for f in r["facts"]] == [
+            "Order A12345: status shipped; eta 2026-01-07; carrier DHL"
+        ]
         assert seen and seen[0][0].key == "A12345"
         assert r["suggestions"]
         again = h.ingest("Hi, where is my order #A12345?", channel_message_id=None)

@@ -121,7 +121,9 @@ def test_the_background_worker_delivers_without_being_asked(db_url, tmp_path, ap
 def test_two_agents_approving_the_same_suggestion_send_it_once(wf):
     sug = wf.ingest("Where is my order 112233?")["suggestions"][0]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        codes = list(pool.map(lambda _: wf.post(f"/v1/suggestions/{sug['id']}/approve").status_code, range(4)))
+        codes = list(
+            pool.map(lambda _: wf.post(f"/v1/suggestions/{sug['id']}/approve").status_code, range(4))
+        )
     assert sorted(codes) == [200, 409, 409, 409]
     outbound = wf.get(f"/v1/messages?direction=outbound&conversation_id={sug['conversation_id']}").json()
     assert len(outbound) == 1

@@ -9,10 +9,18 @@ from tests.workflow_harness import real_pipeline
 
 def test_resending_the_same_idempotency_key_returns_the_first_result(wf):
     first = wf.ingest("Hi, I want to return the shoes from order 123456", key="idem-1")
-    again = wf.post("/v1/messages", role="integration", json={
-        "channel": "whatsapp", "conversation_external_id": "conv-1", "customer": {"id": "cust-1"},
-        "text": "Hi, I want to return the shoes from order 123456", "sent_at": wf.clock.now().isoformat(),
-        "idempotency_key": "idem-1"})
+    again = wf.post(
+        "/v1/messages",
+        role="integration",
+        json={
+            "channel": "whatsapp",
+            "conversation_external_id": "conv-1",
+            "customer": {"id": "cust-1"},
+            "text": "Hi, I want to return the shoes from order 123456",
+            "sent_at": wf.clock.now().isoformat(),
+            "idempotency_key": "idem-1",
+        },
+    )
     assert again.status_code == 200
     body = again.json()
     assert body["duplicate"] is True
@@ -27,7 +35,9 @@ def test_the_same_channel_message_id_is_a_duplicate_even_without_a_key(wf):
     first = wf.ingest("Is the blue kettle in stock?", channel_message_id="wamid.ABC")
     again = wf.ingest("Is the blue kettle in stock?", channel_message_id="wamid.ABC")
     assert again["duplicate"] is True and again["message"]["id"] == first["message"]["id"]
-    other_channel = wf.ingest("Is the blue kettle in stock?", channel="messenger", channel_message_id="wamid.ABC")
+    other_channel = wf.ingest(
+        "Is the blue kettle in stock?", channel="messenger", channel_message_id="wamid.ABC"
+    )
     assert other_channel["duplicate"] is False
 
 
@@ -43,8 +53,12 @@ def test_messages_of_one_thread_share_a_conversation_and_customer(wf):
 
 
 def test_bad_input_is_a_clear_422(wf):
-    base = {"channel": "whatsapp", "conversation_external_id": "c", "customer": {"id": "x"},
-            "sent_at": "2026-01-05T09:00:00Z"}
+    base = {
+        "channel": "whatsapp",
+        "conversation_external_id": "c",
+        "customer": {"id": "x"},
+        "sent_at": "2026-01-05T09:00:00Z",
+    }
     cases = [
         {**base, "text": "   "},  # nothing to store
         {**base, "text": "hi", "sent_at": "2026-01-05T09:00:00"},  # no time zone

@@ -20,12 +20,16 @@ def _day_at_the_desk(wf):
     c = wf.ingest(ORDER, conversation="c")
     wf.post(f"/v1/suggestions/{a['suggestions'][0]['id']}/approve")  # a: answered after 2 min, unchanged
     wf.clock.advance(minutes=1)
-    edited = wf.post(f"/v1/suggestions/{c['suggestions'][0]['id']}/approve",
-                     json={"text": c["suggestions"][0]["draft_text"] + " Thanks!"}).json()  # c: 1 min, edited
+    edited = wf.post(
+        f"/v1/suggestions/{c['suggestions'][0]['id']}/approve",
+        json={"text": c["suggestions"][0]["draft_text"] + " Thanks!"},
+    ).json()  # c: 1 min, edited
     wf.post(f"/v1/suggestions/{b['suggestions'][0]['id']}/reject", json={"reason": "needs the fraud team"})
     wf.clock.advance(minutes=3)
-    wf.post(f"/v1/conversations/{b['conversation']['id']}/reply",
-            json={"text": "I have blocked the card and opened a fraud case."})  # b: 5 min, over its 2 min
+    wf.post(
+        f"/v1/conversations/{b['conversation']['id']}/reply",
+        json={"text": "I have blocked the card and opened a fraud case."},
+    )  # b: 5 min, over its 2 min
     wf.clock.set(t0 + timedelta(minutes=10))
     wf.post(f"/v1/conversations/{a['conversation']['id']}/resolve")
     wf.ingest("5", conversation="a")
@@ -60,14 +64,20 @@ def test_kpis_overall_and_per_intent(wf):
     fraud = k["per_intent"][b["triage"]["intent"]["name"]]
     assert fraud["sla_met_pct"] == 0 and fraud["suggestions"]["rejected"] == 1
 
-    empty = wf.get("/v1/metrics/kpis", role="evaluator", params={
-        "from": (t0 + timedelta(days=1)).isoformat(), "to": (t0 + timedelta(days=2)).isoformat()}).json()
+    empty = wf.get(
+        "/v1/metrics/kpis",
+        role="evaluator",
+        params={"from": (t0 + timedelta(days=1)).isoformat(), "to": (t0 + timedelta(days=2)).isoformat()},
+    ).json()
     assert empty["overall"]["conversations"] == 0 and empty["overall"]["sla_met_pct"] is None
 
 
 def test_a_window_that_ends_before_it_starts_is_422(wf):
-    r = wf.get("/v1/metrics/kpis", role="evaluator", params={"from": "2026-02-01T00:00:00Z",
-                                                            "to": "2026-01-01T00:00:00Z"})
+    r = wf.get(
+        "/v1/metrics/kpis",
+        role="evaluator",
+        params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    )
     assert r.status_code == 422
 
 

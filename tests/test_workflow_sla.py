@@ -23,8 +23,9 @@ def test_default_targets_and_the_at_risk_point():
     policy = SlaPolicy(DEFAULTS, DEFAULTS, 0.8)
     at_risk, due = policy.schedule(SlaKind.first_response, UrgencyLevel.normal, T0)
     assert (at_risk - T0).total_seconds() == 8 * 60 and (due - T0).total_seconds() == 10 * 60
-    assert [(policy.schedule(SlaKind.next_response, u, T0)[1] - T0).total_seconds() / 60 for u in UrgencyLevel] == \
-        [60, 10, 5, 2]
+    assert [
+        (policy.schedule(SlaKind.next_response, u, T0)[1] - T0).total_seconds() / 60 for u in UrgencyLevel
+    ] == [60, 10, 5, 2]
     assert SlaPolicy.state(at_risk, due, T0.replace(minute=7)) is SlaState.ok
     assert SlaPolicy.state(at_risk, due, T0.replace(minute=8)) is SlaState.at_risk
     assert SlaPolicy.state(at_risk, due, T0.replace(minute=10)) is SlaState.breached
@@ -55,8 +56,9 @@ def test_missing_targets_are_refused():
 
 @pytest.fixture
 def flat(db_url, tmp_path, app):
-    with harness(db_url, tmp_path, app.state.container, sla_first_response_minutes=FLAT,
-                 sla_next_response_minutes=FLAT) as h:
+    with harness(
+        db_url, tmp_path, app.state.container, sla_first_response_minutes=FLAT, sla_next_response_minutes=FLAT
+    ) as h:
         yield h
 
 
@@ -64,8 +66,9 @@ def test_queue_states_follow_the_clock_and_order_by_risk_then_urgency(flat):
     a = flat.ingest("Can I get an invoice for my last order?", conversation="a")["conversation"]["id"]
     flat.clock.advance(minutes=3)
     b = flat.ingest("Can I get an invoice for my last order?", conversation="b")["conversation"]["id"]
-    c = flat.ingest("Someone used my card without permission, I did not make this purchase!!",
-                    conversation="c")["conversation"]["id"]
+    c = flat.ingest(
+        "Someone used my card without permission, I did not make this purchase!!", conversation="c"
+    )["conversation"]["id"]
     flat.clock.advance(minutes=4)  # a: 7 min, b and c: 4 min
     q = flat.get("/v1/queue").json()
     assert q["counts"] == {"ok": 3, "at_risk": 0, "breached": 0}
@@ -78,8 +81,11 @@ def test_queue_states_follow_the_clock_and_order_by_risk_then_urgency(flat):
 
     flat.clock.advance(minutes=3)  # a: 11 → breached; b, c: 8 → at risk
     q = flat.get("/v1/queue").json()
-    assert [(i["conversation_id"], i["state"]) for i in q["items"]] == \
-        [(a, "breached"), (c, "at_risk"), (b, "at_risk")]
+    assert [(i["conversation_id"], i["state"]) for i in q["items"]] == [
+        (a, "breached"),
+        (c, "at_risk"),
+        (b, "at_risk"),
+    ]
     assert [i["conversation_id"] for i in flat.get("/v1/queue?state=at_risk").json()["items"]] == [c, b]
 
 
@@ -97,12 +103,17 @@ def test_at_risk_and_breach_are_emitted_once_each_over_webhook_and_sse(flat):
     assert wf.scan_sla() == 0
 
     flat.deliver()
-    assert [r.body["type"] for r in flat.receiver.received if r.body["type"].startswith("sla.")] == \
-        ["sla.at_risk", "sla.breached"]
+    assert [r.body["type"] for r in flat.receiver.received if r.body["type"].startswith("sla.")] == [
+        "sla.at_risk",
+        "sla.breached",
+    ]
     assert all(r.body["conversation_id"] == conv for r in flat.receiver.of_type("sla.breached"))
 
-    with flat.client.stream("GET", "/v1/events?since=0&types=sla.at_risk,sla.breached&max_wait_s=0.2",
-                            headers=flat.headers("agent")) as stream:
+    with flat.client.stream(
+        "GET",
+        "/v1/events?since=0&types=sla.at_risk,sla.breached&max_wait_s=0.2",
+        headers=flat.headers("agent"),
+    ) as stream:
         assert stream.status_code == 200
         text = "".join(stream.iter_text())
     events = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
@@ -145,8 +156,11 @@ def test_sse_resumes_after_last_event_id(wf):
     wf.ingest("hello")
     all_events = wf.container.workflow.events.since(0)
     first_id = all_events[0].id
-    with wf.client.stream("GET", "/v1/events?max_wait_s=0.2",
-                          headers={**wf.headers("integration"), "Last-Event-ID": str(first_id)}) as stream:
+    with wf.client.stream(
+        "GET",
+        "/v1/events?max_wait_s=0.2",
+        headers={**wf.headers("integration"), "Last-Event-ID": str(first_id)},
+    ) as stream:
         ids = [int(line[3:].strip()) for line in stream.iter_lines() if line.startswith("id:")]
     assert ids == [e.id for e in all_events[1:]]
     with wf.client.stream("GET", "/v1/events?since=0&max_events=1", headers=wf.headers("agent")) as stream:

@@ -58,9 +58,15 @@ def test_receipts_are_for_outbound_messages_only(wf):
     inbound = wf.ingest("hello")["message"]
     r = wf.post(f"/v1/messages/{inbound['id']}/status", role="integration", json={"status": "read"})
     assert r.status_code == 409
-    assert wf.post("/v1/messages/987654/status", role="integration", json={"status": "read"}).status_code == 404
-    assert wf.post(f"/v1/messages/{inbound['id']}/status", role="integration",
-                   json={"status": "seen"}).status_code == 422
+    assert (
+        wf.post("/v1/messages/987654/status", role="integration", json={"status": "read"}).status_code == 404
+    )
+    assert (
+        wf.post(
+            f"/v1/messages/{inbound['id']}/status", role="integration", json={"status": "seen"}
+        ).status_code
+        == 422
+    )
 
 
 def test_an_agent_reading_a_message_marks_earlier_ones_and_announces_it_once(wf):

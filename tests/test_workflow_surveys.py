@@ -10,24 +10,51 @@ from service.workflow.surveys import parse_answer, question
 from tests.workflow_harness import harness
 
 
-@pytest.mark.parametrize("text,score", [
-    ("5", 5), ("4/5", 4), ("I'd say 3 out of 5", 3), ("five", 5), ("cinco", 5), ("vier", 4),
-    ("⭐⭐⭐⭐", 4), ("⭐⭐⭐⭐⭐ thank you!", 5), ("😀", 5), ("😞", 1), ("🙂🙂", 4), ("excellent", 5),
-    ("muy bien", 4), ("terrible service", 1), ("10/10", 5), ("2 - slow answers", 2),
-])
+@pytest.mark.parametrize(
+    "text,score",
+    [
+        ("5", 5),
+        ("4/5", 4),
+        ("I'd say 3 out of 5", 3),
+        ("five", 5),
+        ("cinco", 5),
+        ("vier", 4),
+        ("⭐⭐⭐⭐", 4),
+        ("⭐⭐⭐⭐⭐ thank you!", 5),
+        ("😀", 5),
+        ("😞", 1),
+        ("🙂🙂", 4),
+        ("excellent", 5),
+        ("muy bien", 4),
+        ("terrible service", 1),
+        ("10/10", 5),
+        ("2 - slow answers", 2),
+    ],
+)
 def test_csat_replies_are_read_from_digits_words_and_emoji(text, score):
     assert parse_answer(text, SurveyKind.csat).score == score
 
 
-@pytest.mark.parametrize("text,score", [("9", 9), ("0", 0), ("10/10", 10), ("8 de 10", 8), ("diez", 10),
-                                        ("😀", 10), ("😞", 0), ("4/5", 8)])
+@pytest.mark.parametrize(
+    "text,score",
+    [("9", 9), ("0", 0), ("10/10", 10), ("8 de 10", 8), ("diez", 10), ("😀", 10), ("😞", 0), ("4/5", 8)],
+)
 def test_nps_replies_are_read_on_the_0_to_10_scale(text, score):
     assert parse_answer(text, SurveyKind.nps).score == score
 
 
-@pytest.mark.parametrize("text", [
-    "my order 123456 still has not arrived", "6", "3 or 4", "not good", "😀😞", "why do you ask?", "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my order 123456 still has not arrived",
+        "6",
+        "3 or 4",
+        "not good",
+        "😀😞",
+        "why do you ask?",
+        "",
+    ],
+)
 def test_unreadable_or_out_of_range_csat_replies_have_no_score_and_are_kept(text):
     parsed = parse_answer(text, SurveyKind.csat)
     assert parsed.score is None

@@ -143,12 +143,27 @@ class Harness:
     def get(self, path: str, role: str = "agent", **kw: Any):
         return self.client.get(path, headers=self.headers(role), **kw)
 
-    def ingest(self, text: str, *, conversation: str = "conv-1", customer: str = "cust-1", channel: str = "whatsapp",
-               locale: str | None = "en-US", key: str | None = None, channel_message_id: str | None = None,
-               sent_at: datetime | None = None, **extra: Any) -> dict[str, Any]:
-        body = {"channel": channel, "conversation_external_id": conversation,
-                "customer": {"id": customer, "name": "Ana", "locale": locale}, "text": text,
-                "sent_at": (sent_at or self.clock.now()).isoformat(), **extra}
+    def ingest(
+        self,
+        text: str,
+        *,
+        conversation: str = "conv-1",
+        customer: str = "cust-1",
+        channel: str = "whatsapp",
+        locale: str | None = "en-US",
+        key: str | None = None,
+        channel_message_id: str | None = None,
+        sent_at: datetime | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        body = {
+            "channel": channel,
+            "conversation_external_id": conversation,
+            "customer": {"id": customer, "name": "Ana", "locale": locale},
+            "text": text,
+            "sent_at": (sent_at or self.clock.now()).isoformat(),
+            **extra,
+        }
         if key:
             body["idempotency_key"] = key
         if channel_message_id:
@@ -163,14 +178,21 @@ class Harness:
 
 
 @contextmanager
-def harness(db_url: str, tmp_path: Path, shared: Container, *, webhook: bool = True,
-            **overrides: Any) -> Iterator[Harness]:
+def harness(
+    db_url: str, tmp_path: Path, shared: Container, *, webhook: bool = True, **overrides: Any
+) -> Iterator[Harness]:
     clock = ManualClock()
     receiver = WebhookReceiver(clock).start() if webhook else None
     values: dict[str, Any] = {"workers_enabled": False, "webhook_backoff_s": 1.0, **overrides}
-    settings = Settings(data_dir=tmp_path, cache_dir=REPO_ROOT / "data" / "cache", llm_base_url=None,
-                        database_url=db_url, webhook_url=receiver.url if receiver else None,
-                        webhook_secret=WEBHOOK_SECRET, **values)
+    settings = Settings(
+        data_dir=tmp_path,
+        cache_dir=REPO_ROOT / "data" / "cache",
+        llm_base_url=None,
+        database_url=db_url,
+        webhook_url=receiver.url if receiver else None,
+        webhook_secret=WEBHOOK_SECRET,
+        **values,
+    )
     container = Container(settings)
     container.clock = clock
     container.tone = shared.tone
@@ -178,9 +200,12 @@ def harness(db_url: str, tmp_path: Path, shared: Container, *, webhook: bool = T
     app.dependency_overrides[get_triage_pipeline] = lambda: real_pipeline(shared)
     try:
         with TestClient(app) as client:
-            keys = {role: container.keys.create(ApiKeyCreate(name=f"t-{role}", role=role,
-                                                             rate_limit="100000/minute")).key
-                    for role in ("integration", "agent", "admin", "evaluator")}
+            keys = {
+                role: container.keys.create(
+                    ApiKeyCreate(name=f"t-{role}", role=role, rate_limit="100000/minute")
+                ).key
+                for role in ("integration", "agent", "admin", "evaluator")
+            }
             yield Harness(app, client, clock, container, keys, receiver)
     finally:
         if receiver:

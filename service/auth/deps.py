@@ -50,8 +50,10 @@ def require_roles(*roles: Role | str) -> Callable[..., Principal]:
         if principal is None:
             raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
         if principal.role not in allowed:
-            raise Forbidden(f"role {principal.role.value!r} may not use this endpoint",
-                            details={"role": principal.role.value, "allowed": sorted(r.value for r in allowed)})
+            raise Forbidden(
+                f"role {principal.role.value!r} may not use this endpoint",
+                details={"role": principal.role.value, "allowed": sorted(r.value for r in allowed)},
+            )
         return principal
 
     _check.__name__ = "require_" + "_".join(sorted(r.value for r in allowed))

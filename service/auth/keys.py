@@ -33,7 +33,9 @@ def validate_rate_limit(value: str | None) -> str | None:
     try:
         parse(value)
     except ValueError as exc:
-        raise InvalidInput(f"rate limit {value!r} is not like `120/minute`", details={"rate_limit": value}) from exc
+        raise InvalidInput(
+            f"rate limit {value!r} is not like `120/minute`", details={"rate_limit": value}
+        ) from exc
     return value
 
 
@@ -47,9 +49,15 @@ class KeyStore:
     def create(self, request: ApiKeyCreate) -> ApiKeyCreated:
         validate_rate_limit(request.rate_limit)
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
-        row = ApiKey(id="key_" + secrets.token_hex(5), name=request.name, role=request.role.value,
-                     key_hash=hash_key(raw), prefix=raw[:12], rate_limit=request.rate_limit,
-                     created_at=self.clock.now())
+        row = ApiKey(
+            id="key_" + secrets.token_hex(5),
+            name=request.name,
+            role=request.role.value,
+            key_hash=hash_key(raw),
+            prefix=raw[:12],
+            rate_limit=request.rate_limit,
+            created_at=self.clock.now(),
+        )
         with self.db.session() as s:
             s.add(row)
         return ApiKeyCreated(**_read(row).model_dump(), key=raw)
@@ -85,7 +93,9 @@ class KeyStore:
         with self.db.session() as s:
             row = s.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
             if row is not None and row.revoked_at is None:
-                principal = Principal(key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit)
+                principal = Principal(
+                    key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit
+                )
                 now = self.clock.now()
                 if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
                     s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
@@ -95,5 +105,13 @@ class KeyStore:
 
 
 def _read(row: ApiKey) -> ApiKeyRead:
-    return ApiKeyRead(id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit, prefix=row.prefix,
-                      created_at=row.created_at, revoked_at=row.revoked_at, last_used_at=row.last_used_at)
+    return ApiKeyRead(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        rate_limit=row.rate_limit,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )

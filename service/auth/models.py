@@ -31,10 +31,13 @@ class Principal:
 
 
 class ApiKeyBase(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="Who or what uses the key, e.g. `zendesk-prod`.")
+    name: str = Field(
+        min_length=1, max_length=100, description="Who or what uses the key, e.g. `zendesk-prod`."
+    )
     role: Role
-    rate_limit: str | None = Field(None, max_length=40, description="Own limit, e.g. `120/minute`; "
-                                                                    "default: the service-wide limit.")
+    rate_limit: str | None = Field(
+        None, max_length=40, description="Own limit, e.g. `120/minute`; default: the service-wide limit."
+    )
 
     @field_validator("name")
     @classmethod
@@ -46,10 +49,14 @@ class ApiKeyBase(BaseModel):
 
 
 class ApiKeyCreate(ApiKeyBase):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"name": "helpdesk-prod", "role": "integration"},
-        {"name": "maria", "role": "agent", "rate_limit": "120/minute"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "helpdesk-prod", "role": "integration"},
+                {"name": "maria", "role": "agent", "rate_limit": "120/minute"},
+            ]
+        }
+    )
 
 
 class ApiKeyRead(ApiKeyBase):
@@ -58,11 +65,22 @@ class ApiKeyRead(ApiKeyBase):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "key_3f9a1c2b7d", "name": "helpdesk-prod", "role": "integration", "rate_limit": None,
-        "prefix": "rdk_Q2xhc3Np", "created_at": "2026-01-05T09:00:00Z", "revoked_at": None,
-        "last_used_at": "2026-01-05T09:12:00Z",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "key_3f9a1c2b7d",
+                    "name": "helpdesk-prod",
+                    "role": "integration",
+                    "rate_limit": None,
+                    "prefix": "rdk_Q2xhc3Np",
+                    "created_at": "2026-01-05T09:00:00Z",
+                    "revoked_at": None,
+                    "last_used_at": "2026-01-05T09:12:00Z",
+                }
+            ]
+        }
+    )
 
 
 class ApiKeyCreated(ApiKeyRead):

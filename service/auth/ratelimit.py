@@ -32,5 +32,7 @@ class RateLimiter:
             return
         stats = self._limiter.get_window_stats(item, "key", key_id)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise RateLimited(f"rate limit of {item} exceeded for this API key; retry in {retry_after} s",
-                          details={"limit": str(item), "retry_after_s": retry_after})
+        raise RateLimited(
+            f"rate limit of {item} exceeded for this API key; retry in {retry_after} s",
+            details={"limit": str(item), "retry_after_s": retry_after},
+        )

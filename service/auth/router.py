@@ -11,8 +11,12 @@ from service.deps import ContainerDep
 router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require_roles(Role.admin))])
 
 
-@router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED,
-             summary="Create an API key (the secret is returned once)")
+@router.post(
+    "",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key (the secret is returned once)",
+)
 def create_key(body: ApiKeyCreate, container: ContainerDep) -> ApiKeyCreated:
     return container.keys.create(body)
 

@@ -27,7 +27,7 @@ def normalise_url(url: str) -> str:
     """`postgres://` and `postgresql://` mean psycopg 3 here (the driver this project ships)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -100,8 +100,10 @@ class Database:
                 conn.execute(text("select 1"))
         except OperationalError as exc:
             return {"status": "unavailable", "detail": {"url": redact(self.url), "error": str(exc.orig)}}
-        return {"status": "ok", "detail": {"url": redact(self.url), "dialect": self.dialect,
-                                           "migrated": self._migrated}}
+        return {
+            "status": "ok",
+            "detail": {"url": redact(self.url), "dialect": self.dialect, "migrated": self._migrated},
+        }
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,10 +17,17 @@ def install_db_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
         log.warning("database unavailable", extra={"error": detail})
-        return JSONResponse({"error": {"code": ServiceUnavailable.code,
-                                       "message": f"the database is unavailable, retry shortly: {detail}",
-                                       "details": {}}},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "error": {
+                    "code": ServiceUnavailable.code,
+                    "message": f"the database is unavailable, retry shortly: {detail}",
+                    "details": {},
+                }
+            },
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     for exc_type in (OperationalError, DisconnectionError, TimeoutError):
         app.add_exception_handler(exc_type, _unavailable)

@@ -19,8 +19,20 @@ from service.workflow.clock import Clock, ensure_utc
 
 log = logging.getLogger("replydesk.llm_calls")
 
-_KNOWN = {"model", "prompt_name", "prompt_version", "prompt_tokens", "completion_tokens", "total_tokens",
-          "latency_ms", "outcome", "error", "created_at", "conversation_id", "message_id"}
+_KNOWN = {
+    "model",
+    "prompt_name",
+    "prompt_version",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+    "outcome",
+    "error",
+    "created_at",
+    "conversation_id",
+    "message_id",
+}
 
 
 def _field(record: Any, name: str) -> Any:
@@ -43,15 +55,28 @@ class LLMCallSink:
         if isinstance(record, dict):
             extra = {k: v for k, v in record.items() if k not in _KNOWN}
         else:
-            extra = {k: v for k, v in vars(record).items() if k not in _KNOWN} if hasattr(record, "__dict__") else {}
+            extra = (
+                {k: v for k, v in vars(record).items() if k not in _KNOWN}
+                if hasattr(record, "__dict__")
+                else {}
+            )
         row = LLMCall(
             created_at=ensure_utc(created) if isinstance(created, datetime) else self.clock.now(),
-            model=str(_field(record, "model") or "")[:200], prompt_name=_field(record, "prompt_name") or None,
-            prompt_version=_field(record, "prompt_version") or None, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, total_tokens=total, latency_ms=_field(record, "latency_ms"),
-            outcome=str(_field(record, "outcome") or "unknown")[:100], error=_field(record, "error"),
-            conversation_id=_field(record, "conversation_id"), message_id=_field(record, "message_id"),
-            details={k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in extra.items()})
+            model=str(_field(record, "model") or "")[:200],
+            prompt_name=_field(record, "prompt_name") or None,
+            prompt_version=_field(record, "prompt_version") or None,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=total,
+            latency_ms=_field(record, "latency_ms"),
+            outcome=str(_field(record, "outcome") or "unknown")[:100],
+            error=_field(record, "error"),
+            conversation_id=_field(record, "conversation_id"),
+            message_id=_field(record, "message_id"),
+            details={
+                k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in extra.items()
+            },
+        )
         try:
             with self.db.session() as s:
                 s.add(row)

@@ -148,7 +148,10 @@ class Message(Base):
 
 class Suggestion(Base):
     __tablename__ = "suggestions"
-    __table_args__ = (Index("ix_suggestions_status", "status"), Index("ix_suggestions_conversation", "conversation_id"))
+    __table_args__ = (
+        Index("ix_suggestions_status", "status"),
+        Index("ix_suggestions_conversation", "conversation_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
@@ -157,7 +160,9 @@ class Suggestion(Base):
     draft_text: Mapped[str] = mapped_column(Text)
     final_text: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    decision: Mapped[str | None] = mapped_column(String(16))  # approved | edited | rejected (kept after `sent`)
+    decision: Mapped[str | None] = mapped_column(
+        String(16)
+    )  # approved | edited | rejected (kept after `sent`)
     intent: Mapped[str | None] = mapped_column(String(64))
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     language: Mapped[str | None] = mapped_column(String(16))

@@ -58,8 +58,8 @@ LANGDETECT_TRIALS = 3
 LANGDETECT_MAX_CHARS = 400
 MIN_LETTERS_FOR_CHECK = 25
 TARGET_MIN_PROB = 0.2
-MIN_WORD_VOTES = 4     # fast path: at least this many frequent words of the target language...
-WORD_VOTE_RATIO = 3    # ...and this many times the votes of any other language
+MIN_WORD_VOTES = 4  # fast path: at least this many frequent words of the target language...
+WORD_VOTE_RATIO = 3  # ...and this many times the votes of any other language
 _TOKEN = re.compile(r"[^\W\d_]+")
 _PROFILES_DIR = Path(langdetect.__file__).resolve().parent / "profiles"
 _PROFILE_NAME = {"zh": "zh-cn"}
@@ -73,7 +73,9 @@ def _factory(languages: tuple[str, ...]) -> DetectorFactory:
     several times faster than against all 55 languages and just as decisive for "is this the target language"."""
     with _factory_lock:
         factory = DetectorFactory()
-        profiles = [(_PROFILES_DIR / _PROFILE_NAME.get(code, code)).read_text(encoding="utf-8") for code in languages]
+        profiles = [
+            (_PROFILES_DIR / _PROFILE_NAME.get(code, code)).read_text(encoding="utf-8") for code in languages
+        ]
         factory.load_json_profile(profiles)
         factory.seed = 0
         return factory
@@ -156,8 +158,9 @@ class Policy:
 
     def __init__(self, book: PolicyBook) -> None:
         self.book = book
-        self._rules = [(r.id, re.compile("|".join(f"(?:{p})" for p in r.patterns), re.IGNORECASE))
-                       for r in book.rules]
+        self._rules = [
+            (r.id, re.compile("|".join(f"(?:{p})" for p in r.patterns), re.IGNORECASE)) for r in book.rules
+        ]
 
     @classmethod
     def load(cls, path: Path = POLICY_PATH) -> Policy:
@@ -191,7 +194,7 @@ def normalise_url(url: str) -> str:
 
 @dataclass
 class CheckResult:
-    text: str | None                    # None: dropped
+    text: str | None  # None: dropped
     cited_article_ids: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     tone_findings: list[ToneFinding] = field(default_factory=list)
@@ -200,8 +203,8 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class CheckContext:
-    language: str                       # the target language code
-    locale: str | None                  # for the tone check (register, culture)
+    language: str  # the target language code
+    locale: str | None  # for the tone check (register, culture)
     tone: ToneContext
     articles: Sequence[GroundingArticle]
 
@@ -226,8 +229,9 @@ class DraftChecker:
         return out
 
     @staticmethod
-    def _urls(text: str, cited: list[str], articles: Sequence[GroundingArticle],
-              repairs: list[str]) -> tuple[str, list[str]]:
+    def _urls(
+        text: str, cited: list[str], articles: Sequence[GroundingArticle], repairs: list[str]
+    ) -> tuple[str, list[str]]:
         by_url = {normalise_url(a.url): a.article_id for a in articles if a.url}
         kept_one = False
         cited = list(cited)
@@ -236,7 +240,7 @@ class DraftChecker:
             nonlocal kept_one
             raw = m.group(0)
             url = raw.rstrip(_TRAILING_PUNCT)
-            tail = raw[len(url):]
+            tail = raw[len(url) :]
             article_id = by_url.get(normalise_url(url))
             if article_id is None:
                 repairs.append("foreign_url_removed")
@@ -270,7 +274,7 @@ class DraftChecker:
         if current:
             paragraphs.append(" ".join(current))
         if len(paragraphs) > MAX_PARAGRAPHS:
-            paragraphs = [*paragraphs[: MAX_PARAGRAPHS - 1], " ".join(paragraphs[MAX_PARAGRAPHS - 1:])]
+            paragraphs = [*paragraphs[: MAX_PARAGRAPHS - 1], " ".join(paragraphs[MAX_PARAGRAPHS - 1 :])]
             repairs.append("paragraphs_merged")
         out = "\n\n".join(paragraphs)
         if len(out) > MAX_DRAFT_CHARS:
@@ -315,12 +319,20 @@ class DraftChecker:
         if not result.ok:
             fixed = result.suggested_text.strip()
             if not fixed or fixed == text:
-                return CheckResult(None, repairs=repairs, tone_findings=result.findings,
-                                   dropped_because="tone:" + _first_block(result.findings))
+                return CheckResult(
+                    None,
+                    repairs=repairs,
+                    tone_findings=result.findings,
+                    dropped_because="tone:" + _first_block(result.findings),
+                )
             second = self.tone.check(fixed, ctx.locale, ctx.tone)
             if not second.ok:
-                return CheckResult(None, repairs=repairs, tone_findings=second.findings,
-                                   dropped_because="tone:" + _first_block(second.findings))
+                return CheckResult(
+                    None,
+                    repairs=repairs,
+                    tone_findings=second.findings,
+                    dropped_because="tone:" + _first_block(second.findings),
+                )
             return CheckResult(fixed, cited, [*repairs, "tone_suggestion_applied"], second.findings)
         return CheckResult(text, cited, repairs, result.findings)
 

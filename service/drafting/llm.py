@@ -34,7 +34,9 @@ log = logging.getLogger("replydesk.llm")
 
 T = TypeVar("T", bound=BaseModel)
 ResponseFormatMode = Literal["json_schema", "json_object_schema", "json_object", "none"]
-SCHEMA_MODES = frozenset({"json_schema", "json_object_schema"})  # the server receives (and enforces) the schema
+SCHEMA_MODES = frozenset(
+    {"json_schema", "json_object_schema"}
+)  # the server receives (and enforces) the schema
 Outcome = Literal["ok", "parse_error", "validation_error", "timeout", "transport_error", "http_error"]
 
 PROMPT_HEADER = "X-ReplyDesk-Prompt"
@@ -99,7 +101,9 @@ def _parse(content: str, schema: type[T]) -> T:
 def _validation_summary(exc: ValidationError) -> tuple[Outcome, str]:
     errors = exc.errors(include_url=False, include_input=False)
     kind: Outcome = "validation_error"
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg', 'invalid')}" for e in errors]
+    parts = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg', 'invalid')}" for e in errors
+    ]
     return kind, _clip("; ".join(parts[:8]))
 
 
@@ -130,10 +134,18 @@ class LLMClient:
         self.reask_attempts = max(0, reask_attempts)
         self.seed = seed
         self.sinks: list[LLMSink] = list(sinks)
-        self._stats: dict[str, Any] = {"calls": 0, "failed_calls": 0, "last_outcome": None, "last_error": None}
+        self._stats: dict[str, Any] = {
+            "calls": 0,
+            "failed_calls": 0,
+            "last_outcome": None,
+            "last_error": None,
+        }
         # max_retries=0: transport errors and timeouts go straight to the fallback instead of hammering the server.
         self._client = client or openai.OpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=0,
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            timeout=timeout_s,
+            max_retries=0,
         )
 
     @classmethod
@@ -142,10 +154,15 @@ class LLMClient:
         if not settings.llm_base_url:
             return None
         return cls(
-            base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key,
-            timeout_s=settings.llm_timeout_s, temperature=settings.llm_temperature,
-            max_tokens=settings.llm_max_tokens, response_format=settings.llm_response_format,
-            reask_attempts=settings.llm_reask_attempts, seed=settings.llm_seed,
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            timeout_s=settings.llm_timeout_s,
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+            response_format=settings.llm_response_format,
+            reask_attempts=settings.llm_reask_attempts,
+            seed=settings.llm_seed,
         )
 
     def add_sink(self, sink: LLMSink) -> None:
@@ -153,8 +170,13 @@ class LLMClient:
         self.sinks.append(sink)
 
     def describe(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "model": self.model, "timeout_s": self.timeout_s,
-                "response_format": self.response_format, "reask_attempts": self.reask_attempts}
+        return {
+            "base_url": self.base_url,
+            "model": self.model,
+            "timeout_s": self.timeout_s,
+            "response_format": self.response_format,
+            "reask_attempts": self.reask_attempts,
+        }
 
     def stats(self) -> dict[str, Any]:
         """Counters since start-up and the last call's outcome (for /health; no call is made)."""
@@ -174,8 +196,10 @@ class LLMClient:
             content, record = self._send(prompt, messages, schema, exchange_id, attempt)
             if content is None:  # transport / HTTP / timeout: no re-ask
                 self._emit(record)
-                raise LLMError(f"LLM call failed: {record.outcome}",
-                               details={"reason": record.outcome, "error": record.error})
+                raise LLMError(
+                    f"LLM call failed: {record.outcome}",
+                    details={"reason": record.outcome, "error": record.error},
+                )
             try:
                 value = _parse(content, schema)
             except json.JSONDecodeError as exc:
@@ -187,40 +211,66 @@ class LLMClient:
                 return value
             record.error = last_error
             self._emit(record)
-            messages = [*messages, {"role": "assistant", "content": _clip(content, 4000)},
-                        {"role": "user", "content": self._reask_text(last_error)}]
-        raise LLMError("LLM answer did not match the schema", details={"reason": "invalid_output",
-                                                                       "error": last_error})
+            messages = [
+                *messages,
+                {"role": "assistant", "content": _clip(content, 4000)},
+                {"role": "user", "content": self._reask_text(last_error)},
+            ]
+        raise LLMError(
+            "LLM answer did not match the schema", details={"reason": "invalid_output", "error": last_error}
+        )
 
     @staticmethod
     def _reask_text(error: str) -> str:
-        return ("Your previous answer could not be used: " + error + "\nAnswer again with only one JSON object that "
-                "matches the schema. No Markdown, no text outside the JSON.")
+        return (
+            "Your previous answer could not be used: "
+            + error
+            + "\nAnswer again with only one JSON object that "
+            "matches the schema. No Markdown, no text outside the JSON."
+        )
 
     def _request_kwargs(self, prompt: ChatPrompt, schema: type[BaseModel]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
             "extra_headers": {PROMPT_HEADER: prompt.ref},
         }
         if self.seed is not None:
             kwargs["seed"] = self.seed
         if self.response_format == "json_schema":
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": schema.__name__, "schema": json_schema_of(schema), "strict": False}}
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": json_schema_of(schema), "strict": False},
+            }
         elif self.response_format == "json_object_schema":  # llama-cpp-python / Anyscale style
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema_of(schema)}
         elif self.response_format == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
 
-    def _send(self, prompt: ChatPrompt, messages: list[dict[str, str]], schema: type[BaseModel],
-              exchange_id: str, attempt: int) -> tuple[str | None, LLMCallLog]:
-        record = LLMCallLog(call_id=uuid.uuid4().hex, exchange_id=exchange_id, prompt_name=prompt.name,
-                            prompt_version=prompt.version, model=self.model, attempt=attempt)
+    def _send(
+        self,
+        prompt: ChatPrompt,
+        messages: list[dict[str, str]],
+        schema: type[BaseModel],
+        exchange_id: str,
+        attempt: int,
+    ) -> tuple[str | None, LLMCallLog]:
+        record = LLMCallLog(
+            call_id=uuid.uuid4().hex,
+            exchange_id=exchange_id,
+            prompt_name=prompt.name,
+            prompt_version=prompt.version,
+            model=self.model,
+            attempt=attempt,
+        )
         started = time.perf_counter()
         try:
-            completion = self._client.chat.completions.create(messages=messages,  # type: ignore[arg-type]
-                                                              **self._request_kwargs(prompt, schema))
+            completion = self._client.chat.completions.create(
+                messages=messages,  # type: ignore[arg-type]
+                **self._request_kwargs(prompt, schema),
+            )
         except openai.APITimeoutError as exc:
             record.outcome, record.error = "timeout", _clip(str(exc))
         except openai.APIConnectionError as exc:

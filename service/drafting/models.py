@@ -42,12 +42,17 @@ class LLMReply(BaseModel):
 
     language: str = Field(description="ISO 639-1 code of the drafts, e.g. `es`.", min_length=2, max_length=8)
     drafts: list[Annotated[str, Field(min_length=MIN_LLM_DRAFT_CHARS)]] = Field(
-        min_length=1, max_length=MAX_DRAFTS, description="1-3 alternative replies to the customer, plain text.")
-    cited_article_ids: list[str] = Field(default_factory=list, max_length=5,
-                                         description="Ids of the help articles the drafts rely on.")
+        min_length=1,
+        max_length=MAX_DRAFTS,
+        description="1-3 alternative replies to the customer, plain text.",
+    )
+    cited_article_ids: list[str] = Field(
+        default_factory=list, max_length=5, description="Ids of the help articles the drafts rely on."
+    )
     needs_human: bool = Field(False, description="True when an agent must take over.")
-    missing_info: list[str] = Field(default_factory=list, max_length=5,
-                                    description="What the customer still has to tell us.")
+    missing_info: list[str] = Field(
+        default_factory=list, max_length=5, description="What the customer still has to tell us."
+    )
 
     @field_validator("drafts")
     @classmethod
@@ -78,15 +83,22 @@ class Generator(StrEnum):
 class Draft(BaseModel):
     text: str = Field(description=f"Reply text, at most {MAX_DRAFT_CHARS} characters, plain text.")
     generator: Generator = Field(description="`llm` or `template`: what produced this draft.")
-    cited_article_ids: list[str] = Field(default_factory=list, description="Help articles the draft relies on.")
-    tone_findings: list[ToneFinding] = Field(default_factory=list, description="Tone check findings (none `block`).")
-    repairs: list[str] = Field(default_factory=list,
-                               description="What validation changed in an LLM draft (e.g. `trimmed`).")
+    cited_article_ids: list[str] = Field(
+        default_factory=list, description="Help articles the draft relies on."
+    )
+    tone_findings: list[ToneFinding] = Field(
+        default_factory=list, description="Tone check findings (none `block`)."
+    )
+    repairs: list[str] = Field(
+        default_factory=list, description="What validation changed in an LLM draft (e.g. `trimmed`)."
+    )
 
 
 class HandoffSummary(BaseModel):
     wants: str = Field(description="What the customer wants.")
-    known: list[str] = Field(default_factory=list, description="What is already known (order number, urgency...).")
+    known: list[str] = Field(
+        default_factory=list, description="What is already known (order number, urgency...)."
+    )
     missing: list[str] = Field(default_factory=list, description="What the agent still has to find out.")
     text: str = Field(description="The three parts as one short note for the agent.")
     generator: Generator
@@ -95,21 +107,44 @@ class HandoffSummary(BaseModel):
 class DraftsRead(BaseModel):
     drafts: list[Draft] = Field(description="1-3 reply drafts in the customer's language, best first.")
     language: str = Field(description="ISO 639-1 code the drafts are written in.")
-    needs_human: bool = Field(description="True when an agent must take over (intent, urgency or out of scope).")
-    missing_info: list[str] = Field(default_factory=list,
-                                    description="Required slots of the intent the customer has not given yet.")
+    needs_human: bool = Field(
+        description="True when an agent must take over (intent, urgency or out of scope)."
+    )
+    missing_info: list[str] = Field(
+        default_factory=list, description="Required slots of the intent the customer has not given yet."
+    )
     handoff_summary: HandoffSummary | None = Field(None, description="Note for the agent when needs_human.")
-    prompt_version: str = Field(description="Prompt (`system.v1+draft.v1`) or template (`templates.en.v1`) versions.")
-    llm_outcome: str = Field(description="ok | not_configured | fallback:<reason> — why templates were used, if so.")
+    prompt_version: str = Field(
+        description="Prompt (`system.v1+draft.v1`) or template (`templates.en.v1`) versions."
+    )
+    llm_outcome: str = Field(
+        description="ok | not_configured | fallback:<reason> — why templates were used, if so."
+    )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "drafts": [{"text": "Hola, gracias por escribirnos. Para revisar su pedido, ¿podría indicarnos el número de "
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "drafts": [
+                        {
+                            "text": "Hola, gracias por escribirnos. Para revisar su pedido, ¿podría indicarnos el número de "
                             "pedido? Así le confirmamos el estado enseguida.",
-                    "generator": "template", "cited_article_ids": ["order-tracking-es"], "tone_findings": [],
-                    "repairs": []}],
-        "language": "es", "needs_human": False, "missing_info": ["order_number"], "handoff_summary": None,
-        "prompt_version": "templates.es.v1", "llm_outcome": "not_configured",
-    }]})
+                            "generator": "template",
+                            "cited_article_ids": ["order-tracking-es"],
+                            "tone_findings": [],
+                            "repairs": [],
+                        }
+                    ],
+                    "language": "es",
+                    "needs_human": False,
+                    "missing_info": ["order_number"],
+                    "handoff_summary": None,
+                    "prompt_version": "templates.es.v1",
+                    "llm_outcome": "not_configured",
+                }
+            ]
+        }
+    )
 
 
 # -- what POST /v1/drafts accepts ------------------------------------------------------------------------------
@@ -117,19 +152,34 @@ class DraftsRead(BaseModel):
 
 class DraftBase(TriageBase):
     article_ids: list[str] | None = Field(
-        None, max_length=5, description="Ground the drafts in these articles; default: the knowledge base's top hits.")
-    triage: TriageRead | None = Field(None, description="A triage result to reuse; default: triage runs first.")
+        None,
+        max_length=5,
+        description="Ground the drafts in these articles; default: the knowledge base's top hits.",
+    )
+    triage: TriageRead | None = Field(
+        None, description="A triage result to reuse; default: triage runs first."
+    )
 
 
 class DraftCreate(DraftBase):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "Hi, where is my order? It was supposed to arrive yesterday.", "locale": "en-GB",
-         "channel": "whatsapp", "history": []},
-        {"text": "Hola, quiero devolver unos zapatos del pedido #NW-48213", "locale": "es-MX",
-         "article_ids": ["returns-es"], "history": [{"role": "customer", "text": "Hola"}]},
-    ]})
-
-
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "Hi, where is my order? It was supposed to arrive yesterday.",
+                    "locale": "en-GB",
+                    "channel": "whatsapp",
+                    "history": [],
+                },
+                {
+                    "text": "Hola, quiero devolver unos zapatos del pedido #NW-48213",
+                    "locale": "es-MX",
+                    "article_ids": ["returns-es"],
+                    "history": [{"role": "customer", "text": "Hola"}],
+                },
+            ]
+        }
+    )
 
 
 def as_grounding(articles: list[Any]) -> list[GroundingArticle]:
@@ -140,13 +190,22 @@ def as_grounding(articles: list[Any]) -> list[GroundingArticle]:
         if isinstance(a, GroundingArticle):
             out.append(a)
             continue
-        data = dict(a) if isinstance(a, dict) else {
-            k: getattr(a, k) for k in ("article_id", "id", "title", "url", "summary", "snippet", "body", "locale")
-            if hasattr(a, k)}
+        data = (
+            dict(a)
+            if isinstance(a, dict)
+            else {
+                k: getattr(a, k)
+                for k in ("article_id", "id", "title", "url", "summary", "snippet", "body", "locale")
+                if hasattr(a, k)
+            }
+        )
         if "article_id" not in data and "id" in data:
             data["article_id"] = data["id"]
         if not data.get("snippet") and data.get("body"):
             data["snippet"] = str(data["body"])[:SNIPPET_FROM_BODY_CHARS]
-        out.append(GroundingArticle.model_validate(
-            {k: v for k, v in data.items() if k in GroundingArticle.model_fields}))
+        out.append(
+            GroundingArticle.model_validate(
+                {k: v for k, v in data.items() if k in GroundingArticle.model_fields}
+            )
+        )
     return out

@@ -34,8 +34,13 @@ def untrusted(value: Any) -> str:
 
 
 def make_environment() -> Environment:
-    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
-                      trim_blocks=False, lstrip_blocks=False)
+    env = Environment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
     env.filters["untrusted"] = untrusted
     return env
 
@@ -84,20 +89,28 @@ class PromptRegistry:
             raise PromptsUnavailable(f"cannot read prompt {path}: {exc}") from exc
         if str(post.get("name")) != name or str(post.get("version")) != version:
             raise PromptsUnavailable(
-                f"{path}: front matter says {post.get('name')}.{post.get('version')}, registry says {name}.{version}")
+                f"{path}: front matter says {post.get('name')}.{post.get('version')}, registry says {name}.{version}"
+            )
         try:
             template = self._env.from_string(post.content)
         except TemplateError as exc:
             raise PromptsUnavailable(f"{path}: invalid Jinja2 template: {exc}") from exc
-        return PromptTemplate(name=name, version=version, description=str(post.get("description", "")),
-                              path=path, sha256=hashlib.sha256(source.encode()).hexdigest()[:12], template=template)
+        return PromptTemplate(
+            name=name,
+            version=version,
+            description=str(post.get("description", "")),
+            path=path,
+            sha256=hashlib.sha256(source.encode()).hexdigest()[:12],
+            template=template,
+        )
 
     def get(self, name: str) -> PromptTemplate:
         try:
             return self._active[name]
         except KeyError:
-            raise PromptsUnavailable(f"no active prompt named {name!r} in {self.directory / 'registry.yaml'}") \
-                from None
+            raise PromptsUnavailable(
+                f"no active prompt named {name!r} in {self.directory / 'registry.yaml'}"
+            ) from None
 
     def versions(self) -> dict[str, str]:
         return {name: t.version for name, t in self._active.items()}

@@ -45,7 +45,9 @@ class SlotBook(BaseModel):
 @dataclass(frozen=True)
 class SlotStatus:
     required: list[str]
-    filled: dict[str, list[str]] = field(default_factory=dict)  # slot -> values found (entities or pattern matches)
+    filled: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # slot -> values found (entities or pattern matches)
 
     @property
     def missing(self) -> list[str]:
@@ -60,8 +62,9 @@ class SlotResolver:
         if unknown:
             raise InvalidInput(f"slots.yaml: intents use undefined slots {sorted(unknown)}")
         self.book = book
-        self._patterns = {name: [re.compile(p, re.IGNORECASE) for p in spec.patterns]
-                          for name, spec in book.slots.items()}
+        self._patterns = {
+            name: [re.compile(p, re.IGNORECASE) for p in spec.patterns] for name, spec in book.slots.items()
+        }
 
     @classmethod
     def load(cls, path: Path = SLOTS_PATH) -> SlotResolver:

@@ -64,9 +64,9 @@ class DraftPlan:
     negative: bool
     urgent: bool
     needs_human: bool
-    asks: list[str]               # phrases for missing, askable slots (already in the draft language)
+    asks: list[str]  # phrases for missing, askable slots (already in the draft language)
     article: GroundingArticle | None
-    article_in_language: bool     # False: the article's summary is in another language, link only
+    article_in_language: bool  # False: the article's summary is in another language, link only
 
 
 def trim_to(text: str, limit: int) -> str:
@@ -166,7 +166,9 @@ class TemplateLibrary:
                 raise InvalidInput(f"invalid reply templates {path}: `ack.out_of_scope` is required")
             self.sets[data.language] = TemplateSet(data, env)
         if default_language not in self.sets:
-            raise InvalidInput(f"no reply templates for the default language {default_language!r} in {directory}")
+            raise InvalidInput(
+                f"no reply templates for the default language {default_language!r} in {directory}"
+            )
         self.default_language = default_language
 
     @property

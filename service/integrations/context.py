@@ -39,8 +39,15 @@ class HttpOrderStatusProvider:
 
     name = "order_status"
 
-    def __init__(self, url_template: str, *, token: str | None = None, timeout_s: float = 3.0,
-                 max_orders: int = 2, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        url_template: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 3.0,
+        max_orders: int = 2,
+        client: httpx.Client | None = None,
+    ) -> None:
         if "{order_number}" not in url_template:
             raise ValueError("the order-status URL template needs an `{order_number}` placeholder")
         self.url_template = url_template
@@ -64,8 +71,14 @@ class HttpOrderStatusProvider:
             try:
                 response = self.client.get(url)
                 if response.status_code == 404:
-                    facts.append(ContextFact(source=self.name, key=number, data={"found": False},
-                                             text=f"Order {number}: no order with this number was found."))
+                    facts.append(
+                        ContextFact(
+                            source=self.name,
+                            key=number,
+                            data={"found": False},
+                            text=f"Order {number}: no order with this number was found.",
+                        )
+                    )
                     continue
                 response.raise_for_status()
                 body = response.json()
@@ -75,8 +88,11 @@ class HttpOrderStatusProvider:
             if not isinstance(body, dict):
                 log.warning("order-status provider returned non-object JSON", extra={"order_number": number})
                 continue
-            facts.append(ContextFact(source=self.name, key=number, text=_summary(number, body),
-                                     data={"found": True, **body}))
+            facts.append(
+                ContextFact(
+                    source=self.name, key=number, text=_summary(number, body), data={"found": True, **body}
+                )
+            )
         return facts
 
     def close(self) -> None:
@@ -98,9 +114,13 @@ class ContextProviders:
     def from_settings(cls, settings: Settings) -> ContextProviders:
         providers: list[ContextProvider] = []
         if settings.context_order_status_url:
-            providers.append(HttpOrderStatusProvider(settings.context_order_status_url,
-                                                     token=settings.context_order_status_token,
-                                                     timeout_s=settings.context_timeout_s))
+            providers.append(
+                HttpOrderStatusProvider(
+                    settings.context_order_status_url,
+                    token=settings.context_order_status_token,
+                    timeout_s=settings.context_timeout_s,
+                )
+            )
         return cls(providers)
 
     def lookup(self, text: str, locale: str | None) -> list[ContextFact]:

@@ -47,18 +47,26 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION}={mac}"
 
 
-def signed_headers(secret: str | None, timestamp: int, body: bytes, *, event_id: int, event_type: str,
-                   delivery_id: str) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp), EVENT_ID_HEADER: str(event_id),
-               EVENT_TYPE_HEADER: event_type, DELIVERY_HEADER: delivery_id, "Idempotency-Key": f"evt_{event_id}",
-               "User-Agent": "ReplyDesk-Webhooks/1"}
+def signed_headers(
+    secret: str | None, timestamp: int, body: bytes, *, event_id: int, event_type: str, delivery_id: str
+) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(timestamp),
+        EVENT_ID_HEADER: str(event_id),
+        EVENT_TYPE_HEADER: event_type,
+        DELIVERY_HEADER: delivery_id,
+        "Idempotency-Key": f"evt_{event_id}",
+        "User-Agent": "ReplyDesk-Webhooks/1",
+    }
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
     return headers
 
 
-def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, now: datetime,
-                     tolerance_s: int = 300) -> None:
+def verify_signature(
+    secret: str, headers: Mapping[str, str], body: bytes, now: datetime, tolerance_s: int = 300
+) -> None:
     """Raise InvalidSignature unless the delivery is signed with `secret` and its timestamp is fresh."""
     lower = {k.lower(): v for k, v in headers.items()}
     ts_raw = lower.get(TIMESTAMP_HEADER.lower(), "")
@@ -100,8 +108,14 @@ def verify_meta_signature(app_secret: str, header: str | None, body: bytes) -> N
         raise InvalidSignature("X-Hub-Signature-256 does not match the body")
 
 
-def verify_timestamped_sha256(secret: str, signature: str | None, timestamp: str | None, body: bytes,
-                              now: datetime, tolerance_s: int = 300) -> None:
+def verify_timestamped_sha256(
+    secret: str,
+    signature: str | None,
+    timestamp: str | None,
+    body: bytes,
+    now: datetime,
+    tolerance_s: int = 300,
+) -> None:
     """`sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>` with a fresh timestamp (Chatwoot's scheme)."""
     if not signature or not timestamp or not timestamp.isdigit():
         raise InvalidSignature("missing signature or timestamp header")
@@ -113,8 +127,14 @@ def verify_timestamped_sha256(secret: str, signature: str | None, timestamp: str
 
 
 def envelope(event: Event) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "created_at": event.created_at.isoformat(),
-            "conversation_id": event.conversation_id, "message_id": event.message_id, "data": event.payload}
+    return {
+        "id": event.id,
+        "type": event.type,
+        "created_at": event.created_at.isoformat(),
+        "conversation_id": event.conversation_id,
+        "message_id": event.message_id,
+        "data": event.payload,
+    }
 
 
 DeliveredHook = Callable[[Session, Event, httpx.Response], None]
@@ -124,8 +144,18 @@ FailedHook = Callable[[Session, Event, str], None]
 class WebhookDispatcher:
     """Delivers due outbox rows. Safe with several processes: a row is leased by a conditional UPDATE first."""
 
-    def __init__(self, db: Database, clock: Clock, *, secret: str | None, max_attempts: int, backoff_s: float,
-                 backoff_max_s: float, timeout_s: float, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        secret: str | None,
+        max_attempts: int,
+        backoff_s: float,
+        backoff_max_s: float,
+        timeout_s: float,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.secret = secret
@@ -144,18 +174,30 @@ class WebhookDispatcher:
     def _claim(self, limit: int) -> list[str]:
         now = self.clock.now()
         with self.db.session() as s:
-            candidates = list(s.scalars(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-                       or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at).limit(limit)))
+            candidates = list(
+                s.scalars(
+                    select(WebhookDelivery.id)
+                    .where(
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.next_attempt_at <= now,
+                        or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+                    )
+                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at)
+                    .limit(limit)
+                )
+            )
         claimed = []
         for delivery_id in candidates:
             with self.db.session() as s:
-                res = s.execute(update(WebhookDelivery)
-                                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
-                                       or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now))
-                                .values(lease_until=now + LEASE))
+                res = s.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id == delivery_id,
+                        WebhookDelivery.status == "pending",
+                        or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+                    )
+                    .values(lease_until=now + LEASE)
+                )
                 if res.rowcount == 1:
                     claimed.append(delivery_id)
         return claimed
@@ -176,8 +218,14 @@ class WebhookDispatcher:
             body = json.dumps(envelope(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             url, event_type = delivery.url, event.type
         now = self.clock.now()
-        headers = signed_headers(self.secret, int(now.timestamp()), body, event_id=event.id, event_type=event_type,
-                                 delivery_id=delivery_id)
+        headers = signed_headers(
+            self.secret,
+            int(now.timestamp()),
+            body,
+            event_id=event.id,
+            event_type=event_type,
+            delivery_id=delivery_id,
+        )
         response: httpx.Response | None = None
         error: str | None = None
         try:
@@ -199,8 +247,10 @@ class WebhookDispatcher:
                 hook = self.on_delivered.get(event.type)
                 if hook:
                     hook(s, event, response)
-                log.info("webhook delivered", extra={"event_id": event.id, "event_type": event.type,
-                                                     "attempts": delivery.attempts})
+                log.info(
+                    "webhook delivered",
+                    extra={"event_id": event.id, "event_type": event.type, "attempts": delivery.attempts},
+                )
                 return
             delivery.last_error = error
             if delivery.attempts >= self.max_attempts:
@@ -208,12 +258,21 @@ class WebhookDispatcher:
                 fail_hook = self.on_failed.get(event.type)
                 if fail_hook:
                     fail_hook(s, event, error or "unknown error")
-                log.warning("webhook gave up", extra={"event_id": event.id, "event_type": event.type,
-                                                      "attempts": delivery.attempts, "error": error})
+                log.warning(
+                    "webhook gave up",
+                    extra={
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "attempts": delivery.attempts,
+                        "error": error,
+                    },
+                )
             else:
                 delivery.next_attempt_at = self.clock.now() + self.backoff(delivery.attempts)
-                log.info("webhook retry scheduled", extra={"event_id": event.id, "attempts": delivery.attempts,
-                                                           "error": error})
+                log.info(
+                    "webhook retry scheduled",
+                    extra={"event_id": event.id, "attempts": delivery.attempts, "error": error},
+                )
 
     def close(self) -> None:
         self.client.close()

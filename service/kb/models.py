@@ -37,8 +37,11 @@ class ArticleUpsert(ArticleBase):
 class ArticleRead(ArticleBase):
     id: str
     source: str = Field(description="File name of the article in the articles directory.")
-    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "track-your-order", **_ARTICLE_EXAMPLE,
-                                                               "source": "track-your-order.md"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "track-your-order", **_ARTICLE_EXAMPLE, "source": "track-your-order.md"}]
+        }
+    )
 
 
 class ArticleHit(BaseModel):
@@ -50,21 +53,35 @@ class ArticleHit(BaseModel):
     summary: str = Field(description="Sendable verbatim in a chat reply.")
     snippet: str = Field(description="Text of the best-matching section, cut to about 220 characters.")
     score: float = Field(ge=0, le=1, description="Fused rank score; 1.0 = ranked first by every retriever.")
-    matched_section: str = Field(description="Heading path of the best-matching section (`\"\"` = summary).")
-    locale: str = Field(description="Locale of the article (differs from the request after a locale fallback).")
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "article_id": "late-delivery", "title": "Late or delayed delivery",
-        "url": "https://help.northwind.example/en/delivery/late-delivery",
-        "summary": "Sorry your order is late. Check the latest scan under Orders > Track package.",
-        "snippet": "Message us if either is true: There's been no new tracking scan for 3 business days.",
-        "score": 0.92, "matched_section": "When to contact us", "locale": "en"}]})
+    matched_section: str = Field(description='Heading path of the best-matching section (`""` = summary).')
+    locale: str = Field(
+        description="Locale of the article (differs from the request after a locale fallback)."
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "article_id": "late-delivery",
+                    "title": "Late or delayed delivery",
+                    "url": "https://help.northwind.example/en/delivery/late-delivery",
+                    "summary": "Sorry your order is late. Check the latest scan under Orders > Track package.",
+                    "snippet": "Message us if either is true: There's been no new tracking scan for 3 business days.",
+                    "score": 0.92,
+                    "matched_section": "When to contact us",
+                    "locale": "en",
+                }
+            ]
+        }
+    )
 
 
 class KBSearchRead(BaseModel):
     query: str
     locale: str | None = Field(description="Locale asked for.")
     language: str = Field(description="Language whose articles were searched.")
-    fallback: bool = Field(description="True when no article matched the locale and the default locale was used.")
+    fallback: bool = Field(
+        description="True when no article matched the locale and the default locale was used."
+    )
     hits: list[ArticleHit]
 
 
@@ -81,14 +98,32 @@ class BuildRead(BaseModel):
     unchanged: int = 0
     embedded_chunks: int = Field(0, description="Chunks embedded by this build (the rest were reused).")
     reused_chunks: int = 0
-    skipped: dict[str, list[str]] = Field(default_factory=dict,
-                                          description="Article files left out because they fail lint.")
+    skipped: dict[str, list[str]] = Field(
+        default_factory=dict, description="Article files left out because they fail lint."
+    )
     index_type: str
     duration_s: float
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "build_id": "20250312T101500123456Z-a1b2c3", "published": True, "articles": 52, "chunks": 214,
-        "added": [], "updated": ["late-delivery"], "removed": [], "unchanged": 51, "embedded_chunks": 4,
-        "reused_chunks": 210, "skipped": {}, "index_type": "flat", "duration_s": 0.41}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "build_id": "20250312T101500123456Z-a1b2c3",
+                    "published": True,
+                    "articles": 52,
+                    "chunks": 214,
+                    "added": [],
+                    "updated": ["late-delivery"],
+                    "removed": [],
+                    "unchanged": 51,
+                    "embedded_chunks": 4,
+                    "reused_chunks": 210,
+                    "skipped": {},
+                    "index_type": "flat",
+                    "duration_s": 0.41,
+                }
+            ]
+        }
+    )
 
 
 class ArticleUpsertRead(BaseModel):

@@ -27,7 +27,9 @@ EDITORS = [Depends(require_roles(Role.admin, Role.integration))]
 
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 MAX_ARTICLE_BYTES = 200_000
-ArticleId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", description="Article id (file slug).")]
+ArticleId = Annotated[
+    str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$", description="Article id (file slug).")
+]
 
 _MARKDOWN_EXAMPLE = """---
 title: Track your order
@@ -74,10 +76,17 @@ def get_article(kb: KnowledgeBaseDep, article_id: ArticleId) -> ArticleRead:
     return kb.get(article_id)
 
 
-@router.put("/articles/{article_id}", response_model=ArticleUpsertRead, openapi_extra=_UPSERT_BODY, dependencies=EDITORS,
-            summary="Create or replace an article (Markdown or JSON); 201 when created",
-            responses={201: {"model": ArticleUpsertRead, "description": "Created"},
-                       422: {"description": "The article fails lint; `details.issues` lists every problem"}})
+@router.put(
+    "/articles/{article_id}",
+    response_model=ArticleUpsertRead,
+    openapi_extra=_UPSERT_BODY,
+    dependencies=EDITORS,
+    summary="Create or replace an article (Markdown or JSON); 201 when created",
+    responses={
+        201: {"model": ArticleUpsertRead, "description": "Created"},
+        422: {"description": "The article fails lint; `details.issues` lists every problem"},
+    },
+)
 async def upsert_article(
     kb: KnowledgeBaseDep,
     request: Request,
@@ -99,26 +108,40 @@ async def upsert_article(
         try:
             data = ArticleUpsert.model_validate_json(text or "{}")
         except ValidationError as exc:
-            problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-                        for e in exc.errors()]
-            raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems),
-                               details={"problems": problems}) from exc
+            problems = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            raise InvalidInput(
+                "; ".join(f"{p['field']}: {p['message']}" for p in problems), details={"problems": problems}
+            ) from exc
     else:
-        raise InvalidInput(f"unsupported content type `{content_type}`; send text/markdown or application/json")
+        raise InvalidInput(
+            f"unsupported content type `{content_type}`; send text/markdown or application/json"
+        )
     article, created, build = await run_in_threadpool(kb.upsert, article_id, markdown=markdown, data=data)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return ArticleUpsertRead(article=article, created=created, build=build)
 
 
-@router.delete("/articles/{article_id}", response_model=ArticleDeleteRead, summary="Delete an article",
-               dependencies=EDITORS)
+@router.delete(
+    "/articles/{article_id}",
+    response_model=ArticleDeleteRead,
+    summary="Delete an article",
+    dependencies=EDITORS,
+)
 def delete_article(kb: KnowledgeBaseDep, article_id: ArticleId) -> ArticleDeleteRead:
     return ArticleDeleteRead(deleted=article_id, build=kb.delete(article_id))
 
 
-@router.post("/reindex", response_model=BuildRead, summary="Rebuild the index from the articles directory",
-             dependencies=EDITORS)
-def reindex(kb: KnowledgeBaseDep,
-            force: Annotated[bool, Query(description="Publish a new version even if nothing changed.")] = False
-            ) -> BuildRead:
+@router.post(
+    "/reindex",
+    response_model=BuildRead,
+    summary="Rebuild the index from the articles directory",
+    dependencies=EDITORS,
+)
+def reindex(
+    kb: KnowledgeBaseDep,
+    force: Annotated[bool, Query(description="Publish a new version even if nothing changed.")] = False,
+) -> BuildRead:
     return kb.reindex(force=force)

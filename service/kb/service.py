@@ -44,15 +44,31 @@ OUT_OF_SCOPE = "out_of_scope"
 
 
 def hit_model(hit: retrieval.Hit) -> ArticleHit:
-    return ArticleHit(article_id=hit.article_id, title=hit.title, url=hit.url, summary=hit.summary,
-                      snippet=hit.snippet, score=min(1.0, max(0.0, hit.score)), matched_section=hit.matched_section,
-                      locale=hit.locale)
+    return ArticleHit(
+        article_id=hit.article_id,
+        title=hit.title,
+        url=hit.url,
+        summary=hit.summary,
+        snippet=hit.snippet,
+        score=min(1.0, max(0.0, hit.score)),
+        matched_section=hit.matched_section,
+        locale=hit.locale,
+    )
 
 
 def article_model(article: Article) -> ArticleRead:
-    return ArticleRead(id=article.id, title=article.title, locale=article.locale, intents=list(article.intents),
-                       tags=list(article.tags), url=article.url, summary=article.summary,
-                       updated_at=article.updated_at, body=article.body, source=Path(article.source).name)
+    return ArticleRead(
+        id=article.id,
+        title=article.title,
+        locale=article.locale,
+        intents=list(article.intents),
+        tags=list(article.tags),
+        url=article.url,
+        summary=article.summary,
+        updated_at=article.updated_at,
+        body=article.body,
+        source=Path(article.source).name,
+    )
 
 
 def build_model(report: store.BuildReport) -> BuildRead:
@@ -71,14 +87,22 @@ def describe_index(index_dir: Path) -> dict:
     except (store.IndexNotBuilt, store.IndexCorrupt) as exc:
         return {"status": "degraded", "detail": {"reason": str(exc), "index_dir": str(index_dir)}}
     except (OSError, KeyError, TypeError) as exc:
-        return {"status": "degraded", "detail": {"reason": f"index is corrupt: {exc}", "index_dir": str(index_dir)}}
+        return {
+            "status": "degraded",
+            "detail": {"reason": f"index is corrupt: {exc}", "index_dir": str(index_dir)},
+        }
     return {"status": "ok", "detail": _manifest_detail(manifest)}
 
 
 def _manifest_detail(manifest: dict) -> dict:
-    return {"chunks": manifest.get("chunks"), "articles": manifest.get("articles"),
-            "model": manifest.get("model_id"), "built_at": manifest.get("built_at"),
-            "build_id": manifest.get("build_id"), "index_type": manifest.get("index_type")}
+    return {
+        "chunks": manifest.get("chunks"),
+        "articles": manifest.get("articles"),
+        "model": manifest.get("model_id"),
+        "built_at": manifest.get("built_at"),
+        "build_id": manifest.get("build_id"),
+        "index_type": manifest.get("index_type"),
+    }
 
 
 def index_health(container) -> dict:
@@ -125,9 +149,15 @@ class KnowledgeBase:
 
     def build_options(self, *, skip_invalid: bool = False, force: bool = False) -> store.BuildOptions:
         s = self.settings
-        return store.BuildOptions(index_type=s.kb_index_type, flat_max=s.kb_flat_max_chunks,
-                                  recall_target=s.kb_recall_target, known_intents=self.known_intents,
-                                  help_base_url=s.kb_help_base_url, skip_invalid=skip_invalid, force=force)
+        return store.BuildOptions(
+            index_type=s.kb_index_type,
+            flat_max=s.kb_flat_max_chunks,
+            recall_target=s.kb_recall_target,
+            known_intents=self.known_intents,
+            help_base_url=s.kb_help_base_url,
+            skip_invalid=skip_invalid,
+            force=force,
+        )
 
     # ------------------------------------------------------------------ loading / hot reload
     def reload_if_changed(self) -> bool:
@@ -143,8 +173,11 @@ class KnowledgeBase:
             if self._snapshot is not None and self._snapshot.build_id == name:
                 return False
             try:
-                snapshot = store.load_version(self.index_dir / "versions" / name, model_id=self.embedder.model_id,
-                                              dimension=self.embedder.dimension)
+                snapshot = store.load_version(
+                    self.index_dir / "versions" / name,
+                    model_id=self.embedder.model_id,
+                    dimension=self.embedder.dimension,
+                )
             except store.IndexCorrupt as exc:
                 self._failed_version = name
                 self._error = f"index version {name} is unusable: {exc}"
@@ -163,8 +196,10 @@ class KnowledgeBase:
             self.reload_if_changed()
         snapshot = self._snapshot
         if snapshot is None:
-            raise IndexUnavailable(f"the knowledge base index is not available: {self._error}",
-                                   details={"index_dir": str(self.index_dir)})
+            raise IndexUnavailable(
+                f"the knowledge base index is not available: {self._error}",
+                details={"index_dir": str(self.index_dir)},
+            )
         return snapshot
 
     def status(self) -> dict:
@@ -188,30 +223,70 @@ class KnowledgeBase:
         self._snapshot = None
 
     # ------------------------------------------------------------------ reading
-    def search_page(self, query: str, *, locale: str | None = None, k: int = 3, intent: str | None = None,
-                    tags: Sequence[str] | None = None, query_vector: np.ndarray | None = None) -> KBSearchRead:
+    def search_page(
+        self,
+        query: str,
+        *,
+        locale: str | None = None,
+        k: int = 3,
+        intent: str | None = None,
+        tags: Sequence[str] | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> KBSearchRead:
         query = " ".join((query or "").split())
         if not query:
             raise InvalidInput("the search query is empty")
         if len(query) > MAX_QUERY_CHARS:
-            raise InvalidInput(f"the search query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+            raise InvalidInput(
+                f"the search query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}"
+            )
         if k < 1:
             raise InvalidInput("k must be at least 1")
         snapshot = self._current()
         vector = query_vector if query_vector is not None else self.embedder.encode([query])[0]
-        result = retrieval.search(snapshot.corpus, query, vector, locale=locale,
-                                  default_locale=self.settings.default_locale, k=k, intent=intent,
-                                  tags=[t for t in (tags or []) if t], weights=self.weights)
-        return KBSearchRead(query=query, locale=locale, language=result.language, fallback=result.fallback,
-                            hits=[hit_model(h) for h in result.hits])
+        result = retrieval.search(
+            snapshot.corpus,
+            query,
+            vector,
+            locale=locale,
+            default_locale=self.settings.default_locale,
+            k=k,
+            intent=intent,
+            tags=[t for t in (tags or []) if t],
+            weights=self.weights,
+        )
+        return KBSearchRead(
+            query=query,
+            locale=locale,
+            language=result.language,
+            fallback=result.fallback,
+            hits=[hit_model(h) for h in result.hits],
+        )
 
-    def search(self, query: str, *, locale: str | None = None, k: int = 3, intent: str | None = None,
-               tags: Sequence[str] | None = None, query_vector: np.ndarray | None = None) -> list[ArticleHit]:
+    def search(
+        self,
+        query: str,
+        *,
+        locale: str | None = None,
+        k: int = 3,
+        intent: str | None = None,
+        tags: Sequence[str] | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[ArticleHit]:
         """Top-k articles for `query` (hybrid dense + BM25), filtered by locale (with fallback), intent and tags."""
-        return self.search_page(query, locale=locale, k=k, intent=intent, tags=tags, query_vector=query_vector).hits
+        return self.search_page(
+            query, locale=locale, k=k, intent=intent, tags=tags, query_vector=query_vector
+        ).hits
 
-    def suggest(self, text: str, *, locale: str | None, intent: str | None, k: int | None = None,
-                query_vector: np.ndarray | None = None) -> list[ArticleHit]:
+    def suggest(
+        self,
+        text: str,
+        *,
+        locale: str | None,
+        intent: str | None,
+        k: int | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[ArticleHit]:
         """Articles for a triaged message: the intent's articles first; none of them -> any article.
 
         Out-of-scope messages get none (an unrelated article would only mislead a draft). Returns [] when the
@@ -222,7 +297,11 @@ class KnowledgeBase:
             return []
         text = text[:MAX_QUERY_CHARS]  # a long message still gets articles: its opening says what it is about
         try:
-            hits = self.search(text, locale=locale, k=k, intent=intent, query_vector=query_vector) if intent else []
+            hits = (
+                self.search(text, locale=locale, k=k, intent=intent, query_vector=query_vector)
+                if intent
+                else []
+            )
             return hits or self.search(text, locale=locale, k=k, query_vector=query_vector)
         except IndexUnavailable as exc:
             log.warning("no article suggestions: %s", exc.message)
@@ -236,8 +315,12 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ writing
     def _rebuild(self, *, skip_invalid: bool, force: bool = False) -> store.BuildReport:
-        report = store.build_index(self.articles_dir, self.index_dir, self.embedder,
-                                   self.build_options(skip_invalid=skip_invalid, force=force))
+        report = store.build_index(
+            self.articles_dir,
+            self.index_dir,
+            self.embedder,
+            self.build_options(skip_invalid=skip_invalid, force=force),
+        )
         self._last_check = time.monotonic()
         self.reload_if_changed()
         return report
@@ -255,11 +338,14 @@ class KnowledgeBase:
             try:
                 return build_model(self._rebuild(skip_invalid=False, force=force))
             except store.BuildRejected as exc:
-                raise InvalidInput(f"{exc}: " + "; ".join(str(i) for i in exc.issues[:5]),
-                                   details={"issues": [i.as_dict() for i in exc.issues]}) from exc
+                raise InvalidInput(
+                    f"{exc}: " + "; ".join(str(i) for i in exc.issues[:5]),
+                    details={"issues": [i.as_dict() for i in exc.issues]},
+                ) from exc
 
-    def upsert(self, article_id: str, *, markdown: str | None = None,
-               data: ArticleUpsert | None = None) -> tuple[ArticleRead, bool, BuildRead]:
+    def upsert(
+        self, article_id: str, *, markdown: str | None = None, data: ArticleUpsert | None = None
+    ) -> tuple[ArticleRead, bool, BuildRead]:
         """Validate (same lint as `kb lint`), write the Markdown file, rebuild and switch to the new index."""
         if (markdown is None) == (data is None):
             raise InvalidInput("send the article either as Markdown or as JSON")
@@ -269,11 +355,19 @@ class KnowledgeBase:
             doc = self._incoming_doc(article_id, target, markdown=markdown, data=data)
             others, _ = load_documents(self.articles_dir)
             others = [d for d in others if Path(d.source).resolve() != target.resolve()]
-            issues = errors_of(lint_documents(others + [doc], known_intents=self.known_intents,
-                                              help_base_url=self.settings.kb_help_base_url, only={doc.source}))
+            issues = errors_of(
+                lint_documents(
+                    others + [doc],
+                    known_intents=self.known_intents,
+                    help_base_url=self.settings.kb_help_base_url,
+                    only={doc.source},
+                )
+            )
             if issues:
-                raise InvalidInput("the article fails lint: " + "; ".join(f"[{i.rule}] {i.message}" for i in issues),
-                                   details={"issues": [i.as_dict() for i in issues]})
+                raise InvalidInput(
+                    "the article fails lint: " + "; ".join(f"[{i.rule}] {i.message}" for i in issues),
+                    details={"issues": [i.as_dict() for i in issues]},
+                )
             article = Article.from_doc(doc)
             previous = target.read_text(encoding="utf-8") if target.exists() else None
             write_text_atomic(target, article.to_markdown())
@@ -282,8 +376,11 @@ class KnowledgeBase:
             except BaseException:
                 self._restore(target, previous)
                 raise
-            return article_model(dataclasses.replace(article, source=str(target))), existing is None, \
-                build_model(report)
+            return (
+                article_model(dataclasses.replace(article, source=str(target))),
+                existing is None,
+                build_model(report),
+            )
 
     def delete(self, article_id: str) -> BuildRead:
         with self._write_lock:
@@ -323,8 +420,12 @@ class KnowledgeBase:
             if data.id not in (None, article_id):
                 raise InvalidInput(f"the body id `{data.id}` differs from the path id `{article_id}`")
             fields = data.model_dump(exclude={"id", "body"})
-            article = Article(id=article_id, body=data.body, source=str(target), **{
-                k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+            article = Article(
+                id=article_id,
+                body=data.body,
+                source=str(target),
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()},
+            )
             markdown = article.to_markdown()
         assert markdown is not None
         try:

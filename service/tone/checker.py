@@ -36,7 +36,7 @@ class EmojiToken:
     start: int
     end: int
     chars: str
-    key: str   # without variation selector and skin tone: the form rules and the sentiment table use
+    key: str  # without variation selector and skin tone: the form rules and the sentiment table use
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,9 @@ def _range_class(chars: set[str], gap: int = 256) -> str:
             start = code
         prev = code
     ranges.append((start, prev))
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+    )
 
 
 class EmojiScanner:
@@ -90,17 +92,17 @@ class EmojiScanner:
             cluster, base, i = m.group(), m.start(), 0
             while i < len(cluster):
                 for length in range(min(self._max_len, len(cluster) - i), 0, -1):
-                    piece = cluster[i:i + length]
+                    piece = cluster[i : i + length]
                     if piece in self._known:
                         break
                 else:
-                    i += 1          # a stray joiner or modifier on its own
+                    i += 1  # a stray joiner or modifier on its own
                     continue
                 if length == 1 and ord(piece) < _TEXT_SYMBOL_LIMIT:
                     i += 1
                     continue
-                if cluster[i + length:i + length + 1] == _VS16:
-                    length += 1         # a redundant variation selector belongs to the emoji before it
+                if cluster[i + length : i + length + 1] == _VS16:
+                    length += 1  # a redundant variation selector belongs to the emoji before it
                     piece += _VS16
                 tokens.append(EmojiToken(base + i, base + i + length, piece, emoji_key(piece)))
                 i += length
@@ -115,12 +117,16 @@ class _Removal:
 
 
 class ToneChecker:
-    def __init__(self, rules: ToneRules, *, default_locale: str = "en", rules_path: Path | None = None) -> None:
+    def __init__(
+        self, rules: ToneRules, *, default_locale: str = "en", rules_path: Path | None = None
+    ) -> None:
         self.rules = rules
         self.rules_path = rules_path
         default = parse_locale(default_locale)
         if default is None:
-            raise ToneConfigError(f"default locale {default_locale!r} is not a locale tag like 'en' or 'en-US'")
+            raise ToneConfigError(
+                f"default locale {default_locale!r} is not a locale tag like 'en' or 'en-US'"
+            )
         self.default_locale = default
         self._sentiment = emoji_sentiment_table()
         ctx = rules.context
@@ -137,31 +143,58 @@ class ToneChecker:
         self._scanner = EmojiScanner({e for e in extra if e not in emoji_lib.EMOJI_DATA})
 
         reg = rules.formality
-        self._register = [(loc, self._word_regex(loc.words),
-                           re.compile("|".join(f"(?:{p})" for p in loc.ignore), re.IGNORECASE) if loc.ignore else None)
-                          for loc in reg.locales]
+        self._register = [
+            (
+                loc,
+                self._word_regex(loc.words),
+                re.compile("|".join(f"(?:{p})" for p in loc.ignore), re.IGNORECASE) if loc.ignore else None,
+            )
+            for loc in reg.locales
+        ]
 
         mk = rules.informal_markers
         self._marker_specs = [(frozenset(m.languages), m.pattern) for m in mk.markers]
         self._marker_cache: dict[str, re.Pattern[str] | None] = {}
         self._punct = re.compile("|".join(f"(?:{p})" for p in mk.punctuation)) if mk.punctuation else None
 
-        self._phrases = [(rule, re.compile(
-            r"(?<!\w)(?:" + "|".join(p for ps in rule.patterns.values() for p in ps) + r")(?!\w)", re.IGNORECASE))
-            for rule in rules.phrase_rules]
+        self._phrases = [
+            (
+                rule,
+                re.compile(
+                    r"(?<!\w)(?:" + "|".join(p for ps in rule.patterns.values() for p in ps) + r")(?!\w)",
+                    re.IGNORECASE,
+                ),
+            )
+            for rule in rules.phrase_rules
+        ]
 
         self._acronyms = frozenset(a.upper() for a in rules.shouting.acronyms)
         self._emphatic = frozenset(w.upper() for w in rules.shouting.emphatic_words)
         sh = rules.shouting
-        self._quoted = re.compile("|".join(
-            rf"(?<![^\W_]){re.escape(o)}[^\n{re.escape(o + c)}]{{1,{sh.max_quoted_chars}}}{re.escape(c)}(?![^\W_])"
-            for o, c in sh.quotes)) if sh.quotes else None
+        self._quoted = (
+            re.compile(
+                "|".join(
+                    rf"(?<![^\W_]){re.escape(o)}[^\n{re.escape(o + c)}]{{1,{sh.max_quoted_chars}}}{re.escape(c)}(?![^\W_])"
+                    for o, c in sh.quotes
+                )
+            )
+            if sh.quotes
+            else None
+        )
         # A token is a code when it has a digit, or a code character between letters/digits (NWG*ORDER; not **BOLD**).
         self._code_mark = re.compile(
-            r"\d" + (rf"|[^\W_][{re.escape(sh.code_chars)}]+[^\W_]" if sh.code_chars else ""))
-        self._command = re.compile(
-            r"(?<![^\W_])(?:" + "|".join(f"(?:{p})" for p in sh.command_words_after)
-            + r")[\s*_\"'“”„‚‘’«»‹›`]*?\s[\s*_\"'“”„‚‘’«»‹›`]*", re.IGNORECASE) if sh.command_words_after else None
+            r"\d" + (rf"|[^\W_][{re.escape(sh.code_chars)}]+[^\W_]" if sh.code_chars else "")
+        )
+        self._command = (
+            re.compile(
+                r"(?<![^\W_])(?:"
+                + "|".join(f"(?:{p})" for p in sh.command_words_after)
+                + r")[\s*_\"'“”„‚‘’«»‹›`]*?\s[\s*_\"'“”„‚‘’«»‹›`]*",
+                re.IGNORECASE,
+            )
+            if sh.command_words_after
+            else None
+        )
         self._not_command = frozenset(w.upper() for w in sh.not_command_words)
 
     @classmethod
@@ -174,8 +207,11 @@ class ToneChecker:
         return cls.from_path(settings.tone_rules_path, default_locale=settings.default_locale)
 
     def describe(self) -> dict:
-        return {"rules": len(self.rules.rule_ids), "rules_file": str(self.rules_path or "bundled"),
-                "default_locale": self.default_locale.tag}
+        return {
+            "rules": len(self.rules.rule_ids),
+            "rules_file": str(self.rules_path or "bundled"),
+            "default_locale": self.default_locale.tag,
+        }
 
     @staticmethod
     def _word_regex(words: list[str]) -> re.Pattern[str]:
@@ -197,7 +233,9 @@ class ToneChecker:
             return LocaleInfo(tag=locale.strip(), language="", region=None, recognised=False)
         return parsed
 
-    def check(self, text: str, locale: str | None = None, context: ToneContext | None = None) -> ToneCheckRead:
+    def check(
+        self, text: str, locale: str | None = None, context: ToneContext | None = None
+    ) -> ToneCheckRead:
         loc = self.resolve_locale(locale)
         ctx = context or ToneContext()
         findings: list[ToneFinding] = []
@@ -214,15 +252,24 @@ class ToneChecker:
         return ToneCheckRead(
             ok=not any(f.severity is Severity.block for f in findings),
             findings=findings,
-            suggested_text=_apply_removals(text, sorted(removals.values(), key=lambda r: r.start), loc.language),
+            suggested_text=_apply_removals(
+                text, sorted(removals.values(), key=lambda r: r.start), loc.language
+            ),
             locale=loc.tag,
             locale_recognised=loc.recognised,
             emoji_count=len(tokens),
         )
 
     # ------------------------------------------------------------------------------------------------------------
-    def _check_emoji(self, text: str, tokens: list[EmojiToken], loc: LocaleInfo, ctx: ToneContext,
-                     findings: list[ToneFinding], removals: dict[int, _Removal]) -> None:
+    def _check_emoji(
+        self,
+        text: str,
+        tokens: list[EmojiToken],
+        loc: LocaleInfo,
+        ctx: ToneContext,
+        findings: list[ToneFinding],
+        removals: dict[int, _Removal],
+    ) -> None:
         c = self.rules.context
         critical = ctx.urgency is UrgencyLevel.critical
         playful_context = c.playful_on_negative.when.holds(ctx, self._groups)
@@ -254,17 +301,30 @@ class ToneChecker:
             elif ctx.sentiment is SentimentLabel.positive and score.score <= mm.negative_at_most:
                 polarity = "negative"
             if polarity:
-                findings.append(_finding(mm, span, tok.chars, [], match=tok.chars, polarity=polarity,
-                                         score=score.score, sentiment=ctx.sentiment.value))
+                findings.append(
+                    _finding(
+                        mm,
+                        span,
+                        tok.chars,
+                        [],
+                        match=tok.chars,
+                        polarity=polarity,
+                        score=score.score,
+                        sentiment=ctx.sentiment.value,
+                    )
+                )
                 removals.setdefault(tok.start, _Removal(tok.start, tok.end, ""))
 
         count_rule = c.emoji_count
         if len(tokens) > count_rule.max_emoji:
             first, last = tokens[count_rule.max_emoji], tokens[-1]
-            span = TextSpan(start=first.start, end=last.end, text=text[first.start:last.end])
-            findings.append(_finding(count_rule, span, None, [], match=span.text, count=len(tokens),
-                                     max=count_rule.max_emoji))
-            kept = [t for t in tokens if t.start not in removals][:count_rule.max_emoji]
+            span = TextSpan(start=first.start, end=last.end, text=text[first.start : last.end])
+            findings.append(
+                _finding(
+                    count_rule, span, None, [], match=span.text, count=len(tokens), max=count_rule.max_emoji
+                )
+            )
+            kept = [t for t in tokens if t.start not in removals][: count_rule.max_emoji]
             keep = {t.start for t in kept}
             for t in tokens:
                 if t.start not in keep:
@@ -288,12 +348,22 @@ class ToneChecker:
                 if any(s <= m.start() and m.end() <= e for s, e in ignored):
                     continue
                 values = {"match": m.group(), "locale": loc.tag, "formal": cfg.formal}
-                findings.append(ToneFinding(
-                    span=TextSpan(start=m.start(), end=m.end(), text=m.group()), emoji=None, rule=reg.id,
-                    severity=reg.severity, reason=_fmt(cfg.reason, values), cultures=matched,
-                    suggestion=_fmt(reg.suggestion, values), source=reg.source))
+                findings.append(
+                    ToneFinding(
+                        span=TextSpan(start=m.start(), end=m.end(), text=m.group()),
+                        emoji=None,
+                        rule=reg.id,
+                        severity=reg.severity,
+                        reason=_fmt(cfg.reason, values),
+                        cultures=matched,
+                        suggestion=_fmt(reg.suggestion, values),
+                        source=reg.source,
+                    )
+                )
 
-    def _check_markers(self, text: str, loc: LocaleInfo, ctx: ToneContext, findings: list[ToneFinding]) -> None:
+    def _check_markers(
+        self, text: str, loc: LocaleInfo, ctx: ToneContext, findings: list[ToneFinding]
+    ) -> None:
         mk = self.rules.informal_markers
         regex = self._marker_regex(loc.language)
         hits: list[re.Match[str]] = list(regex.finditer(text)) if regex is not None else []
@@ -304,16 +374,29 @@ class ToneChecker:
         escalate = self._is_formal_locale(loc)[0] or mk.escalate_when.holds(ctx, self._groups)
         severity = mk.escalated_severity if escalate else mk.severity
         for m in hits:
-            findings.append(_finding(mk, TextSpan(start=m.start(), end=m.end(), text=m.group()), None, [],
-                                     match=m.group(), severity=severity))
+            findings.append(
+                _finding(
+                    mk,
+                    TextSpan(start=m.start(), end=m.end(), text=m.group()),
+                    None,
+                    [],
+                    match=m.group(),
+                    severity=severity,
+                )
+            )
 
     def _marker_regex(self, language: str) -> re.Pattern[str] | None:
         """All word markers that apply to one language, as one regex (built on first use, then cached)."""
         if language not in self._marker_cache:
             patterns = [p for langs, p in self._marker_specs if "*" in langs or language in langs]
-            self._marker_cache[language] = re.compile(
-                r"(?<![\w'’@#/.-])(?:" + "|".join(f"(?:{p})" for p in patterns) + r")(?![\w'’@-]|\.\w)",
-                re.IGNORECASE) if patterns else None
+            self._marker_cache[language] = (
+                re.compile(
+                    r"(?<![\w'’@#/.-])(?:" + "|".join(f"(?:{p})" for p in patterns) + r")(?![\w'’@-]|\.\w)",
+                    re.IGNORECASE,
+                )
+                if patterns
+                else None
+            )
         return self._marker_cache[language]
 
     def _check_phrases(self, text: str, ctx: ToneContext, findings: list[ToneFinding]) -> None:
@@ -321,15 +404,25 @@ class ToneChecker:
             if rule.when is not None and not rule.when.holds(ctx, self._groups):
                 continue
             for m in regex.finditer(text):
-                findings.append(_finding(rule, TextSpan(start=m.start(), end=m.end(), text=m.group()), None, [],
-                                         match=m.group()))
+                findings.append(
+                    _finding(
+                        rule,
+                        TextSpan(start=m.start(), end=m.end(), text=m.group()),
+                        None,
+                        [],
+                        match=m.group(),
+                    )
+                )
 
     def _check_shouting(self, text: str, findings: list[ToneFinding]) -> None:
         """Runs of capitalised words; acronyms, codes (digits, hyphens, `code_chars`), quoted data, the keyword after a
         'reply'-like verb and uncased scripts neither count nor break a run, any word with a lower-case letter does."""
         rule = self.rules.shouting
-        words = [m for m in _CAPS_WORD.finditer(text)
-                 if len(m.group()) >= rule.min_word_letters and _plain(m.group()) not in self._acronyms]
+        words = [
+            m
+            for m in _CAPS_WORD.finditer(text)
+            if len(m.group()) >= rule.min_word_letters and _plain(m.group()) not in self._acronyms
+        ]
         if not words:
             return
         data = [m.span() for m in self._quoted.finditer(text)] if self._quoted is not None else []
@@ -338,18 +431,26 @@ class ToneChecker:
         run: list[re.Match[str]] = []
 
         def close() -> None:
-            if run and (len(run) >= rule.min_run_words
-                        or any(_plain(m.group()) in self._emphatic for m in run)):
+            if run and (
+                len(run) >= rule.min_run_words or any(_plain(m.group()) in self._emphatic for m in run)
+            ):
                 start, end = run[0].start(), run[-1].end()
-                findings.append(_finding(rule, TextSpan(start=start, end=end, text=text[start:end]), None, [],
-                                         match=text[start:end]))
+                findings.append(
+                    _finding(
+                        rule,
+                        TextSpan(start=start, end=end, text=text[start:end]),
+                        None,
+                        [],
+                        match=text[start:end],
+                    )
+                )
             run.clear()
 
         for m in words:
             if any(s <= m.start() and m.end() <= e for s, e in data):
-                continue        # quoted data or part of a code
+                continue  # quoted data or part of a code
             if m.start() in commands and _plain(m.group()) not in self._not_command:
-                continue        # the keyword in 'Reply STOP'
+                continue  # the keyword in 'Reply STOP'
             if run and _HAS_LOWER.search(text, run[-1].end(), m.start()):
                 close()
             run.append(m)
@@ -370,7 +471,8 @@ def _lower_class() -> str:
 
 # A word of 2+ capital letters (Latin, Greek, Cyrillic), not glued to digits or to a hyphenated code.
 _CAPS_WORD = re.compile(
-    rf"(?<![^\W_])(?<![^\W_]-)[{_upper_class()}](?:[{_upper_class()}]|['’](?=[{_upper_class()}]))+(?![^\W_]|-[^\W_])")
+    rf"(?<![^\W_])(?<![^\W_]-)[{_upper_class()}](?:[{_upper_class()}]|['’](?=[{_upper_class()}]))+(?![^\W_]|-[^\W_])"
+)
 _HAS_LOWER = re.compile(f"[{_lower_class()}]")
 _TOKEN = re.compile(r"\S+")
 
@@ -384,15 +486,29 @@ def _fmt(template: str, values: dict) -> str:
     return template.format_map(_Values(values))
 
 
-def _finding(rule, span: TextSpan, emoji: str | None, cultures: list[str], *, severity: Severity | None = None,
-             **values) -> ToneFinding:
-    return ToneFinding(span=span, emoji=emoji, rule=rule.id, severity=severity or rule.severity,
-                       reason=_fmt(rule.reason, values), cultures=list(cultures),
-                       suggestion=_fmt(rule.suggestion, values), source=rule.source)
+def _finding(
+    rule,
+    span: TextSpan,
+    emoji: str | None,
+    cultures: list[str],
+    *,
+    severity: Severity | None = None,
+    **values,
+) -> ToneFinding:
+    return ToneFinding(
+        span=span,
+        emoji=emoji,
+        rule=rule.id,
+        severity=severity or rule.severity,
+        reason=_fmt(rule.reason, values),
+        cultures=list(cultures),
+        suggestion=_fmt(rule.suggestion, values),
+        source=rule.source,
+    )
 
 
 def _is_wordish(ch: str) -> bool:
-    return ch.isalnum() and ord(ch) < 0x2E80      # letters/digits of alphabetic scripts, not CJK
+    return ch.isalnum() and ord(ch) < 0x2E80  # letters/digits of alphabetic scripts, not CJK
 
 
 def _apply_removals(text: str, removals: list[_Removal], language: str) -> str:
@@ -403,21 +519,24 @@ def _apply_removals(text: str, removals: list[_Removal], language: str) -> str:
     between two words that the emoji separated)."""
     if not removals:
         return text
-    closing = ".,…)" if language == "fr" else ".,…)!?;:"   # French puts a space before ! ? ; :
+    closing = ".,…)" if language == "fr" else ".,…)!?;:"  # French puts a space before ! ? ; :
     out: list[str] = []
-    last = ""            # last character written so far
+    last = ""  # last character written so far
     pos = i = 0
     while i < len(removals):
         r = removals[i]
-        before = text[pos:r.start]
+        before = text[pos : r.start]
         if r.replacement:
             out.append(before + r.replacement)
             last = r.replacement[-1]
             pos, i = r.end, i + 1
             continue
         j, end = i, r.end
-        while (j + 1 < len(removals) and not removals[j + 1].replacement
-               and not text[end:removals[j + 1].start].strip(" \t")):
+        while (
+            j + 1 < len(removals)
+            and not removals[j + 1].replacement
+            and not text[end : removals[j + 1].start].strip(" \t")
+        ):
             j += 1
             end = removals[j].end
         kept = before.rstrip(" \t")

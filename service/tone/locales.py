@@ -17,10 +17,10 @@ _EXTRA_LANGUAGES = frozenset({"ps", "yo", "ha", "ig", "sw", "am", "fil", "yue", 
 
 @dataclass(frozen=True, slots=True)
 class LocaleInfo:
-    tag: str            # normalised: `zh-Hant-TW`
-    language: str       # `zh`
+    tag: str  # normalised: `zh-Hant-TW`
+    language: str  # `zh`
     region: str | None  # `TW`
-    recognised: bool    # the language is a known one
+    recognised: bool  # the language is a known one
 
     def matches(self, code: str) -> bool:
         """Does a culture code (`*`, `ar`, `SA`, `pt-BR`) cover this locale?"""

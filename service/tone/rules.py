@@ -41,8 +41,9 @@ class Conditions(_Strict):
     urgencies: list[UrgencyLevel] = Field(default_factory=list)
 
     def holds(self, ctx: ToneContext, groups: dict[str, list[str]]) -> bool:
-        if ctx.intent and (ctx.intent in self.intents
-                           or any(ctx.intent in groups.get(g, ()) for g in self.intent_groups)):
+        if ctx.intent and (
+            ctx.intent in self.intents or any(ctx.intent in groups.get(g, ()) for g in self.intent_groups)
+        ):
             return True
         if ctx.sentiment is not None and ctx.sentiment in self.sentiments:
             return True
@@ -60,7 +61,9 @@ class _Described(_Strict):
 def _check_cultures(codes: list[str]) -> list[str]:
     bad = [c for c in codes if not _CULTURE.fullmatch(c)]
     if bad:
-        raise ValueError(f"culture codes {bad} are not '*', a language (ar), a region (SA) or language-region (pt-BR)")
+        raise ValueError(
+            f"culture codes {bad} are not '*', a language (ar), a region (SA) or language-region (pt-BR)"
+        )
     return codes
 
 
@@ -68,7 +71,9 @@ class EmojiRule(_Described):
     emoji: list[str] = Field(min_length=1)
     cultures: list[str] = Field(min_length=1)
     except_cultures: list[str] = Field(default_factory=list)
-    replacement: str = Field("", description="Text put in place of the emoji in suggested_text (default: removed).")
+    replacement: str = Field(
+        "", description="Text put in place of the emoji in suggested_text (default: removed)."
+    )
 
     @field_validator("cultures", "except_cultures")
     @classmethod
@@ -110,7 +115,9 @@ class RegisterLocale(_Strict):
     formal: str
     reason: str
     words: list[str] = Field(min_length=1)
-    ignore: list[str] = Field(default_factory=list, description="Regexes; a word inside one of their matches is not flagged.")
+    ignore: list[str] = Field(
+        default_factory=list, description="Regexes; a word inside one of their matches is not flagged."
+    )
 
     @field_validator("match", "except_")
     @classmethod
@@ -149,15 +156,24 @@ class ShoutingRule(_Described):
     emphatic_words: list[str] = Field(default_factory=list)
     acronyms: list[str] = Field(default_factory=list)
     quotes: list[tuple[str, str]] = Field(
-        default_factory=list, description="Opening/closing quote pairs; capitals quoted inside one are data, not shouting.")
-    max_quoted_chars: int = Field(40, ge=1, description="Longer quoted passages are still checked for shouting.")
-    code_chars: str = Field("", description="A token with one of these characters (or a digit) inside it is a code.")
+        default_factory=list,
+        description="Opening/closing quote pairs; capitals quoted inside one are data, not shouting.",
+    )
+    max_quoted_chars: int = Field(
+        40, ge=1, description="Longer quoted passages are still checked for shouting."
+    )
+    code_chars: str = Field(
+        "", description="A token with one of these characters (or a digit) inside it is a code."
+    )
     command_words_after: list[str] = Field(
         default_factory=list,
         description="Regexes (case-insensitive) for 'reply'/'send'-like verbs; ONE capitalised word right after one "
-                    "is a keyword to type (Reply STOP), not shouting.")
+        "is a keyword to type (Reply STOP), not shouting.",
+    )
     not_command_words: list[str] = Field(
-        default_factory=list, description="Capitalised words that stay emphasis even after such a verb (Reply NOW).")
+        default_factory=list,
+        description="Capitalised words that stay emphasis even after such a verb (Reply NOW).",
+    )
 
     @field_validator("quotes")
     @classmethod
@@ -180,9 +196,19 @@ class ToneRules(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ToneRules:
-        ids = [r.id for r in self.emoji_rules] + [r.id for r in self.phrase_rules] + [
-            self.context.critical_urgency.id, self.context.playful_on_negative.id, self.context.sentiment_mismatch.id,
-            self.context.emoji_count.id, self.formality.id, self.informal_markers.id, self.shouting.id]
+        ids = (
+            [r.id for r in self.emoji_rules]
+            + [r.id for r in self.phrase_rules]
+            + [
+                self.context.critical_urgency.id,
+                self.context.playful_on_negative.id,
+                self.context.sentiment_mismatch.id,
+                self.context.emoji_count.id,
+                self.formality.id,
+                self.informal_markers.id,
+                self.shouting.id,
+            ]
+        )
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"rule ids must be unique; repeated: {dupes}")
@@ -192,7 +218,9 @@ class ToneRules(_Strict):
         unknown = sorted({g for c in conditions for g in c.intent_groups if g not in groups})
         if unknown:
             raise ValueError(f"unknown intent groups {unknown}; define them under context.intent_groups")
-        patterns = [m.pattern for m in self.informal_markers.markers] + list(self.informal_markers.punctuation)
+        patterns = [m.pattern for m in self.informal_markers.markers] + list(
+            self.informal_markers.punctuation
+        )
         patterns += [p for r in self.phrase_rules for ps in r.patterns.values() for p in ps]
         patterns += [p for loc in self.formality.locales for p in loc.ignore]
         patterns += list(self.shouting.command_words_after)
@@ -205,10 +233,19 @@ class ToneRules(_Strict):
 
     @property
     def rule_ids(self) -> list[str]:
-        return ([r.id for r in self.emoji_rules]
-                + [self.context.critical_urgency.id, self.context.playful_on_negative.id,
-                   self.context.sentiment_mismatch.id, self.context.emoji_count.id, self.formality.id,
-                   self.informal_markers.id] + [r.id for r in self.phrase_rules] + [self.shouting.id])
+        return (
+            [r.id for r in self.emoji_rules]
+            + [
+                self.context.critical_urgency.id,
+                self.context.playful_on_negative.id,
+                self.context.sentiment_mismatch.id,
+                self.context.emoji_count.id,
+                self.formality.id,
+                self.informal_markers.id,
+            ]
+            + [r.id for r in self.phrase_rules]
+            + [self.shouting.id]
+        )
 
 
 def load_rules(path: Path | str | None = None) -> ToneRules:

@@ -24,7 +24,8 @@ ORDER_KEYWORDS = (
 _NUMBER_WORDS = r"number|num|no|nr|n[º°o]|n[uú]mero|nummer|numéro|id|ref|de|do|del|da|di|#"
 _ORDER_VALUE = r"(?P<value>[A-Za-z]{0,4}-?\d{4,12}|\d{4,12})"
 _ORDER_AFTER_KEYWORD = re.compile(
-    rf"\b(?:{ORDER_KEYWORDS})\b(?:[\s.:#º°-]*(?:{_NUMBER_WORDS})(?![^\W\d_]))*[\s.:#º°-]*{_ORDER_VALUE}\b", re.IGNORECASE
+    rf"\b(?:{ORDER_KEYWORDS})\b(?:[\s.:#º°-]*(?:{_NUMBER_WORDS})(?![^\W\d_]))*[\s.:#º°-]*{_ORDER_VALUE}\b",
+    re.IGNORECASE,
 )
 _ORDER_KEYWORD_AFTER = re.compile(  # `número de pedido 12345`, `Nummer der Bestellung 12345`
     rf"\b(?:n[uú]mero|numéro|nummer|nr|number)\.?\s+(?:de\s+|do\s+|del\s+)?(?:{ORDER_KEYWORDS})\b[\s.:#º°-]*{_ORDER_VALUE}\b",
@@ -81,7 +82,9 @@ def _candidates(text: str, region: str | None) -> list[_Candidate]:
             found.append(_Candidate("card_number", m.start(), m.end()))
     found += [_Candidate("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
     for pattern in (_ORDER_AFTER_KEYWORD, _ORDER_KEYWORD_AFTER, _ORDER_HASH, _ORDER_CODE):
-        found += [_Candidate("order_number", m.start("value"), m.end("value")) for m in pattern.finditer(text)]
+        found += [
+            _Candidate("order_number", m.start("value"), m.end("value")) for m in pattern.finditer(text)
+        ]
     region = region if region in phonenumbers.SUPPORTED_REGIONS else None
     for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
         found.append(_Candidate("phone", m.start, m.end))
@@ -91,13 +94,14 @@ def _candidates(text: str, region: str | None) -> list[_Candidate]:
 def extract_entities(text: str, locale: str | None = None) -> list[Entity]:
     """Entities in reading order; spans never overlap; `value == text[start:end]`."""
     accepted: list[_Candidate] = []
-    ranked = sorted(_candidates(text, region_of(locale)),
-                    key=lambda c: (PRIORITY[c.type], -(c.end - c.start), c.start))
+    ranked = sorted(
+        _candidates(text, region_of(locale)), key=lambda c: (PRIORITY[c.type], -(c.end - c.start), c.start)
+    )
     for cand in ranked:
         if not any(cand.overlaps(a) for a in accepted):
             accepted.append(cand)
     accepted.sort(key=lambda c: c.start)
-    return [Entity(type=c.type, value=text[c.start:c.end], start=c.start, end=c.end) for c in accepted]
+    return [Entity(type=c.type, value=text[c.start : c.end], start=c.start, end=c.end) for c in accepted]
 
 
 def redact(text: str, entities: list[Entity]) -> tuple[str, dict[str, str]]:
@@ -108,7 +112,7 @@ def redact(text: str, entities: list[Entity]) -> tuple[str, dict[str, str]]:
     counters: dict[str, int] = {}
     pieces, pos = [], 0
     for ent in sorted(entities, key=lambda e: e.start):
-        if ent.start < pos or text[ent.start:ent.end] != ent.value:
+        if ent.start < pos or text[ent.start : ent.end] != ent.value:
             continue  # overlapping or stale entity: leave the text as it is
         key = (ent.type, ent.value)
         if key not in by_value:
@@ -116,7 +120,7 @@ def redact(text: str, entities: list[Entity]) -> tuple[str, dict[str, str]]:
             placeholder = f"[{PLACEHOLDER.get(ent.type, ent.type.upper())}_{counters[ent.type]}]"
             by_value[key] = placeholder
             mapping[placeholder] = ent.value
-        pieces += [text[pos:ent.start], by_value[key]]
+        pieces += [text[pos : ent.start], by_value[key]]
         pos = ent.end
     pieces.append(text[pos:])
     return "".join(pieces), mapping

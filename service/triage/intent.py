@@ -101,7 +101,9 @@ class TrainingReport:
     train_seconds: float
     oos_examples: int = 0
     oos_margin: float | None = None  # with an out-of-scope class: the tuned margin (see `oos_margins`)
-    oos_curve: list[dict] = field(default_factory=list)  # out-of-fold in-scope accuracy / OOS recall per margin
+    oos_curve: list[dict] = field(
+        default_factory=list
+    )  # out-of-fold in-scope accuracy / OOS recall per margin
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -167,9 +169,17 @@ class IntentClassifier:
     labelled data (`out_of_scope`/`oos` labels become the out-of-scope class).
     """
 
-    def __init__(self, embedder: Embedder, taxonomy: Taxonomy | None = None, *, cache_dir: Path | None = None,
-                 oos_threshold: float | None = None, oos_recall_target: float = 0.85, oos_max_lost: float = 0.10,
-                 config: IntentModelConfig | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        taxonomy: Taxonomy | None = None,
+        *,
+        cache_dir: Path | None = None,
+        oos_threshold: float | None = None,
+        oos_recall_target: float = 0.85,
+        oos_max_lost: float = 0.10,
+        config: IntentModelConfig | None = None,
+    ) -> None:
         self.embedder = embedder
         self.oos_recall_target = oos_recall_target
         self.oos_max_lost = oos_max_lost
@@ -185,9 +195,14 @@ class IntentClassifier:
     def from_settings(cls, settings: Settings, embedder: Embedder) -> IntentClassifier:
         """Load the taxonomy named by the settings (bundled by default) and train on it (or load the cached model)."""
         taxonomy = load_taxonomy(settings.intents_path)
-        clf = cls(embedder, taxonomy, cache_dir=settings.resolved_cache_dir / "intent",
-                  oos_threshold=settings.oos_threshold, oos_recall_target=settings.oos_recall_target,
-                  oos_max_lost=settings.oos_max_lost)
+        clf = cls(
+            embedder,
+            taxonomy,
+            cache_dir=settings.resolved_cache_dir / "intent",
+            oos_threshold=settings.oos_threshold,
+            oos_recall_target=settings.oos_recall_target,
+            oos_max_lost=settings.oos_max_lost,
+        )
         texts, labels = taxonomy.training_data()
         return clf.fit(texts, labels)
 
@@ -199,9 +214,15 @@ class IntentClassifier:
         """The same trained model reading vectors from another embedder of the same model (e.g. an uncached one)."""
         if embedder.model_id != self.embedder.model_id:
             raise ValueError(f"embedder {embedder.model_id!r} differs from {self.embedder.model_id!r}")
-        twin = IntentClassifier(embedder, self.taxonomy, cache_dir=self.cache_dir,
-                                oos_threshold=self.oos_threshold_override, oos_recall_target=self.oos_recall_target,
-                                oos_max_lost=self.oos_max_lost, config=self.config)
+        twin = IntentClassifier(
+            embedder,
+            self.taxonomy,
+            cache_dir=self.cache_dir,
+            oos_threshold=self.oos_threshold_override,
+            oos_recall_target=self.oos_recall_target,
+            oos_max_lost=self.oos_max_lost,
+            config=self.config,
+        )
         twin._model = self._model
         twin.loaded_from_cache = self.loaded_from_cache
         return twin
@@ -254,10 +275,17 @@ class IntentClassifier:
         h = hashlib.sha256()
         for t, lab in zip(texts, labels, strict=True):
             h.update(f"{lab}\x1f{t}\x1e".encode())
-        payload = json.dumps({"code": CODE_VERSION, "model": self.embedder.model_id, "data": h.hexdigest(),
-                              "config": asdict(self.config), "oos_recall_target": self.oos_recall_target,
-                              "oos_max_lost": self.oos_max_lost},
-                             sort_keys=True)
+        payload = json.dumps(
+            {
+                "code": CODE_VERSION,
+                "model": self.embedder.model_id,
+                "data": h.hexdigest(),
+                "config": asdict(self.config),
+                "oos_recall_target": self.oos_recall_target,
+                "oos_max_lost": self.oos_max_lost,
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
     def _load_cached(self, key: str) -> _FittedModel | None:
@@ -268,7 +296,14 @@ class IntentClassifier:
             return None
         try:
             model = joblib.load(path)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, ModuleNotFoundError) as exc:
+        except (
+            OSError,
+            EOFError,
+            pickle.UnpicklingError,
+            ValueError,
+            AttributeError,
+            ModuleNotFoundError,
+        ) as exc:
             log.warning("intent model cache %s unreadable (%s); retraining", path.name, exc)
             return None
         if not isinstance(model, _FittedModel):
@@ -286,16 +321,29 @@ class IntentClassifier:
 
     def _vectorizers(self) -> tuple[TfidfVectorizer, TfidfVectorizer]:
         cfg = self.config
-        word = TfidfVectorizer(analyzer="word", ngram_range=cfg.word_ngrams, sublinear_tf=True,
-                               strip_accents="unicode", preprocessor=normalise_for_ngrams,
-                               token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-        char = TfidfVectorizer(analyzer="char_wb", ngram_range=cfg.char_ngrams, sublinear_tf=True,
-                               strip_accents="unicode", preprocessor=normalise_for_ngrams,
-                               max_features=cfg.max_char_features, dtype=np.float32)
+        word = TfidfVectorizer(
+            analyzer="word",
+            ngram_range=cfg.word_ngrams,
+            sublinear_tf=True,
+            strip_accents="unicode",
+            preprocessor=normalise_for_ngrams,
+            token_pattern=r"(?u)\b\w+\b",
+            dtype=np.float32,
+        )
+        char = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=cfg.char_ngrams,
+            sublinear_tf=True,
+            strip_accents="unicode",
+            preprocessor=normalise_for_ngrams,
+            max_features=cfg.max_char_features,
+            dtype=np.float32,
+        )
         return word, char
 
-    def _design(self, emb: np.ndarray, texts: list[str], word: TfidfVectorizer | None,
-                char: TfidfVectorizer | None) -> sp.csr_matrix | np.ndarray:
+    def _design(
+        self, emb: np.ndarray, texts: list[str], word: TfidfVectorizer | None, char: TfidfVectorizer | None
+    ) -> sp.csr_matrix | np.ndarray:
         e = emb * self.config.embedding_weight
         if word is None or char is None:
             return e
@@ -365,8 +413,9 @@ class IntentClassifier:
             correct = pred == y
             ece_before = expected_calibration_error(raw.max(axis=1), raw.argmax(axis=1) == y)
             ece = expected_calibration_error(probs.max(axis=1), correct)
-            margin, source, curve = tune_oos_margin(probs, y, oos_idx, recall_target=self.oos_recall_target,
-                                                    max_lost=self.oos_max_lost)
+            margin, source, curve = tune_oos_margin(
+                probs, y, oos_idx, recall_target=self.oos_recall_target, max_lost=self.oos_max_lost
+            )
             cv_acc = float(correct.mean())
         else:
             temperature, ece_before, ece, cv_acc = 1.0, None, None, None
@@ -382,16 +431,35 @@ class IntentClassifier:
         coef_emb = coef[:, :dim] * np.float32(cfg.embedding_weight)
         coef_txt = np.ascontiguousarray(coef[:, dim:].T) if cfg.use_tfidf else None
         report = TrainingReport(
-            n_examples=len(texts), n_classes=len(classes), cv_folds=folds if folds >= 2 else 0, cv_accuracy=cv_acc,
-            ece_before=ece_before, ece=ece, temperature=temperature, oos_threshold=0.0,
-            oos_threshold_source=source, train_seconds=round(time.perf_counter() - started, 2),
-            oos_examples=int(counts[oos_idx]) if oos_idx is not None else 0, oos_margin=margin, oos_curve=curve,
+            n_examples=len(texts),
+            n_classes=len(classes),
+            cv_folds=folds if folds >= 2 else 0,
+            cv_accuracy=cv_acc,
+            ece_before=ece_before,
+            ece=ece,
+            temperature=temperature,
+            oos_threshold=0.0,
+            oos_threshold_source=source,
+            train_seconds=round(time.perf_counter() - started, 2),
+            oos_examples=int(counts[oos_idx]) if oos_idx is not None else 0,
+            oos_margin=margin,
+            oos_curve=curve,
         )
         log.info("intent model trained: %s", report.as_dict())
-        return _FittedModel(config=cfg, classes=classes, coef_emb=np.ascontiguousarray(coef_emb), coef_txt=coef_txt,
-                            intercept=intercept, word=word, char=char, temperature=temperature,
-                            oos_index=oos_idx, oos_margin=margin, report=report,
-                            embedding_model=self.embedder.model_id)
+        return _FittedModel(
+            config=cfg,
+            classes=classes,
+            coef_emb=np.ascontiguousarray(coef_emb),
+            coef_txt=coef_txt,
+            intercept=intercept,
+            word=word,
+            char=char,
+            temperature=temperature,
+            oos_index=oos_idx,
+            oos_margin=margin,
+            report=report,
+            embedding_model=self.embedder.model_id,
+        )
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -455,18 +523,22 @@ class IntentClassifier:
         order = np.argsort(-p)
         if m.oos_index is not None:
             order = order[order != m.oos_index]
-        alternatives = [IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4)) for i in order[:3]]
+        alternatives = [
+            IntentAlternative(name=str(classes[i]), confidence=round(float(p[i]), 4)) for i in order[:3]
+        ]
         best = int(order[0])
         q = float(p[best])
         if m.oos_margin is not None and m.oos_index is not None:
             p_oos = float(p[m.oos_index])
             if oos_margins(q, p_oos) < m.oos_margin:
                 conf = p_oos if p_oos > q else 1.0 - q
-                return Intent(name=OUT_OF_SCOPE, confidence=round(conf, 4), alternatives=alternatives,
-                              out_of_scope=True)
+                return Intent(
+                    name=OUT_OF_SCOPE, confidence=round(conf, 4), alternatives=alternatives, out_of_scope=True
+                )
         if q < self.oos_threshold:
-            return Intent(name=OUT_OF_SCOPE, confidence=round(1.0 - q, 4), alternatives=alternatives,
-                          out_of_scope=True)
+            return Intent(
+                name=OUT_OF_SCOPE, confidence=round(1.0 - q, 4), alternatives=alternatives, out_of_scope=True
+            )
         return Intent(name=str(classes[best]), confidence=round(q, 4), alternatives=alternatives)
 
     @property
@@ -481,7 +553,9 @@ class IntentClassifier:
             return {"intent_classifier": "not_trained"}
         m = self._model
         r = m.report
-        n_intents = len(self.taxonomy.intents) if self.taxonomy else sum(1 for c in m.classes if c != OUT_OF_SCOPE)
+        n_intents = (
+            len(self.taxonomy.intents) if self.taxonomy else sum(1 for c in m.classes if c != OUT_OF_SCOPE)
+        )
         return {
             "n_intents": n_intents,
             "classifier": m.config.label,
@@ -499,8 +573,9 @@ class IntentClassifier:
         }
 
 
-def cv_splits(y: np.ndarray, emb: np.ndarray, *, oos_idx: int | None, folds: int,
-              seed: int = 13) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_splits(
+    y: np.ndarray, emb: np.ndarray, *, oos_idx: int | None, folds: int, seed: int = 13
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cross-validation folds: stratified for the intents; out-of-scope examples are split by *topic*.
 
     Out-of-scope messages met in production are mostly about topics no training example covers. A plain stratified
@@ -535,8 +610,14 @@ def oos_margins(best: np.ndarray | float, p_oos: np.ndarray | float) -> np.ndarr
 MARGIN_GRID = np.round(np.arange(-4.0, 8.001, 0.05), 2)
 
 
-def tune_oos_margin(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *, recall_target: float = 0.85,
-                    max_lost: float = 0.10) -> tuple[float | None, str, list[dict]]:
+def tune_oos_margin(
+    probs: np.ndarray,
+    y: np.ndarray,
+    oos_idx: int | None,
+    *,
+    recall_target: float = 0.85,
+    max_lost: float = 0.10,
+) -> tuple[float | None, str, list[dict]]:
     """Margin under which a message is out of scope, from out-of-fold probabilities.
 
     With out-of-scope examples: the lowest margin whose out-of-fold OOS recall reaches `recall_target` (catch that
@@ -550,8 +631,12 @@ def tune_oos_margin(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *, re
     if oos_idx is None or not (y == oos_idx).any() or not (y != oos_idx).any():
         # Without out-of-scope examples there is nothing to trade off against: every rejection of an in-scope
         # message is a loss. Reject nothing unless REPLYDESK_OOS_THRESHOLD says otherwise.
-        return None, "no out-of-scope examples in training data (set REPLYDESK_OOS_THRESHOLD to reject " \
-                     "low-confidence messages)", []
+        return (
+            None,
+            "no out-of-scope examples in training data (set REPLYDESK_OOS_THRESHOLD to reject "
+            "low-confidence messages)",
+            [],
+        )
     in_scope = np.delete(probs, oos_idx, axis=1)
     best = in_scope.argmax(axis=1)
     best = np.where(best >= oos_idx, best + 1, best)  # back to column numbers of `probs`
@@ -561,15 +646,30 @@ def tune_oos_margin(probs: np.ndarray, y: np.ndarray, oos_idx: int | None, *, re
     curve = []
     for t in MARGIN_GRID:
         final = np.where(margin < t, oos_idx, best)
-        curve.append({"margin": float(t), "in_scope_accuracy": round(float((final[ins] == y[ins]).mean()), 4),
-                      "oos_recall": round(float((final[oos] == oos_idx).mean()), 4),
-                      "lost": round(float((margin[right] < t).mean()) if right.any() else 0.0, 4)})
+        curve.append(
+            {
+                "margin": float(t),
+                "in_scope_accuracy": round(float((final[ins] == y[ins]).mean()), 4),
+                "oos_recall": round(float((final[oos] == oos_idx).mean()), 4),
+                "lost": round(float((margin[right] < t).mean()) if right.any() else 0.0, 4),
+            }
+        )
     affordable = [p for p in curve if p["lost"] <= max_lost] or curve[:1]
     for point in curve:
         if point["oos_recall"] >= recall_target:
             if point["lost"] <= max_lost:
-                return point["margin"], f"lowest margin with out-of-fold OOS recall >= {recall_target}", curve[::10]
+                return (
+                    point["margin"],
+                    f"lowest margin with out-of-fold OOS recall >= {recall_target}",
+                    curve[::10],
+                )
             break
     top = affordable[-1]
-    return top["margin"], (f"highest margin turning away at most {max_lost} of the in-scope messages classified "
-                           f"right (OOS recall {top['oos_recall']} out of fold, target {recall_target})"), curve[::10]
+    return (
+        top["margin"],
+        (
+            f"highest margin turning away at most {max_lost} of the in-scope messages classified "
+            f"right (OOS recall {top['oos_recall']} out of fold, target {recall_target})"
+        ),
+        curve[::10],
+    )

@@ -76,8 +76,11 @@ def strip_accents(text: str) -> str:
 @cache
 def _word_lexicon() -> dict[str, frozenset[str]]:
     raw = json.loads((LEXICON_DIR / "language_words.json").read_text(encoding="utf-8"))
-    return {lang: frozenset(strip_accents(w).lower() for w in words)
-            for lang, words in raw.items() if not lang.startswith("_")}
+    return {
+        lang: frozenset(strip_accents(w).lower() for w in words)
+        for lang, words in raw.items()
+        if not lang.startswith("_")
+    }
 
 
 _factory_lock = threading.Lock()
@@ -160,12 +163,16 @@ class LanguageDetector:
         code, p = max(probs.items(), key=lambda kv: kv[1])
         voted = self._from_votes(votes, hint, len(tokens))
         if voted and votes[voted[0]] >= votes.get(code, 0) + VOTE_MARGIN:
-            return voted  # `donde esta mi pedido` without accents: langdetect says pt, four Spanish words say es
+            return (
+                voted  # `donde esta mi pedido` without accents: langdetect says pt, four Spanish words say es
+            )
         if p >= ACCEPT_PROB and (not votes or votes.get(code, 0) > 0 or len(tokens) > 6):
             return code, p
         n = max(len(tokens), 1)
-        scores = {lang: probs.get(lang, 0.0) + votes.get(lang, 0) / n + (0.1 if lang == hint else 0.0)
-                  for lang in set(probs) | set(votes)}
+        scores = {
+            lang: probs.get(lang, 0.0) + votes.get(lang, 0) / n + (0.1 if lang == hint else 0.0)
+            for lang in set(probs) | set(votes)
+        }
         best, score = max(scores.items(), key=lambda kv: (kv[1], kv[0] == hint))
         if score >= COMBINED_ACCEPT:
             return best, min(0.95, score)

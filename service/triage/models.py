@@ -52,27 +52,40 @@ class HistoryMessage(BaseModel):
 
 class TriageBase(BaseModel):
     text: str = Field(description="The customer's message (1–4000 characters after trimming).")
-    locale: str | None = Field(None, description="BCP 47 locale hint from the channel, e.g. `es-MX`.", max_length=35)
+    locale: str | None = Field(
+        None, description="BCP 47 locale hint from the channel, e.g. `es-MX`.", max_length=35
+    )
     channel: Channel | None = None
-    history: list[HistoryMessage] = Field(default_factory=list, max_length=100,
-                                          description="Earlier messages of the thread, oldest first.")
+    history: list[HistoryMessage] = Field(
+        default_factory=list, max_length=100, description="Earlier messages of the thread, oldest first."
+    )
 
     @field_validator("text")
     @classmethod
     def _text(cls, v: str) -> str:
         v = clean_text(v)
         if not has_content(v):
-            raise ValueError("text is empty after trimming whitespace, control and invisible (zero-width) characters")
+            raise ValueError(
+                "text is empty after trimming whitespace, control and invisible (zero-width) characters"
+            )
         if len(v) > MAX_TEXT_CHARS:
             raise ValueError(f"text has {len(v)} characters; the limit is {MAX_TEXT_CHARS}")
         return v
 
 
 class TriageRequest(TriageBase):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!", "locale": "es-MX",
-         "channel": "whatsapp", "history": []},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!",
+                    "locale": "es-MX",
+                    "channel": "whatsapp",
+                    "history": [],
+                },
+            ]
+        }
+    )
 
 
 class Language(BaseModel):
@@ -118,15 +131,33 @@ class TriageRead(BaseModel):
     sentiment: Sentiment
     entities: list[Entity] = Field(default_factory=list)
     automatable: bool = Field(description="True when a bot can finish this intent without a human")
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "language": {"code": "es", "confidence": 0.99, "source": "text"},
-        "intent": {"name": "delivery_delay", "confidence": 0.91, "out_of_scope": False,
-                   "alternatives": [{"name": "delivery_delay", "confidence": 0.91},
-                                    {"name": "order_status", "confidence": 0.06},
-                                    {"name": "complaint", "confidence": 0.01}]},
-        "urgency": {"level": "high", "score": 0.65, "reasons": [
-            "deadline: 'hoy' + 'necesito'", "intent delivery_delay: normal by default (confidence 0.91)"]},
-        "sentiment": {"label": "negative", "score": -0.51},
-        "entities": [{"type": "order_number", "value": "A12345", "start": 17, "end": 23}],
-        "automatable": True,
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "language": {"code": "es", "confidence": 0.99, "source": "text"},
+                    "intent": {
+                        "name": "delivery_delay",
+                        "confidence": 0.91,
+                        "out_of_scope": False,
+                        "alternatives": [
+                            {"name": "delivery_delay", "confidence": 0.91},
+                            {"name": "order_status", "confidence": 0.06},
+                            {"name": "complaint", "confidence": 0.01},
+                        ],
+                    },
+                    "urgency": {
+                        "level": "high",
+                        "score": 0.65,
+                        "reasons": [
+                            "deadline: 'hoy' + 'necesito'",
+                            "intent delivery_delay: normal by default (confidence 0.91)",
+                        ],
+                    },
+                    "sentiment": {"label": "negative", "score": -0.51},
+                    "entities": [{"type": "order_number", "value": "A12345", "start": 17, "end": 23}],
+                    "automatable": True,
+                }
+            ]
+        }
+    )

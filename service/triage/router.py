@@ -15,19 +15,32 @@ router = APIRouter(tags=["triage"])
 EXAMPLES = {
     "late_order_es": {
         "summary": "Spanish, deadline today, order number",
-        "value": {"text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!", "locale": "es-MX",
-                  "channel": "whatsapp", "history": []},
+        "value": {
+            "text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!",
+            "locale": "es-MX",
+            "channel": "whatsapp",
+            "history": [],
+        },
     },
     "calm_fraud_en": {
         "summary": "Calm tone, money at risk: critical",
-        "value": {"text": "hi, there are 3 purchases on my statement from northwind that aren't mine. what do I do?",
-                  "locale": "en-GB", "channel": "webchat"},
+        "value": {
+            "text": "hi, there are 3 purchases on my statement from northwind that aren't mine. what do I do?",
+            "locale": "en-GB",
+            "channel": "webchat",
+        },
     },
     "repeat_contact_de": {
         "summary": "Short message after unanswered ones: language from history, urgency from repeat contact",
-        "value": {"text": "??", "locale": "de-DE", "channel": "sms", "history": [
-            {"role": "customer", "text": "Wo bleibt meine Bestellung NW-22871?"},
-            {"role": "customer", "text": "Hallo, bitte um Rückmeldung"}]},
+        "value": {
+            "text": "??",
+            "locale": "de-DE",
+            "channel": "sms",
+            "history": [
+                {"role": "customer", "text": "Wo bleibt meine Bestellung NW-22871?"},
+                {"role": "customer", "text": "Hallo, bitte um Rückmeldung"},
+            ],
+        },
     },
     "emoji_only": {
         "summary": "Emoji only: sentiment from the emoji, language from the locale",
@@ -40,10 +53,16 @@ EXAMPLES = {
     "/triage",
     response_model=TriagePipelineRead,
     summary="Triage one customer message: language, intent, urgency, sentiment, entities, automatable",
-    responses={422: {"description": "Body is not JSON, `text` is missing, not a string, blank after removing "
-                                    "control characters, or longer than 4000 characters."}},
+    responses={
+        422: {
+            "description": "Body is not JSON, `text` is missing, not a string, blank after removing "
+            "control characters, or longer than 4000 characters."
+        }
+    },
 )
-def triage(body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], container: ContainerDep) -> TriagePipelineRead:
+def triage(
+    body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], container: ContainerDep
+) -> TriagePipelineRead:
     """`language.source` says what decided the language (`text`, the customer's earlier messages in `history`, the
     `locale` hint, or the service `default`). `intent.name` is `out_of_scope` when no intent fits.
     `urgency.reasons` explains the level in words; `entities` carry character offsets into the cleaned `text`

@@ -100,10 +100,13 @@ class CueLexicon:
             else:
                 i += 1
                 continue
-            before = toks[max(0, i - NEGATION_WINDOW_BEFORE):i]
+            before = toks[max(0, i - NEGATION_WINDOW_BEFORE) : i]
             # `funktioniert nicht`, `marche pas`: only verbs of expectation take a negator after them
-            after = (toks[i + span:i + span + NEGATION_WINDOW_AFTER]
-                     if self.negate_after and kind == "expectation" else [])
+            after = (
+                toks[i + span : i + span + NEGATION_WINDOW_AFTER]
+                if self.negate_after and kind == "expectation"
+                else []
+            )
             negated = any(t in self.negators for t in before) or any(t in self.negators for t in after)
             if kind == "expectation":
                 value = EXPECTATION_NEGATED if negated else value
@@ -161,7 +164,9 @@ class SentimentAnalyzer:
             else:  # removed, not zeroed: VADER turns a zero-valence word in CAPS into a negative one
                 self._vader.lexicon.pop(word, None)
         intens = spec.get("intensifiers", {})
-        self._cues = {lang: CueLexicon.from_json(s, intens.get(lang, [])) for lang, s in spec["languages"].items()}
+        self._cues = {
+            lang: CueLexicon.from_json(s, intens.get(lang, [])) for lang, s in spec["languages"].items()
+        }
         self._vader_known = frozenset(w for w, v in self._vader.lexicon.items() if v)
         self._emoji = emoji_scores()
 
@@ -201,8 +206,11 @@ class SentimentAnalyzer:
             return first[0], True
         # VADER reads any Latin text as English (German `die` is -2.9 there), so it is only a fallback for
         # messages whose detected language has no cue lexicon of its own.
-        others = [self._score_with(lang, text, parts) for lang in self._cues
-                  if lang != language and (lang != "en" or language not in self._cues)]
+        others = [
+            self._score_with(lang, text, parts)
+            for lang in self._cues
+            if lang != language and (lang != "en" or language not in self._cues)
+        ]
         best = max(others, key=lambda r: (r[2], abs(r[0])))
         return (best[0], True) if best[2] else (first[0], False)
 

@@ -24,8 +24,15 @@ CUSTOMER_ROLE = "customer"
 
 
 class TriageService:
-    def __init__(self, embedder: Embedder, classifier: IntentClassifier, *, language: LanguageDetector,
-                 sentiment: SentimentAnalyzer, urgency: UrgencyScorer) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        classifier: IntentClassifier,
+        *,
+        language: LanguageDetector,
+        sentiment: SentimentAnalyzer,
+        urgency: UrgencyScorer,
+    ) -> None:
         self.embedder = embedder
         self.classifier = classifier
         self.language = language
@@ -37,8 +44,13 @@ class TriageService:
         classifier = IntentClassifier.from_settings(settings, embedder)
         language = LanguageDetector(settings.default_locale)
         language.warm_up()
-        return cls(embedder, classifier, language=language, sentiment=SentimentAnalyzer(),
-                   urgency=UrgencyScorer.from_taxonomy(classifier.taxonomy))
+        return cls(
+            embedder,
+            classifier,
+            language=language,
+            sentiment=SentimentAnalyzer(),
+            urgency=UrgencyScorer.from_taxonomy(classifier.taxonomy),
+        )
 
     def triage(self, request: TriageRequest) -> TriageRead:
         return self.triage_with_embedding(request)[0]
@@ -62,7 +74,9 @@ class TriageService:
         language = self.language.detect(request.text, earlier, request.locale)
         intent = self.classifier.predict(request.text, embedding=embedding)
         sentiment = self.sentiment.analyze(request.text, language.code)
-        urgency = self.urgency.assess(request.text, intent=intent, sentiment=sentiment, history=request.history)
+        urgency = self.urgency.assess(
+            request.text, intent=intent, sentiment=sentiment, history=request.history
+        )
         return TriageRead(
             language=language,
             intent=intent,

@@ -63,7 +63,9 @@ class Taxonomy(BaseModel):
             "intents": {n: self.intents[n].model_dump(mode="json") for n in sorted(self.intents)},
             "oos": self.oos_examples,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[
+            :16
+        ]
 
     def training_data(self) -> tuple[list[str], list[str]]:
         """(texts, labels) of every example; out-of-scope examples are labelled `out_of_scope`."""
@@ -106,7 +108,9 @@ def _from_yaml(path: Path, raw_text: str) -> Taxonomy:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise _invalid(path, f"intent #{i + 1} ({item.get('name', '?')}) is invalid: {problems}") from exc
         if spec.name in OOS_LABELS:
-            raise _invalid(path, f"`{spec.name}` is reserved; put out-of-scope messages under `out_of_scope_examples`")
+            raise _invalid(
+                path, f"`{spec.name}` is reserved; put out-of-scope messages under `out_of_scope_examples`"
+            )
         if spec.name in intents:
             raise _invalid(path, f"intent `{spec.name}` is defined twice")
         intents[spec.name] = spec
@@ -148,7 +152,9 @@ def _rows_from_jsonl(path: Path, raw_text: str, text_col: str, label_col: str) -
     return rows
 
 
-def read_labelled_rows(path: Path, *, text_col: str = "text", label_col: str = "label") -> list[tuple[str, str]]:
+def read_labelled_rows(
+    path: Path, *, text_col: str = "text", label_col: str = "label"
+) -> list[tuple[str, str]]:
     """(text, label) rows of a CSV or JSONL file, cleaned; empty texts are dropped."""
     path = Path(path)
     raw_text = _read(path)
@@ -182,8 +188,9 @@ def _from_rows(path: Path, rows: list[tuple[str, str]]) -> Taxonomy:
         try:
             intents[label] = IntentSpec(name=label, examples=examples)
         except ValidationError as exc:
-            raise _invalid(path, f"label `{label[:120]}` is not a valid intent name (1-100 printable characters)") \
-                from exc
+            raise _invalid(
+                path, f"label `{label[:120]}` is not a valid intent name (1-100 printable characters)"
+            ) from exc
     return _finish(path, intents, oos)
 
 
@@ -192,7 +199,9 @@ def _finish(path: Path, intents: dict[str, IntentSpec], oos: list[str]) -> Taxon
         raise _invalid(path, f"needs at least 2 intents; found {len(intents)}")
     thin = sorted(n for n, s in intents.items() if len(s.examples) < 2)
     if thin:
-        raise _invalid(path, f"every intent needs at least 2 example messages; too few for {thin}", intents=thin)
+        raise _invalid(
+            path, f"every intent needs at least 2 example messages; too few for {thin}", intents=thin
+        )
     return Taxonomy(intents=intents, oos_examples=oos, source=str(path))
 
 

@@ -38,9 +38,18 @@ LEXICON_PATH = Path(__file__).resolve().parent / "lexicons" / "urgency.json"
 ORDER = [UrgencyLevel.low, UrgencyLevel.normal, UrgencyLevel.high, UrgencyLevel.critical]
 RANK = {lvl: i for i, lvl in enumerate(ORDER)}
 # Score of each level and the score band it owns: low [0, .25), normal [.25, .5), high [.5, .8), critical [.8, 1].
-LEVEL_SCORE = {UrgencyLevel.low: 0.1, UrgencyLevel.normal: 0.35, UrgencyLevel.high: 0.65, UrgencyLevel.critical: 0.9}
-BAND = {UrgencyLevel.low: (0.0, 0.24), UrgencyLevel.normal: (0.25, 0.49), UrgencyLevel.high: (0.5, 0.79),
-        UrgencyLevel.critical: (0.8, 1.0)}
+LEVEL_SCORE = {
+    UrgencyLevel.low: 0.1,
+    UrgencyLevel.normal: 0.35,
+    UrgencyLevel.high: 0.65,
+    UrgencyLevel.critical: 0.9,
+}
+BAND = {
+    UrgencyLevel.low: (0.0, 0.24),
+    UrgencyLevel.normal: (0.25, 0.49),
+    UrgencyLevel.high: (0.5, 0.79),
+    UrgencyLevel.critical: (0.8, 1.0),
+}
 ANGER_AT = -0.6  # sentiment score at or below which anger escalates a normal request to high
 CONFIDENT_INTENT = 0.5  # below this intent confidence, cue words may override the intent's default urgency
 UNANSWERED_AT = 2  # this many customer messages in a row before this one, with no reply, is repeated contact
@@ -66,8 +75,32 @@ def _compile(patterns: Mapping[str, Sequence[str]]) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(f"(?:{p})" for p in alternatives) + r")(?!\w)")
 
 
-NEGATORS = frozenset({"not", "no", "nicht", "kein", "keine", "pas", "nao", "non", "niet", "geen", "isnt", "never",
-                      "nothing", "nada", "nichts", "rien", "without", "sin", "sem", "ohne", "sans", "dont"})
+NEGATORS = frozenset(
+    {
+        "not",
+        "no",
+        "nicht",
+        "kein",
+        "keine",
+        "pas",
+        "nao",
+        "non",
+        "niet",
+        "geen",
+        "isnt",
+        "never",
+        "nothing",
+        "nada",
+        "nichts",
+        "rien",
+        "without",
+        "sin",
+        "sem",
+        "ohne",
+        "sans",
+        "dont",
+    }
+)
 
 
 def _negated(normalised: str, start: int) -> bool:
@@ -93,8 +126,14 @@ class Cue:
     @classmethod
     def from_json(cls, spec: dict) -> Cue:
         groups = spec.get("all_of") or [spec["patterns"]]
-        return cls(spec["name"], UrgencyLevel(spec["level"]), spec["reason"], tuple(_compile(g) for g in groups),
-                   kind=spec.get("kind", "raise"), negatable=bool(spec.get("negatable", False)))
+        return cls(
+            spec["name"],
+            UrgencyLevel(spec["level"]),
+            spec["reason"],
+            tuple(_compile(g) for g in groups),
+            kind=spec.get("kind", "raise"),
+            negatable=bool(spec.get("negatable", False)),
+        )
 
     def match(self, normalised: str) -> str | None:
         """The text that triggered the cue (first group's match), or None."""
@@ -120,7 +159,9 @@ def load_cues(path: Path = LEXICON_PATH) -> tuple[Cue, ...]:
 class UrgencyScorer:
     """Stateless after construction; `assess` is thread-safe."""
 
-    def __init__(self, priors: Mapping[str, UrgencyLevel] | None = None, cues: Sequence[Cue] | None = None) -> None:
+    def __init__(
+        self, priors: Mapping[str, UrgencyLevel] | None = None, cues: Sequence[Cue] | None = None
+    ) -> None:
         self.priors = dict(priors or {})
         self.cues = tuple(cues) if cues is not None else load_cues()
 
@@ -128,15 +169,30 @@ class UrgencyScorer:
     def from_taxonomy(cls, taxonomy: Taxonomy) -> UrgencyScorer:
         return cls({name: spec.default_urgency for name, spec in taxonomy.intents.items()})
 
-    def assess(self, text: str, *, intent: Intent | None = None, sentiment: Sentiment | None = None,
-               history: Sequence[HistoryMessage] = ()) -> Urgency:
+    def assess(
+        self,
+        text: str,
+        *,
+        intent: Intent | None = None,
+        sentiment: Sentiment | None = None,
+        history: Sequence[HistoryMessage] = (),
+    ) -> Urgency:
         prior_score, prior_reason = self._prior(intent)
         prior_level = level_of(prior_score)
-        confident = (intent is not None and not intent.out_of_scope and intent.confidence >= CONFIDENT_INTENT
-                     and intent.name in self.priors)
+        confident = (
+            intent is not None
+            and not intent.out_of_scope
+            and intent.confidence >= CONFIDENT_INTENT
+            and intent.name in self.priors
+        )
 
         norm = normalise(text)
-        found: dict[str, list[tuple[UrgencyLevel, str]]] = {"raise": [], "lower": [], "topic": [], "guard": []}
+        found: dict[str, list[tuple[UrgencyLevel, str]]] = {
+            "raise": [],
+            "lower": [],
+            "topic": [],
+            "guard": [],
+        }
         for cue in self.cues:
             snippet = cue.match(norm)
             if snippet is not None:
@@ -145,8 +201,12 @@ class UrgencyScorer:
             found["topic"].append((UrgencyLevel.low, "no words (emoji or symbols only)"))
         unanswered = _unanswered(history)
         if unanswered >= UNANSWERED_AT:
-            found["raise"].append((UrgencyLevel.high,
-                                   f"repeated contact: {unanswered + 1} customer messages in a row without a reply"))
+            found["raise"].append(
+                (
+                    UrgencyLevel.high,
+                    f"repeated contact: {unanswered + 1} customer messages in a row without a reply",
+                )
+            )
 
         level = prior_level
         reasons: list[str] = []
@@ -156,13 +216,23 @@ class UrgencyScorer:
             reasons.append(reason)
         # Anger makes a real problem high; anger about trivia (the newsletter, the website's colours) stays low.
         angry = sentiment is not None and sentiment.score <= ANGER_AT
-        if angry and sentiment is not None and level is not UrgencyLevel.low and (found["guard"] or confident):
+        if (
+            angry
+            and sentiment is not None
+            and level is not UrgencyLevel.low
+            and (found["guard"] or confident)
+        ):
             if level is UrgencyLevel.normal:
                 level = UrgencyLevel.high
             reasons.append(f"strong negative sentiment ({sentiment.score:+.2f})")
         # A low-stakes topic decides when the classifier is unsure and nothing points to a real problem.
-        if (found["topic"] and not raised and not found["guard"] and level is UrgencyLevel.normal
-                and not confident):
+        if (
+            found["topic"]
+            and not raised
+            and not found["guard"]
+            and level is UrgencyLevel.normal
+            and not confident
+        ):
             level = UrgencyLevel.low
             reasons.append(found["topic"][0][1])
         if found["lower"] and level is not UrgencyLevel.critical:
@@ -182,7 +252,8 @@ class UrgencyScorer:
         if intent is None:
             return LEVEL_SCORE[UrgencyLevel.normal], None
         candidates = intent.alternatives or (
-            [] if intent.out_of_scope else [IntentAlternative(name=intent.name, confidence=intent.confidence)])
+            [] if intent.out_of_scope else [IntentAlternative(name=intent.name, confidence=intent.confidence)]
+        )
         mass, score = 0.0, 0.0
         for alt in candidates:
             lvl = self.priors.get(alt.name)
@@ -194,7 +265,10 @@ class UrgencyScorer:
         score += (1.0 - mass) * LEVEL_SCORE[UrgencyLevel.normal]
         if intent.out_of_scope:
             near = ", ".join(f"{a.name} {a.confidence:.2f}" for a in candidates[:2])
-            return score, f"out of scope (nearest intents weighed by probability: {near})" if near else "out of scope"
+            return (
+                score,
+                f"out of scope (nearest intents weighed by probability: {near})" if near else "out of scope",
+            )
         lvl = self.priors.get(intent.name)
         if lvl is None:
             return score, None

@@ -23,15 +23,39 @@ class EventLog:
         self.new_work = threading.Event()  # set when an outbox row is added: wakes the dispatcher
         self.on_emit: list = []  # callables(type) -> None, e.g. Prometheus counters
 
-    def emit(self, s: Session, type_: str, data: dict[str, Any], *, now: datetime, conversation_id: int | None = None,
-             message_id: int | None = None, dedupe_key: str | None = None) -> Event:
-        event = Event(type=type_, conversation_id=conversation_id, message_id=message_id, payload=data,
-                      created_at=now, dedupe_key=dedupe_key)
+    def emit(
+        self,
+        s: Session,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        now: datetime,
+        conversation_id: int | None = None,
+        message_id: int | None = None,
+        dedupe_key: str | None = None,
+    ) -> Event:
+        event = Event(
+            type=type_,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            payload=data,
+            created_at=now,
+            dedupe_key=dedupe_key,
+        )
         s.add(event)
         s.flush()
         if self.webhook_url:
-            s.add(WebhookDelivery(id=str(uuid.uuid4()), event_id=event.id, url=self.webhook_url, status="pending",
-                                  attempts=0, next_attempt_at=now, created_at=now))
+            s.add(
+                WebhookDelivery(
+                    id=str(uuid.uuid4()),
+                    event_id=event.id,
+                    url=self.webhook_url,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
             self.new_work.set()
         for hook in self.on_emit:
             hook(type_)
@@ -50,5 +74,11 @@ class EventLog:
 
 
 def to_read(e: Event) -> EventRead:
-    return EventRead(id=e.id, type=e.type, created_at=e.created_at, conversation_id=e.conversation_id,
-                     message_id=e.message_id, data=e.payload)
+    return EventRead(
+        id=e.id,
+        type=e.type,
+        created_at=e.created_at,
+        conversation_id=e.conversation_id,
+        message_id=e.message_id,
+        data=e.payload,
+    )

@@ -20,8 +20,12 @@ def _percentiles(values: list[float]) -> Percentiles:
     if not values:
         return Percentiles(count=0)
     arr = np.asarray(values, dtype=float)
-    return Percentiles(count=len(values), p50_s=round(float(np.percentile(arr, 50)), 3),
-                       p90_s=round(float(np.percentile(arr, 90)), 3), mean_s=round(float(arr.mean()), 3))
+    return Percentiles(
+        count=len(values),
+        p50_s=round(float(np.percentile(arr, 50)), 3),
+        p90_s=round(float(np.percentile(arr, 90)), 3),
+        mean_s=round(float(arr.mean()), 3),
+    )
 
 
 class _Acc:
@@ -48,19 +52,30 @@ class _Acc:
             nps = round(100 * (promoters - detractors) / len(self.nps), 2)
         return KpiGroup(
             conversations=len(self.conversations),
-            first_response=_percentiles(self.first_response), resolution=_percentiles(self.resolution),
+            first_response=_percentiles(self.first_response),
+            resolution=_percentiles(self.resolution),
             sla_cycles=len(self.sla),
             sla_met_pct=round(100 * sum(self.sla) / len(self.sla), 2) if self.sla else None,
             csat_responses=len(self.csat),
             csat_mean=round(sum(self.csat) / len(self.csat), 3) if self.csat else None,
-            csat_pct=round(100 * sum(1 for x in self.csat if x >= 4) / len(self.csat), 2) if self.csat else None,
-            nps_responses=len(self.nps), nps=nps,
+            csat_pct=round(100 * sum(1 for x in self.csat if x >= 4) / len(self.csat), 2)
+            if self.csat
+            else None,
+            nps_responses=len(self.nps),
+            nps=nps,
             suggestions=SuggestionRates(
-                decided=decided, approved=self.decisions["approved"], edited=self.decisions["edited"],
-                rejected=self.decisions["rejected"], acceptance_rate=rate(self.decisions["approved"]),
-                edit_rate=rate(self.decisions["edited"]), reject_rate=rate(self.decisions["rejected"]),
+                decided=decided,
+                approved=self.decisions["approved"],
+                edited=self.decisions["edited"],
+                rejected=self.decisions["rejected"],
+                acceptance_rate=rate(self.decisions["approved"]),
+                edit_rate=rate(self.decisions["edited"]),
+                reject_rate=rate(self.decisions["rejected"]),
                 mean_edit_distance=round(sum(self.edit_distances) / len(self.edit_distances), 3)
-                if self.edit_distances else None))
+                if self.edit_distances
+                else None,
+            ),
+        )
 
 
 def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) -> KpiRead:
@@ -74,9 +89,18 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
         fn(groups[intent or UNKNOWN])
 
     with db.session() as s:
-        convs = {c.id: c for c in s.scalars(select(Conversation).where(
-            ((Conversation.first_customer_message_at >= start) & (Conversation.first_customer_message_at < end)) |
-            ((Conversation.resolved_at >= start) & (Conversation.resolved_at < end))))}
+        convs = {
+            c.id: c
+            for c in s.scalars(
+                select(Conversation).where(
+                    (
+                        (Conversation.first_customer_message_at >= start)
+                        & (Conversation.first_customer_message_at < end)
+                    )
+                    | ((Conversation.resolved_at >= start) & (Conversation.resolved_at < end))
+                )
+            )
+        }
         for c in convs.values():
             if c.first_customer_message_at and start <= c.first_customer_message_at < end:
                 add(c.intent, lambda g, c=c: g.conversations.add(c.id))
@@ -88,7 +112,9 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
                 add(c.intent, lambda g, d=delta: g.resolution.append(d))
 
         intents = dict(s.execute(select(Conversation.id, Conversation.intent)).all())
-        for cycle in s.scalars(select(SlaCycle).where(SlaCycle.started_at >= start, SlaCycle.started_at < end)):
+        for cycle in s.scalars(
+            select(SlaCycle).where(SlaCycle.started_at >= start, SlaCycle.started_at < end)
+        ):
             if cycle.responded_at is not None:
                 met = bool(cycle.met)
             elif now > cycle.due_at:
@@ -97,20 +123,34 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
                 continue  # still running and not late yet
             add(intents.get(cycle.conversation_id), lambda g, m=met: g.sla.append(m))
 
-        for sv in s.scalars(select(Survey).where(Survey.score.is_not(None), Survey.answered_at >= start,
-                                                 Survey.answered_at < end)):
+        for sv in s.scalars(
+            select(Survey).where(
+                Survey.score.is_not(None), Survey.answered_at >= start, Survey.answered_at < end
+            )
+        ):
             target = "csat" if sv.kind == SurveyKind.csat.value else "nps"
-            add(sv.intent or intents.get(sv.conversation_id),
-                lambda g, t=target, v=sv.score: getattr(g, t).append(v))
+            add(
+                sv.intent or intents.get(sv.conversation_id),
+                lambda g, t=target, v=sv.score: getattr(g, t).append(v),
+            )
 
-        for sug in s.scalars(select(Suggestion).where(Suggestion.decision.is_not(None), Suggestion.decided_at >= start,
-                                                      Suggestion.decided_at < end)):
+        for sug in s.scalars(
+            select(Suggestion).where(
+                Suggestion.decision.is_not(None), Suggestion.decided_at >= start, Suggestion.decided_at < end
+            )
+        ):
+
             def rec(g: _Acc, sug: Suggestion = sug) -> None:
                 g.decisions[sug.decision] += 1
                 if sug.decision == "edited" and sug.edit_distance is not None:
                     g.edit_distances.append(sug.edit_distance)
+
             add(sug.intent, rec)
 
     overall = groups.pop("__overall__", _Acc()).group()
-    return KpiRead(**{"from": start}, to=end, overall=overall,
-                   per_intent={k: v.group() for k, v in sorted(groups.items())})
+    return KpiRead(
+        **{"from": start},
+        to=end,
+        overall=overall,
+        per_intent={k: v.group() for k, v in sorted(groups.items())},
+    )

@@ -15,12 +15,15 @@ class _QueueCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         data = self.snapshot()
-        queue = GaugeMetricFamily("replydesk_queue_conversations", "Open conversations per SLA state",
-                                  labels=["state"])
+        queue = GaugeMetricFamily(
+            "replydesk_queue_conversations", "Open conversations per SLA state", labels=["state"]
+        )
         for state, n in sorted(data.get("queue", {}).items()):
             queue.add_metric([state], n)
         yield queue
-        outbox = GaugeMetricFamily("replydesk_webhook_outbox", "Webhook deliveries per status", labels=["status"])
+        outbox = GaugeMetricFamily(
+            "replydesk_webhook_outbox", "Webhook deliveries per status", labels=["status"]
+        )
         for status, n in sorted(data.get("outbox", {}).items()):
             outbox.add_metric([status], n)
         yield outbox
@@ -30,22 +33,39 @@ class WorkflowMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages = Counter("replydesk_messages_ingested", "Inbound messages stored", ["channel"], registry=r)
-        self.duplicates = Counter("replydesk_messages_duplicate", "Re-sent messages answered from storage",
-                                  registry=r)
-        self.pipeline_seconds = Histogram("replydesk_pipeline_seconds", "Triage+drafts pipeline time per message",
-                                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r)
-        self.pipeline_failures = Counter("replydesk_pipeline_failures", "Pipeline runs that failed", ["code"],
-                                         registry=r)
+        self.messages = Counter(
+            "replydesk_messages_ingested", "Inbound messages stored", ["channel"], registry=r
+        )
+        self.duplicates = Counter(
+            "replydesk_messages_duplicate", "Re-sent messages answered from storage", registry=r
+        )
+        self.pipeline_seconds = Histogram(
+            "replydesk_pipeline_seconds",
+            "Triage+drafts pipeline time per message",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
+        self.pipeline_failures = Counter(
+            "replydesk_pipeline_failures", "Pipeline runs that failed", ["code"], registry=r
+        )
         self.suggestions = Counter("replydesk_suggestions_created", "Suggestions stored", registry=r)
-        self.decisions = Counter("replydesk_suggestion_decisions", "Agent decisions on suggestions", ["decision"],
-                                 registry=r)
-        self.outbound = Counter("replydesk_outbound_messages", "Outbound messages queued", ["kind"], registry=r)
-        self.receipts = Counter("replydesk_status_receipts", "Status receipts", ["status", "applied"], registry=r)
+        self.decisions = Counter(
+            "replydesk_suggestion_decisions", "Agent decisions on suggestions", ["decision"], registry=r
+        )
+        self.outbound = Counter(
+            "replydesk_outbound_messages", "Outbound messages queued", ["kind"], registry=r
+        )
+        self.receipts = Counter(
+            "replydesk_status_receipts", "Status receipts", ["status", "applied"], registry=r
+        )
         self.events = Counter("replydesk_events", "Events emitted", ["type"], registry=r)
-        self.webhooks = Counter("replydesk_webhook_attempts", "Webhook delivery attempts", ["outcome"], registry=r)
+        self.webhooks = Counter(
+            "replydesk_webhook_attempts", "Webhook delivery attempts", ["outcome"], registry=r
+        )
         self.resolved = Counter("replydesk_conversations_resolved", "Conversations resolved", registry=r)
-        self.survey_answers = Counter("replydesk_survey_answers", "Survey replies", ["kind", "parsed"], registry=r)
+        self.survey_answers = Counter(
+            "replydesk_survey_answers", "Survey replies", ["kind", "parsed"], registry=r
+        )
 
     def watch(self, snapshot: Callable[[], dict[str, dict[str, int]]]) -> None:
         self.registry.register(_QueueCollector(snapshot))

@@ -95,13 +95,17 @@ def _clean_optional_text(v: str | None, field: str) -> str | None:
 
 
 class Attachment(BaseModel):
-    type: str = Field(min_length=1, max_length=20, description="image | video | audio | file | location | sticker")
+    type: str = Field(
+        min_length=1, max_length=20, description="image | video | audio | file | location | sticker"
+    )
     url: str = Field(min_length=1, max_length=2000)
     caption: str | None = Field(None, max_length=1000)
 
 
 class CustomerIn(BaseModel):
-    id: str = Field(min_length=1, max_length=200, description="The customer's id on the channel (phone, PSID...).")
+    id: str = Field(
+        min_length=1, max_length=200, description="The customer's id on the channel (phone, PSID...)."
+    )
     name: str | None = Field(None, max_length=200)
     locale: str | None = Field(None, max_length=35, description="BCP 47, e.g. `es-MX`.")
     country: str | None = Field(None, min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")
@@ -114,16 +118,19 @@ class CustomerIn(BaseModel):
 
 class MessageBase(BaseModel):
     channel: Channel
-    conversation_external_id: str = Field(min_length=1, max_length=200,
-                                          description="The thread's id on the channel or helpdesk.")
+    conversation_external_id: str = Field(
+        min_length=1, max_length=200, description="The thread's id on the channel or helpdesk."
+    )
     customer: CustomerIn
     text: str = Field("", description="The message (may be empty when it only has attachments).")
     sent_at: AwareDatetime = Field(description="When the customer sent it (ISO 8601 with a zone).")
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=200,
-                                        description="Re-sending the same key returns the first result.")
-    channel_message_id: str | None = Field(None, min_length=1, max_length=200,
-                                           description="The channel's message id; also deduplicates.")
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=200, description="Re-sending the same key returns the first result."
+    )
+    channel_message_id: str | None = Field(
+        None, min_length=1, max_length=200, description="The channel's message id; also deduplicates."
+    )
 
     @field_validator("text")
     @classmethod
@@ -138,12 +145,21 @@ class MessageBase(BaseModel):
 
 
 class MessageCreate(MessageBase):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "channel": "whatsapp", "conversation_external_id": "wa:5215512345678",
-        "customer": {"id": "5215512345678", "name": "Ana", "locale": "es-MX", "country": "MX"},
-        "text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!",
-        "sent_at": "2026-01-05T09:00:00Z", "attachments": [], "idempotency_key": "wamid.HBgM1",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "whatsapp",
+                    "conversation_external_id": "wa:5215512345678",
+                    "customer": {"id": "5215512345678", "name": "Ana", "locale": "es-MX", "country": "MX"},
+                    "text": "Hola, mi pedido #A12345 no ha llegado y lo necesito hoy!!",
+                    "sent_at": "2026-01-05T09:00:00Z",
+                    "attachments": [],
+                    "idempotency_key": "wamid.HBgM1",
+                }
+            ]
+        }
+    )
 
 
 # -- reads -------------------------------------------------------------------------------------------------------
@@ -212,7 +228,9 @@ class SuggestionRead(BaseModel):
     message_id: int
     rank: int = Field(description="1 = best draft.")
     status: SuggestionStatus
-    decision: SuggestionStatus | None = Field(None, description="approved | edited | rejected, kept after `sent`.")
+    decision: SuggestionStatus | None = Field(
+        None, description="approved | edited | rejected, kept after `sent`."
+    )
     draft_text: str
     final_text: str | None = None
     intent: str | None = None
@@ -245,7 +263,9 @@ class PipelineRead(BaseModel):
 
 
 class IngestRead(BaseModel):
-    duplicate: bool = Field(description="True when this message was already ingested (same key or channel id).")
+    duplicate: bool = Field(
+        description="True when this message was already ingested (same key or channel id)."
+    )
     conversation: ConversationRead
     message: MessageRead
     triage: TriageRead | None = None
@@ -280,9 +300,12 @@ class ConversationDetail(ConversationRead):
 
 class ApproveRequest(BaseModel):
     text: str | None = Field(None, description="Edited text; omit to approve the draft as is.")
-    override_reason: str | None = Field(None, min_length=3, max_length=500,
-                                        description="Required to send despite `block` tone findings.")
-    send: bool = Field(True, description="Send right away (default); false keeps it approved for a later /send.")
+    override_reason: str | None = Field(
+        None, min_length=3, max_length=500, description="Required to send despite `block` tone findings."
+    )
+    send: bool = Field(
+        True, description="Send right away (default); false keeps it approved for a later /send."
+    )
 
     @field_validator("text")
     @classmethod
@@ -292,11 +315,15 @@ class ApproveRequest(BaseModel):
             raise ValueError("text is empty; omit it to approve the draft unchanged")
         return v
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {},
-        {"text": "Hola Ana, su pedido A12345 sale hoy y llega mañana.", "send": True},
-        {"text": "Done 👍", "override_reason": "customer uses this emoji themselves"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {},
+                {"text": "Hola Ana, su pedido A12345 sale hoy y llega mañana.", "send": True},
+                {"text": "Done 👍", "override_reason": "customer uses this emoji themselves"},
+            ]
+        }
+    )
 
 
 class SendRequest(BaseModel):
@@ -320,7 +347,9 @@ class ReplyRequest(BaseModel):
             raise ValueError("text is empty after trimming")
         return v
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Hi Ana, I'm checking with the courier now."}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "Hi Ana, I'm checking with the courier now."}]}
+    )
 
 
 class ToneReport(BaseModel):
@@ -341,15 +370,23 @@ class DecisionRead(BaseModel):
 class StatusReceipt(BaseModel):
     status: ReceiptStatus
     at: AwareDatetime | None = Field(None, description="When it happened on the channel (default: now).")
-    channel_message_id: str | None = Field(None, max_length=200, description="The channel's id for this message.")
+    channel_message_id: str | None = Field(
+        None, max_length=200, description="The channel's id for this message."
+    )
     error: str | None = Field(None, max_length=1000, description="Why sending failed (with `failed`).")
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"status": "delivered", "at": "2026-01-05T09:03:10Z", "channel_message_id": "wamid.HBgM2"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "delivered", "at": "2026-01-05T09:03:10Z", "channel_message_id": "wamid.HBgM2"},
+            ]
+        }
+    )
 
 
 class StatusRead(BaseModel):
-    applied: bool = Field(description="False when the receipt was a duplicate or would move the status backwards.")
+    applied: bool = Field(
+        description="False when the receipt was a duplicate or would move the status backwards."
+    )
     reason: str | None = None
     message: MessageRead
 
@@ -385,7 +422,9 @@ class QueueRead(BaseModel):
 
 
 class ResolveRequest(BaseModel):
-    survey: SurveyChoice | None = Field(None, description="Override the channel's survey setting for this one.")
+    survey: SurveyChoice | None = Field(
+        None, description="Override the channel's survey setting for this one."
+    )
     note: str | None = Field(None, max_length=1000)
 
 
@@ -405,7 +444,9 @@ class EventRead(BaseModel):
 
 
 class SurveyResponseCreate(BaseModel):
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="The customer's answer as written.")
+    text: str = Field(
+        min_length=1, max_length=MAX_TEXT_CHARS, description="The customer's answer as written."
+    )
 
 
 # -- KPIs ---------------------------------------------------------------------------------------------------

@@ -79,124 +79,219 @@ AGENT_OR_EVALUATOR = Depends(require_roles(Role.agent, Role.evaluator))
 EVALUATOR = Depends(require_roles(Role.evaluator))
 
 
-@router.post("/messages", response_model=IngestRead, status_code=status.HTTP_201_CREATED, dependencies=[INTEGRATION],
-             summary="Ingest a customer message: store it, triage, draft, tone-check; returns the suggestions",
-             responses={200: {"model": IngestRead, "description": "Already ingested (same idempotency key or "
-                                                                   "channel message id): the first result"}})
-def ingest_message(body: MessageCreate, workflow: WorkflowDep, pipeline: TriagePipelineDep, principal: PrincipalDep,
-                   response: Response) -> IngestRead:
+@router.post(
+    "/messages",
+    response_model=IngestRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[INTEGRATION],
+    summary="Ingest a customer message: store it, triage, draft, tone-check; returns the suggestions",
+    responses={
+        200: {
+            "model": IngestRead,
+            "description": "Already ingested (same idempotency key or channel message id): the first result",
+        }
+    },
+)
+def ingest_message(
+    body: MessageCreate,
+    workflow: WorkflowDep,
+    pipeline: TriagePipelineDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> IngestRead:
     result = workflow.ingest(body, principal, pipeline)
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
     return result
 
 
-@router.get("/messages", response_model=list[MessageRead], dependencies=[AGENT_OR_INTEGRATION],
-            summary="List messages, e.g. `?direction=outbound&status=queued` for helpdesks that pull")
-def list_messages(workflow: WorkflowDep, status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
-                  direction: Direction | None = None, conversation_id: int | None = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[MessageRead]:
-    return workflow.list_messages(status=status_, direction=direction, conversation_id=conversation_id, limit=limit)
+@router.get(
+    "/messages",
+    response_model=list[MessageRead],
+    dependencies=[AGENT_OR_INTEGRATION],
+    summary="List messages, e.g. `?direction=outbound&status=queued` for helpdesks that pull",
+)
+def list_messages(
+    workflow: WorkflowDep,
+    status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
+    direction: Direction | None = None,
+    conversation_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[MessageRead]:
+    return workflow.list_messages(
+        status=status_, direction=direction, conversation_id=conversation_id, limit=limit
+    )
 
 
-@router.get("/messages/{message_id}", response_model=MessageRead, dependencies=[AGENT_OR_INTEGRATION],
-            summary="One message with its delivery or read state")
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageRead,
+    dependencies=[AGENT_OR_INTEGRATION],
+    summary="One message with its delivery or read state",
+)
 def get_message(message_id: int, workflow: WorkflowDep) -> MessageRead:
     return workflow.get_message(message_id)
 
 
-@router.post("/messages/{message_id}/status", response_model=StatusRead, dependencies=[INTEGRATION],
-             summary="Channel receipt for an outbound message (sent, delivered, read, failed); never moves back")
+@router.post(
+    "/messages/{message_id}/status",
+    response_model=StatusRead,
+    dependencies=[INTEGRATION],
+    summary="Channel receipt for an outbound message (sent, delivered, read, failed); never moves back",
+)
 def message_status(message_id: int, body: StatusReceipt, workflow: WorkflowDep) -> StatusRead:
     return workflow.apply_receipt(message_id, body)
 
 
-@router.post("/messages/{message_id}/read", response_model=MessageRead, dependencies=[AGENT],
-             summary="An agent read this inbound message (and the earlier ones): emits `message.read` once")
+@router.post(
+    "/messages/{message_id}/read",
+    response_model=MessageRead,
+    dependencies=[AGENT],
+    summary="An agent read this inbound message (and the earlier ones): emits `message.read` once",
+)
 def mark_read(message_id: int, workflow: WorkflowDep, principal: PrincipalDep) -> MessageRead:
     return workflow.mark_read(message_id, principal)
 
 
-@router.get("/suggestions", response_model=list[SuggestionRead], dependencies=[AGENT_OR_EVALUATOR],
-            summary="Suggestions, newest first")
-def list_suggestions(workflow: WorkflowDep,
-                     status_: Annotated[SuggestionStatus | None, Query(alias="status")] = None,
-                     conversation_id: int | None = None,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[SuggestionRead]:
+@router.get(
+    "/suggestions",
+    response_model=list[SuggestionRead],
+    dependencies=[AGENT_OR_EVALUATOR],
+    summary="Suggestions, newest first",
+)
+def list_suggestions(
+    workflow: WorkflowDep,
+    status_: Annotated[SuggestionStatus | None, Query(alias="status")] = None,
+    conversation_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[SuggestionRead]:
     return workflow.list_suggestions(status_, conversation_id, limit)
 
 
-@router.get("/suggestions/{suggestion_id}", response_model=SuggestionRead, dependencies=[AGENT_OR_EVALUATOR],
-            summary="One suggestion with its decision")
+@router.get(
+    "/suggestions/{suggestion_id}",
+    response_model=SuggestionRead,
+    dependencies=[AGENT_OR_EVALUATOR],
+    summary="One suggestion with its decision",
+)
 def get_suggestion(suggestion_id: int, workflow: WorkflowDep) -> SuggestionRead:
     return workflow.get_suggestion(suggestion_id)
 
 
-@router.post("/suggestions/{suggestion_id}/approve", response_model=DecisionRead, dependencies=[AGENT],
-             summary="Approve a suggestion, optionally edited (re-checked for tone), and send it")
-def approve(suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep,
-            body: ApproveRequest | None = None) -> DecisionRead:
+@router.post(
+    "/suggestions/{suggestion_id}/approve",
+    response_model=DecisionRead,
+    dependencies=[AGENT],
+    summary="Approve a suggestion, optionally edited (re-checked for tone), and send it",
+)
+def approve(
+    suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep, body: ApproveRequest | None = None
+) -> DecisionRead:
     return workflow.approve(suggestion_id, body or ApproveRequest(), principal)
 
 
-@router.post("/suggestions/{suggestion_id}/send", response_model=DecisionRead, dependencies=[AGENT],
-             summary="Send an approved suggestion (idempotent: sending twice returns the same message)")
+@router.post(
+    "/suggestions/{suggestion_id}/send",
+    response_model=DecisionRead,
+    dependencies=[AGENT],
+    summary="Send an approved suggestion (idempotent: sending twice returns the same message)",
+)
 def send(suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep) -> DecisionRead:
     return workflow.send(suggestion_id, principal)
 
 
-@router.post("/suggestions/{suggestion_id}/reject", response_model=DecisionRead, dependencies=[AGENT],
-             summary="Reject a suggestion with a reason")
-def reject(suggestion_id: int, body: RejectRequest, workflow: WorkflowDep, principal: PrincipalDep) -> DecisionRead:
+@router.post(
+    "/suggestions/{suggestion_id}/reject",
+    response_model=DecisionRead,
+    dependencies=[AGENT],
+    summary="Reject a suggestion with a reason",
+)
+def reject(
+    suggestion_id: int, body: RejectRequest, workflow: WorkflowDep, principal: PrincipalDep
+) -> DecisionRead:
     return workflow.reject(suggestion_id, body, principal)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationDetail,
-            dependencies=[Depends(require_roles(Role.agent, Role.integration, Role.evaluator))],
-            summary="A conversation with its messages, suggestions, surveys and SLA state")
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationDetail,
+    dependencies=[Depends(require_roles(Role.agent, Role.integration, Role.evaluator))],
+    summary="A conversation with its messages, suggestions, surveys and SLA state",
+)
 def get_conversation(conversation_id: int, workflow: WorkflowDep) -> ConversationDetail:
     return workflow.conversation(conversation_id)
 
 
-@router.post("/conversations/{conversation_id}/reply", response_model=DecisionRead,
-             status_code=status.HTTP_201_CREATED, dependencies=[AGENT],
-             summary="Send the agent's own reply (no suggestion); tone-checked")
-def reply(conversation_id: int, body: ReplyRequest, workflow: WorkflowDep, principal: PrincipalDep) -> DecisionRead:
+@router.post(
+    "/conversations/{conversation_id}/reply",
+    response_model=DecisionRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AGENT],
+    summary="Send the agent's own reply (no suggestion); tone-checked",
+)
+def reply(
+    conversation_id: int, body: ReplyRequest, workflow: WorkflowDep, principal: PrincipalDep
+) -> DecisionRead:
     return workflow.reply(conversation_id, body, principal)
 
 
-@router.post("/conversations/{conversation_id}/resolve", response_model=ResolveRead,
-             dependencies=[AGENT_OR_INTEGRATION],
-             summary="Resolve a conversation; queues the channel's CSAT or NPS survey unless switched off")
-def resolve(conversation_id: int, workflow: WorkflowDep, principal: PrincipalDep,
-            body: ResolveRequest | None = None) -> ResolveRead:
+@router.post(
+    "/conversations/{conversation_id}/resolve",
+    response_model=ResolveRead,
+    dependencies=[AGENT_OR_INTEGRATION],
+    summary="Resolve a conversation; queues the channel's CSAT or NPS survey unless switched off",
+)
+def resolve(
+    conversation_id: int, workflow: WorkflowDep, principal: PrincipalDep, body: ResolveRequest | None = None
+) -> ResolveRead:
     return workflow.resolve(conversation_id, body or ResolveRequest(), principal)
 
 
-@router.post("/surveys/{survey_id}/responses", response_model=SurveyRead, dependencies=[AGENT_OR_INTEGRATION],
-             summary="Record a survey answer collected outside a message (button, form)")
+@router.post(
+    "/surveys/{survey_id}/responses",
+    response_model=SurveyRead,
+    dependencies=[AGENT_OR_INTEGRATION],
+    summary="Record a survey answer collected outside a message (button, form)",
+)
 def survey_response(survey_id: int, body: SurveyResponseCreate, workflow: WorkflowDep) -> SurveyRead:
     return workflow.answer_survey(survey_id, body.text)
 
 
-@router.get("/queue", response_model=QueueRead, dependencies=[AGENT],
-            summary="Open conversations, most at risk first (breached, at_risk, ok), then by urgency and due time")
-def queue(workflow: WorkflowDep, state: SlaState | None = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> QueueRead:
+@router.get(
+    "/queue",
+    response_model=QueueRead,
+    dependencies=[AGENT],
+    summary="Open conversations, most at risk first (breached, at_risk, ok), then by urgency and due time",
+)
+def queue(
+    workflow: WorkflowDep, state: SlaState | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> QueueRead:
     return workflow.queue(state=state, limit=limit)
 
 
-@router.get("/events", dependencies=[AGENT_OR_INTEGRATION], response_class=EventSourceResponse,
-            summary="Server-sent events: message, suggestion, SLA (at_risk, breached), survey events",
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`id:` is the event id (resume with Last-Event-ID)"}})
-async def events(request: Request, workflow: WorkflowDep,
-                 since: Annotated[int | None, Query(ge=0, description="Start after this event id.")] = None,
-                 types: Annotated[str | None, Query(description="Comma-separated event types.")] = None,
-                 max_events: Annotated[int | None, Query(ge=1, description="Close after this many.")] = None,
-                 max_wait_s: Annotated[float | None, Query(gt=0, le=3600,
-                                                           description="Close after this long idle.")] = None,
-                 last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
+@router.get(
+    "/events",
+    dependencies=[AGENT_OR_INTEGRATION],
+    response_class=EventSourceResponse,
+    summary="Server-sent events: message, suggestion, SLA (at_risk, breached), survey events",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`id:` is the event id (resume with Last-Event-ID)",
+        }
+    },
+)
+async def events(
+    request: Request,
+    workflow: WorkflowDep,
+    since: Annotated[int | None, Query(ge=0, description="Start after this event id.")] = None,
+    types: Annotated[str | None, Query(description="Comma-separated event types.")] = None,
+    max_events: Annotated[int | None, Query(ge=1, description="Close after this many.")] = None,
+    max_wait_s: Annotated[
+        float | None, Query(gt=0, le=3600, description="Close after this long idle.")
+    ] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
     start = since
     if start is None and last_event_id:
         if not last_event_id.isdigit():
@@ -214,8 +309,11 @@ async def events(request: Request, workflow: WorkflowDep,
             for ev in batch:
                 last = ev.id
                 sent += 1
-                yield ServerSentEvent(data=json.dumps(ev.model_dump(mode="json"), ensure_ascii=False),
-                                      event=ev.type, id=str(ev.id))
+                yield ServerSentEvent(
+                    data=json.dumps(ev.model_dump(mode="json"), ensure_ascii=False),
+                    event=ev.type,
+                    id=str(ev.id),
+                )
                 if max_events is not None and sent >= max_events:
                     return
             if batch:
@@ -230,11 +328,20 @@ async def events(request: Request, workflow: WorkflowDep,
     return EventSourceResponse(stream(), ping=15)
 
 
-@router.get("/metrics/kpis", response_model=KpiRead, response_model_by_alias=True, dependencies=[EVALUATOR],
-            summary="Response/resolution times, SLA met %, CSAT, NPS and suggestion use, overall and per intent")
-def kpis(workflow: WorkflowDep,
-         from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601; default: 30 days ago")] = None,
-         to: Annotated[datetime | None, Query(description="ISO 8601, exclusive; default: now")] = None) -> KpiRead:
+@router.get(
+    "/metrics/kpis",
+    response_model=KpiRead,
+    response_model_by_alias=True,
+    dependencies=[EVALUATOR],
+    summary="Response/resolution times, SLA met %, CSAT, NPS and suggestion use, overall and per intent",
+)
+def kpis(
+    workflow: WorkflowDep,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="ISO 8601; default: 30 days ago")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="ISO 8601, exclusive; default: now")] = None,
+) -> KpiRead:
     now = workflow.clock.now()
     end = _aware(to) if to else now
     start = _aware(from_) if from_ else end - timedelta(days=30)
@@ -250,7 +357,11 @@ def _aware(value: datetime) -> datetime:
 metrics_router = APIRouter(tags=["metrics"])
 
 
-@metrics_router.get("/metrics", response_class=PlainTextResponse, dependencies=[EVALUATOR],
-                    summary="Prometheus metrics (scrape with an evaluator or admin key)")
+@metrics_router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[EVALUATOR],
+    summary="Prometheus metrics (scrape with an evaluator or admin key)",
+)
 def prometheus_metrics(workflow: WorkflowDep) -> PlainTextResponse:
     return PlainTextResponse(generate_latest(workflow.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,8 +16,10 @@ from service.workflow.models import SlaKind, SlaState
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 URGENCY_RANK = {UrgencyLevel.critical: 0, UrgencyLevel.high: 1, UrgencyLevel.normal: 2, UrgencyLevel.low: 3}
 STATE_RANK = {SlaState.breached: 0, SlaState.at_risk: 1, SlaState.ok: 2}
-_SEGMENT = re.compile(r"^\s*(?P<days>[a-z]{3}(?:\s*-\s*[a-z]{3})?(?:\s*,\s*[a-z]{3}(?:\s*-\s*[a-z]{3})?)*)\s+"
-                      r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
+_SEGMENT = re.compile(
+    r"^\s*(?P<days>[a-z]{3}(?:\s*-\s*[a-z]{3})?(?:\s*,\s*[a-z]{3}(?:\s*-\s*[a-z]{3})?)*)\s+"
+    r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
+)
 
 
 def _days(spec: str) -> list[int]:
@@ -64,7 +66,9 @@ class BusinessHours:
     def _day_windows(self, day: datetime) -> list[tuple[datetime, datetime]]:
         out = []
         for start, end in self.windows.get(day.weekday(), ()):
-            out.append((datetime.combine(day.date(), start, self.tz), datetime.combine(day.date(), end, self.tz)))
+            out.append(
+                (datetime.combine(day.date(), start, self.tz), datetime.combine(day.date(), end, self.tz))
+            )
         return out
 
     def add(self, start: datetime, minutes: float) -> datetime:
@@ -97,10 +101,17 @@ class BusinessHours:
 
 
 class SlaPolicy:
-    def __init__(self, first: dict[str, float], nxt: dict[str, float], at_risk_ratio: float,
-                 hours: BusinessHours | None = None) -> None:
-        self.targets = {SlaKind.first_response: self._check(first, "first"),
-                        SlaKind.next_response: self._check(nxt, "next")}
+    def __init__(
+        self,
+        first: dict[str, float],
+        nxt: dict[str, float],
+        at_risk_ratio: float,
+        hours: BusinessHours | None = None,
+    ) -> None:
+        self.targets = {
+            SlaKind.first_response: self._check(first, "first"),
+            SlaKind.next_response: self._check(nxt, "next"),
+        }
         self.at_risk_ratio = at_risk_ratio
         self.hours = hours
 
@@ -110,29 +121,44 @@ class SlaPolicy:
         for level in UrgencyLevel:
             value = targets.get(level.value)
             if value is None or value <= 0:
-                raise InvalidInput(f"SLA {which}-response target for urgency {level.value!r} is missing or not > 0")
+                raise InvalidInput(
+                    f"SLA {which}-response target for urgency {level.value!r} is missing or not > 0"
+                )
             out[level] = float(value)
         return out
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlaPolicy:
-        hours = BusinessHours.parse(settings.business_hours, settings.business_timezone) \
-            if settings.business_hours else None
-        return cls(settings.sla_first_response_minutes, settings.sla_next_response_minutes,
-                   settings.sla_at_risk_ratio, hours)
+        hours = (
+            BusinessHours.parse(settings.business_hours, settings.business_timezone)
+            if settings.business_hours
+            else None
+        )
+        return cls(
+            settings.sla_first_response_minutes,
+            settings.sla_next_response_minutes,
+            settings.sla_at_risk_ratio,
+            hours,
+        )
 
     def target_minutes(self, kind: SlaKind, urgency: UrgencyLevel) -> float:
         return self.targets[kind][urgency]
 
     def _after(self, start: datetime, minutes: float) -> datetime:
-        return self.hours.add(start, minutes) if self.hours else ensure_utc(start) + timedelta(minutes=minutes)
+        return (
+            self.hours.add(start, minutes) if self.hours else ensure_utc(start) + timedelta(minutes=minutes)
+        )
 
-    def schedule(self, kind: SlaKind, urgency: UrgencyLevel, started_at: datetime) -> tuple[datetime, datetime]:
+    def schedule(
+        self, kind: SlaKind, urgency: UrgencyLevel, started_at: datetime
+    ) -> tuple[datetime, datetime]:
         """(at_risk_at, due_at) of a wait that started at `started_at`."""
         minutes = self.target_minutes(kind, urgency)
         return self._after(started_at, minutes * self.at_risk_ratio), self._after(started_at, minutes)
 
-    def elapsed_ratio(self, kind: SlaKind, urgency: UrgencyLevel, started_at: datetime, now: datetime) -> float:
+    def elapsed_ratio(
+        self, kind: SlaKind, urgency: UrgencyLevel, started_at: datetime, now: datetime
+    ) -> float:
         target = self.target_minutes(kind, urgency)
         if self.hours:
             used = self.hours.open_minutes(started_at, now)

@@ -12,30 +12,42 @@ import emoji
 from service.workflow.models import SurveyKind
 
 QUESTIONS: dict[str, dict[SurveyKind, str]] = {
-    "en": {SurveyKind.csat: "How satisfied are you with our help today? Reply with a number from 1 (very unhappy) "
-                            "to 5 (very happy).",
-           SurveyKind.nps: "How likely are you to recommend Northwind Goods to a friend? Reply with a number from 0 "
-                           "(not at all) to 10 (extremely likely)."},
-    "es": {SurveyKind.csat: "¿Qué tan satisfecho está con nuestra ayuda de hoy? Responda con un número del 1 (muy "
-                            "insatisfecho) al 5 (muy satisfecho).",
-           SurveyKind.nps: "¿Qué tan probable es que recomiende Northwind Goods a un amigo? Responda con un número del "
-                           "0 (nada probable) al 10 (muy probable)."},
-    "pt": {SurveyKind.csat: "Qual é a sua satisfação com o nosso atendimento hoje? Responda com um número de 1 (muito "
-                            "insatisfeito) a 5 (muito satisfeito).",
-           SurveyKind.nps: "Qual a probabilidade de recomendar a Northwind Goods a um amigo? Responda com um número de "
-                           "0 (nenhuma) a 10 (muito provável)."},
-    "fr": {SurveyKind.csat: "Êtes-vous satisfait de notre aide aujourd'hui ? Répondez par un chiffre de 1 (très "
-                            "mécontent) à 5 (très satisfait).",
-           SurveyKind.nps: "Quelle est la probabilité que vous recommandiez Northwind Goods à un ami ? Répondez par un "
-                           "chiffre de 0 (pas du tout) à 10 (très probable)."},
-    "de": {SurveyKind.csat: "Wie zufrieden sind Sie heute mit unserer Hilfe? Antworten Sie mit einer Zahl von 1 (sehr "
-                            "unzufrieden) bis 5 (sehr zufrieden).",
-           SurveyKind.nps: "Wie wahrscheinlich ist es, dass Sie Northwind Goods einem Freund empfehlen? Antworten Sie "
-                           "mit einer Zahl von 0 (gar nicht) bis 10 (äußerst wahrscheinlich)."},
-    "it": {SurveyKind.csat: "Quanto è soddisfatto del nostro aiuto di oggi? Risponda con un numero da 1 (per niente) a "
-                            "5 (molto soddisfatto).",
-           SurveyKind.nps: "Quanto è probabile che consigli Northwind Goods a un amico? Risponda con un numero da 0 "
-                           "(per niente) a 10 (molto probabile)."},
+    "en": {
+        SurveyKind.csat: "How satisfied are you with our help today? Reply with a number from 1 (very unhappy) "
+        "to 5 (very happy).",
+        SurveyKind.nps: "How likely are you to recommend Northwind Goods to a friend? Reply with a number from 0 "
+        "(not at all) to 10 (extremely likely).",
+    },
+    "es": {
+        SurveyKind.csat: "¿Qué tan satisfecho está con nuestra ayuda de hoy? Responda con un número del 1 (muy "
+        "insatisfecho) al 5 (muy satisfecho).",
+        SurveyKind.nps: "¿Qué tan probable es que recomiende Northwind Goods a un amigo? Responda con un número del "
+        "0 (nada probable) al 10 (muy probable).",
+    },
+    "pt": {
+        SurveyKind.csat: "Qual é a sua satisfação com o nosso atendimento hoje? Responda com um número de 1 (muito "
+        "insatisfeito) a 5 (muito satisfeito).",
+        SurveyKind.nps: "Qual a probabilidade de recomendar a Northwind Goods a um amigo? Responda com um número de "
+        "0 (nenhuma) a 10 (muito provável).",
+    },
+    "fr": {
+        SurveyKind.csat: "Êtes-vous satisfait de notre aide aujourd'hui ? Répondez par un chiffre de 1 (très "
+        "mécontent) à 5 (très satisfait).",
+        SurveyKind.nps: "Quelle est la probabilité que vous recommandiez Northwind Goods à un ami ? Répondez par un "
+        "chiffre de 0 (pas du tout) à 10 (très probable).",
+    },
+    "de": {
+        SurveyKind.csat: "Wie zufrieden sind Sie heute mit unserer Hilfe? Antworten Sie mit einer Zahl von 1 (sehr "
+        "unzufrieden) bis 5 (sehr zufrieden).",
+        SurveyKind.nps: "Wie wahrscheinlich ist es, dass Sie Northwind Goods einem Freund empfehlen? Antworten Sie "
+        "mit einer Zahl von 0 (gar nicht) bis 10 (äußerst wahrscheinlich).",
+    },
+    "it": {
+        SurveyKind.csat: "Quanto è soddisfatto del nostro aiuto di oggi? Risponda con un numero da 1 (per niente) a "
+        "5 (molto soddisfatto).",
+        SurveyKind.nps: "Quanto è probabile che consigli Northwind Goods a un amico? Risponda con un numero da 0 "
+        "(per niente) a 10 (molto probabile).",
+    },
 }
 
 SCALE = {SurveyKind.csat: (1, 5), SurveyKind.nps: (0, 10)}
@@ -56,22 +68,85 @@ NUMBER_WORDS.update({"una": 1, "uma": 1, "une": 1, "ein": 1, "eine": 1, "duas": 
 # CSAT rating words (1–5); NPS maps them onto 0–10.
 RATING_WORDS: dict[str, int] = {
     # en
-    "terrible": 1, "awful": 1, "horrible": 1, "bad": 2, "poor": 2, "ok": 3, "okay": 3, "fine": 3, "average": 3,
-    "good": 4, "great": 5, "excellent": 5, "amazing": 5, "perfect": 5, "awesome": 5,
+    "terrible": 1,
+    "awful": 1,
+    "horrible": 1,
+    "bad": 2,
+    "poor": 2,
+    "ok": 3,
+    "okay": 3,
+    "fine": 3,
+    "average": 3,
+    "good": 4,
+    "great": 5,
+    "excellent": 5,
+    "amazing": 5,
+    "perfect": 5,
+    "awesome": 5,
     # es / pt
-    "pesimo": 1, "malo": 2, "mal": 2, "regular": 3, "bien": 4, "bueno": 4, "buena": 4, "excelente": 5,
-    "genial": 5, "perfecto": 5, "ruim": 2, "otimo": 5, "bom": 4, "boa": 4, "perfeito": 5,
+    "pesimo": 1,
+    "malo": 2,
+    "mal": 2,
+    "regular": 3,
+    "bien": 4,
+    "bueno": 4,
+    "buena": 4,
+    "excelente": 5,
+    "genial": 5,
+    "perfecto": 5,
+    "ruim": 2,
+    "otimo": 5,
+    "bom": 4,
+    "boa": 4,
+    "perfeito": 5,
     # fr / de / it
-    "nul": 1, "mauvais": 2, "moyen": 3, "bon": 4, "parfait": 5, "schlecht": 2, "gut": 4,
-    "ausgezeichnet": 5, "perfekt": 5, "pessimo": 1, "cattivo": 2, "buono": 4, "ottimo": 5,
+    "nul": 1,
+    "mauvais": 2,
+    "moyen": 3,
+    "bon": 4,
+    "parfait": 5,
+    "schlecht": 2,
+    "gut": 4,
+    "ausgezeichnet": 5,
+    "perfekt": 5,
+    "pessimo": 1,
+    "cattivo": 2,
+    "buono": 4,
+    "ottimo": 5,
     "perfetto": 5,
 }
 NEGATORS = {"not", "no", "nao", "pas", "nicht", "non"}
 
 FACE_SCORES: dict[str, int] = {  # CSAT scale
-    "😡": 1, "🤬": 1, "😠": 1, "😞": 1, "😢": 1, "😭": 1, "👎": 1, "☹️": 2, "☹": 2, "🙁": 2, "😕": 2, "😟": 2,
-    "😐": 3, "😑": 3, "🙂": 4, "😊": 4, "👍": 4, "😀": 5, "😃": 5, "😄": 5, "😁": 5, "🤩": 5, "😍": 5, "🥰": 5,
-    "❤️": 5, "❤": 5, "💯": 5, "🙌": 5, "👏": 5,
+    "😡": 1,
+    "🤬": 1,
+    "😠": 1,
+    "😞": 1,
+    "😢": 1,
+    "😭": 1,
+    "👎": 1,
+    "☹️": 2,
+    "☹": 2,
+    "🙁": 2,
+    "😕": 2,
+    "😟": 2,
+    "😐": 3,
+    "😑": 3,
+    "🙂": 4,
+    "😊": 4,
+    "👍": 4,
+    "😀": 5,
+    "😃": 5,
+    "😄": 5,
+    "😁": 5,
+    "🤩": 5,
+    "😍": 5,
+    "🥰": 5,
+    "❤️": 5,
+    "❤": 5,
+    "💯": 5,
+    "🙌": 5,
+    "👏": 5,
 }
 STARS = ("⭐", "🌟", "★")
 _OUT_OF = re.compile(r"(?<!\d)(\d{1,2})\s*(?:/|out of|de|sur|von|di|em|su)\s*(5|10)(?!\d)", re.IGNORECASE)
@@ -151,9 +226,13 @@ def parse_answer(text: str, kind: SurveyKind) -> ParsedAnswer:
         negated = any(w in NEGATORS for w in words)
         rated = {RATING_WORDS[w] for w in words if w in RATING_WORDS}
         if len(rated) == 1 and not negated:
-            return ParsedAnswer(_scale_from_csat(rated.pop(), kind), raw if len(words) > 1 else None, "rating_word")
+            return ParsedAnswer(
+                _scale_from_csat(rated.pop(), kind), raw if len(words) > 1 else None, "rating_word"
+            )
 
     faces = [FACE_SCORES[e["emoji"]] for e in emoji.emoji_list(raw) if e["emoji"] in FACE_SCORES]
     if faces and len(set(faces)) == 1:
-        return ParsedAnswer(_scale_from_csat(faces[0], kind), _comment(emoji.replace_emoji(raw, ""), None), "emoji")
+        return ParsedAnswer(
+            _scale_from_csat(faces[0], kind), _comment(emoji.replace_emoji(raw, ""), None), "emoji"
+        )
     return ParsedAnswer(None, raw or None, "none")

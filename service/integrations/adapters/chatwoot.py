@@ -22,9 +22,14 @@ from service.workflow.models import Attachment, CustomerIn, IngestRead, MessageC
 log = logging.getLogger("replydesk.chatwoot")
 
 CHANNELS = {
-    "Channel::Whatsapp": Channel.whatsapp, "Channel::FacebookPage": Channel.messenger,
-    "Channel::Sms": Channel.sms, "Channel::TwilioSms": Channel.sms, "Channel::WebWidget": Channel.webchat,
-    "Channel::Email": Channel.email, "Channel::Api": Channel.other, "Channel::Telegram": Channel.other,
+    "Channel::Whatsapp": Channel.whatsapp,
+    "Channel::FacebookPage": Channel.messenger,
+    "Channel::Sms": Channel.sms,
+    "Channel::TwilioSms": Channel.sms,
+    "Channel::WebWidget": Channel.webchat,
+    "Channel::Email": Channel.email,
+    "Channel::Api": Channel.other,
+    "Channel::Telegram": Channel.other,
 }
 
 
@@ -56,19 +61,27 @@ def parse_message_created(payload: dict[str, Any]) -> ChatwootMessage | None:
         return None
     if payload.get("message_type") not in ("incoming", 0) or payload.get("private"):
         return None
-    conv, account, sender = (v if isinstance(v, dict) else {} for v in (
-        payload.get("conversation"), payload.get("account"), payload.get("sender")))
+    conv, account, sender = (
+        v if isinstance(v, dict) else {}
+        for v in (payload.get("conversation"), payload.get("account"), payload.get("sender"))
+    )
     if not conv.get("id") or not account.get("id") or not payload.get("id"):
         raise InvalidInput("Chatwoot payload lacks conversation.id, account.id or id")
     try:
         account_id, conv_id = int(account["id"]), int(conv["id"])
-        attachments = [Attachment(type=str(a.get("file_type") or "file")[:20], url=a["data_url"])
-                       for a in payload.get("attachments") or [] if isinstance(a, dict) and a.get("data_url")]
+        attachments = [
+            Attachment(type=str(a.get("file_type") or "file")[:20], url=a["data_url"])
+            for a in payload.get("attachments") or []
+            if isinstance(a, dict) and a.get("data_url")
+        ]
     except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidInput(f"Chatwoot payload has a malformed id or attachment: {exc}") from exc
-    conv_attrs = conv.get("additional_attributes") if isinstance(conv.get("additional_attributes"), dict) else {}
-    sender_attrs = sender.get("additional_attributes") \
-        if isinstance(sender.get("additional_attributes"), dict) else {}
+    conv_attrs = (
+        conv.get("additional_attributes") if isinstance(conv.get("additional_attributes"), dict) else {}
+    )
+    sender_attrs = (
+        sender.get("additional_attributes") if isinstance(sender.get("additional_attributes"), dict) else {}
+    )
     browser = conv_attrs.get("browser_language") or sender_attrs.get("locale")
     country = sender_attrs.get("country_code")
     text = payload.get("content") if isinstance(payload.get("content"), str) else ""
@@ -83,17 +96,31 @@ def parse_message_created(payload: dict[str, Any]) -> ChatwootMessage | None:
     return ChatwootMessage(account_id=account_id, conversation_id=conv_id, message=msg)
 
 
-def _message_create(payload: dict[str, Any], conv: dict[str, Any], sender: dict[str, Any], account_id: int,
-                    conv_id: int, text: str, attachments: list[Attachment], browser: Any,
-                    country: Any) -> MessageCreate:
+def _message_create(
+    payload: dict[str, Any],
+    conv: dict[str, Any],
+    sender: dict[str, Any],
+    account_id: int,
+    conv_id: int,
+    text: str,
+    attachments: list[Attachment],
+    browser: Any,
+    country: Any,
+) -> MessageCreate:
     return MessageCreate(
         channel=CHANNELS.get(conv.get("channel") or "", Channel.other),
         conversation_external_id=f"chatwoot:{account_id}:{conv_id}",
-        customer=CustomerIn(id=f"chatwoot:{account_id}:{sender.get('id', 'unknown')}", name=sender.get("name"),
-                            locale=browser if isinstance(browser, str) and browser else None,
-                            country=country if isinstance(country, str) and len(country) == 2 else None),
-        text=text, sent_at=_when(payload.get("created_at")), attachments=attachments,
-        channel_message_id=f"chatwoot:{account_id}:{payload['id']}")
+        customer=CustomerIn(
+            id=f"chatwoot:{account_id}:{sender.get('id', 'unknown')}",
+            name=sender.get("name"),
+            locale=browser if isinstance(browser, str) and browser else None,
+            country=country if isinstance(country, str) and len(country) == 2 else None,
+        ),
+        text=text,
+        sent_at=_when(payload.get("created_at")),
+        attachments=attachments,
+        channel_message_id=f"chatwoot:{account_id}:{payload['id']}",
+    )
 
 
 def note_text(result: IngestRead) -> str:
@@ -112,8 +139,9 @@ def note_text(result: IngestRead) -> str:
 class ChatwootNotes:
     """Posts the suggestions of a Chatwoot conversation back to it as one private note."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 10.0,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str, token: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.Client(timeout=timeout_s)
         self.token = token
@@ -123,13 +151,16 @@ class ChatwootNotes:
             return False
         url = f"{self.base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
         try:
-            response = self.client.post(url, headers={"api_access_token": self.token},
-                                        json={"content": note_text(result), "message_type": "outgoing",
-                                              "private": True})
+            response = self.client.post(
+                url,
+                headers={"api_access_token": self.token},
+                json={"content": note_text(result), "message_type": "outgoing", "private": True},
+            )
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            log.warning("could not post Chatwoot note", extra={"conversation_id": conversation_id,
-                                                               "error": str(exc)})
+            log.warning(
+                "could not post Chatwoot note", extra={"conversation_id": conversation_id, "error": str(exc)}
+            )
             return False
         return True
 

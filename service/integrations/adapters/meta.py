@@ -55,7 +55,11 @@ def _l(value: Any) -> list[Any]:
 
 def handshake(params: dict[str, str], expected_token: str | None) -> str | None:
     """The challenge to echo when the verify token matches, else None."""
-    if expected_token and params.get("hub.mode") == "subscribe" and params.get("hub.verify_token") == expected_token:
+    if (
+        expected_token
+        and params.get("hub.mode") == "subscribe"
+        and params.get("hub.verify_token") == expected_token
+    ):
         return params.get("hub.challenge", "")
     return None
 
@@ -94,7 +98,9 @@ def parse_whatsapp(payload: dict[str, Any]) -> ParsedWebhook:
                 out.skipped += 1
                 continue
             phone_id = str(_d(value.get("metadata")).get("phone_number_id", ""))
-            names = {c.get("wa_id"): _d(c.get("profile")).get("name") for c in map(_d, _l(value.get("contacts")))}
+            names = {
+                c.get("wa_id"): _d(c.get("profile")).get("name") for c in map(_d, _l(value.get("contacts")))
+            }
             for m in map(_d, _l(value.get("messages"))):
                 sender = str(m.get("from", ""))
                 kind = m.get("type")
@@ -103,27 +109,42 @@ def parse_whatsapp(payload: dict[str, Any]) -> ParsedWebhook:
                     text = _d(m.get("text")).get("body", "")
                 elif kind in WHATSAPP_MEDIA:
                     media = _d(m.get(kind))
-                    attachments.append(dict(type="file" if kind == "document" else kind,
-                                                  url=f"whatsapp-media:{media.get('id', '')}"[:2000],
-                                                  caption=(media.get("caption") or "")[:1000] or None))
+                    attachments.append(
+                        dict(
+                            type="file" if kind == "document" else kind,
+                            url=f"whatsapp-media:{media.get('id', '')}"[:2000],
+                            caption=(media.get("caption") or "")[:1000] or None,
+                        )
+                    )
                     text = media.get("caption") or ""
                 elif kind == "location":
                     loc = _d(m.get("location"))
-                    attachments.append(dict(type="location", url=f"geo:{loc.get('latitude')},"
-                                                                       f"{loc.get('longitude')}",
-                                                  caption=(loc.get("name") or loc.get("address") or "")[:1000]
-                                                  or None))
+                    attachments.append(
+                        dict(
+                            type="location",
+                            url=f"geo:{loc.get('latitude')},{loc.get('longitude')}",
+                            caption=(loc.get("name") or loc.get("address") or "")[:1000] or None,
+                        )
+                    )
                 elif kind == "interactive":
                     inter = _d(m.get("interactive"))
                     text = _d(inter.get("button_reply") or inter.get("list_reply")).get("title", "")
                 elif kind == "button":
                     text = _d(m.get("button")).get("text", "")
                 text = text if isinstance(text, str) else ""
-                msg = _message(channel=Channel.whatsapp, conversation_external_id=f"wa:{phone_id}:{sender}",
-                               customer=dict(id=sender[:200], name=(names.get(sender) or "")[:200] or None,
-                                                   country=_country_of(sender)),
-                               text=text, sent_at=_unix(m.get("timestamp")), attachments=attachments,
-                               channel_message_id=m.get("id"))
+                msg = _message(
+                    channel=Channel.whatsapp,
+                    conversation_external_id=f"wa:{phone_id}:{sender}",
+                    customer=dict(
+                        id=sender[:200],
+                        name=(names.get(sender) or "")[:200] or None,
+                        country=_country_of(sender),
+                    ),
+                    text=text,
+                    sent_at=_unix(m.get("timestamp")),
+                    attachments=attachments,
+                    channel_message_id=m.get("id"),
+                )
                 if msg is None:
                     out.skipped += 1
                 else:
@@ -135,9 +156,14 @@ def parse_whatsapp(payload: dict[str, Any]) -> ParsedWebhook:
                     out.skipped += 1
                     continue
                 errors = [e for e in _l(st.get("errors")) if isinstance(e, dict)]
-                out.receipts.append(ChannelReceipt(channel_message_id=str(st.get("id")), status=status,
-                                                   at=_unix(st.get("timestamp")),
-                                                   error=(errors[0].get("title") if errors else None)))
+                out.receipts.append(
+                    ChannelReceipt(
+                        channel_message_id=str(st.get("id")),
+                        status=status,
+                        at=_unix(st.get("timestamp")),
+                        error=(errors[0].get("title") if errors else None),
+                    )
+                )
     return out
 
 
@@ -162,20 +188,29 @@ def parse_messenger(payload: dict[str, Any]) -> ParsedWebhook:
                     if isinstance(url, str) and 0 < len(url) <= 2000:
                         attachments.append(dict(type=str(a.get("type") or "file")[:20], url=url))
                 text = m.get("text") if isinstance(m.get("text"), str) else ""
-                msg = _message(channel=Channel.messenger, conversation_external_id=thread,
-                               customer=dict(id=psid[:200] or "unknown"), text=text, sent_at=at, attachments=attachments,
-                               channel_message_id=m.get("mid"))
+                msg = _message(
+                    channel=Channel.messenger,
+                    conversation_external_id=thread,
+                    customer=dict(id=psid[:200] or "unknown"),
+                    text=text,
+                    sent_at=at,
+                    attachments=attachments,
+                    channel_message_id=m.get("mid"),
+                )
                 if msg is None:
                     out.skipped += 1
                 else:
                     out.messages.append(msg)
             elif "delivery" in ev:
                 for mid in _l(_d(ev["delivery"]).get("mids")):
-                    out.receipts.append(ChannelReceipt(channel_message_id=str(mid), status=ReceiptStatus.delivered,
-                                                       at=at))
+                    out.receipts.append(
+                        ChannelReceipt(channel_message_id=str(mid), status=ReceiptStatus.delivered, at=at)
+                    )
             elif "read" in ev:
                 watermark = _d(ev["read"]).get("watermark")
-                out.watermarks.append(ReadWatermark(thread, _unix(watermark, millis=True) if watermark else at))
+                out.watermarks.append(
+                    ReadWatermark(thread, _unix(watermark, millis=True) if watermark else at)
+                )
             else:
                 out.skipped += 1
     return out

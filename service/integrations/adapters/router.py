@@ -24,8 +24,9 @@ from service.integrations.webhooks import verify_meta_signature, verify_timestam
 from service.workflow.models import IngestRead, StatusReceipt
 from service.workflow.service import Pipeline, Workflow
 
-router = APIRouter(prefix="/channels", tags=["channels"],
-                   dependencies=[Depends(require_roles(Role.integration))])
+router = APIRouter(
+    prefix="/channels", tags=["channels"], dependencies=[Depends(require_roles(Role.integration))]
+)
 
 
 class AdapterRead(BaseModel):
@@ -55,8 +56,9 @@ def _json(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _apply(workflow: Workflow, parsed: ParsedWebhook, channel: str, principal: Principal,
-           pipeline: Pipeline) -> AdapterRead:
+def _apply(
+    workflow: Workflow, parsed: ParsedWebhook, channel: str, principal: Principal, pipeline: Pipeline
+) -> AdapterRead:
     out = AdapterRead(ingested=0, skipped=parsed.skipped)
     for msg in parsed.messages:
         result = workflow.ingest(msg, principal, pipeline)
@@ -94,51 +96,90 @@ async def _meta_post(request: Request, secret: str | None, name: str, signature:
     return body
 
 
-@router.get("/whatsapp/webhook", response_class=PlainTextResponse, summary="WhatsApp webhook verification handshake")
+@router.get(
+    "/whatsapp/webhook", response_class=PlainTextResponse, summary="WhatsApp webhook verification handshake"
+)
 def whatsapp_verify(request: Request, settings: SettingsDep) -> PlainTextResponse:
     return _meta_get(request, settings.whatsapp_verify_token, "whatsapp")
 
 
-@router.post("/whatsapp/webhook", response_model=AdapterRead,
-             summary="WhatsApp Cloud API webhook (messages and statuses), X-Hub-Signature-256 verified")
-async def whatsapp_webhook(request: Request, settings: SettingsDep, workflow: WorkflowDep,
-                           pipeline: TriagePipelineDep, principal: PrincipalDep,
-                           x_hub_signature_256: Annotated[str | None, Header()] = None) -> AdapterRead:
+@router.post(
+    "/whatsapp/webhook",
+    response_model=AdapterRead,
+    summary="WhatsApp Cloud API webhook (messages and statuses), X-Hub-Signature-256 verified",
+)
+async def whatsapp_webhook(
+    request: Request,
+    settings: SettingsDep,
+    workflow: WorkflowDep,
+    pipeline: TriagePipelineDep,
+    principal: PrincipalDep,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+) -> AdapterRead:
     body = await _meta_post(request, settings.whatsapp_app_secret, "whatsapp", x_hub_signature_256)
     parsed = parse_whatsapp(_json(body))
     return await to_thread.run_sync(_apply, workflow, parsed, "whatsapp", principal, pipeline)
 
 
-@router.get("/messenger/webhook", response_class=PlainTextResponse, summary="Messenger webhook verification handshake")
+@router.get(
+    "/messenger/webhook", response_class=PlainTextResponse, summary="Messenger webhook verification handshake"
+)
 def messenger_verify(request: Request, settings: SettingsDep) -> PlainTextResponse:
     return _meta_get(request, settings.messenger_verify_token, "messenger")
 
 
-@router.post("/messenger/webhook", response_model=AdapterRead,
-             summary="Messenger webhook (messages, deliveries, reads), X-Hub-Signature-256 verified")
-async def messenger_webhook(request: Request, settings: SettingsDep, workflow: WorkflowDep,
-                            pipeline: TriagePipelineDep, principal: PrincipalDep,
-                            x_hub_signature_256: Annotated[str | None, Header()] = None) -> AdapterRead:
+@router.post(
+    "/messenger/webhook",
+    response_model=AdapterRead,
+    summary="Messenger webhook (messages, deliveries, reads), X-Hub-Signature-256 verified",
+)
+async def messenger_webhook(
+    request: Request,
+    settings: SettingsDep,
+    workflow: WorkflowDep,
+    pipeline: TriagePipelineDep,
+    principal: PrincipalDep,
+    x_hub_signature_256: Annotated[str | None, Header()] = None,
+) -> AdapterRead:
     body = await _meta_post(request, settings.messenger_app_secret, "messenger", x_hub_signature_256)
     parsed = parse_messenger(_json(body))
     return await to_thread.run_sync(_apply, workflow, parsed, "messenger", principal, pipeline)
 
 
-@router.post("/chatwoot/webhook", response_model=AdapterRead,
-             summary="Chatwoot `message_created` webhook; suggestions go back as a private note when configured")
-async def chatwoot_webhook(request: Request, settings: SettingsDep, workflow: WorkflowDep,
-                           pipeline: TriagePipelineDep, principal: PrincipalDep, background: BackgroundTasks,
-                           x_chatwoot_signature: Annotated[str | None, Header()] = None,
-                           x_chatwoot_timestamp: Annotated[str | None, Header()] = None) -> AdapterRead:
+@router.post(
+    "/chatwoot/webhook",
+    response_model=AdapterRead,
+    summary="Chatwoot `message_created` webhook; suggestions go back as a private note when configured",
+)
+async def chatwoot_webhook(
+    request: Request,
+    settings: SettingsDep,
+    workflow: WorkflowDep,
+    pipeline: TriagePipelineDep,
+    principal: PrincipalDep,
+    background: BackgroundTasks,
+    x_chatwoot_signature: Annotated[str | None, Header()] = None,
+    x_chatwoot_timestamp: Annotated[str | None, Header()] = None,
+) -> AdapterRead:
     body = await request.body()
     if settings.chatwoot_webhook_secret:
-        verify_timestamped_sha256(settings.chatwoot_webhook_secret, x_chatwoot_signature, x_chatwoot_timestamp,
-                                  body, workflow.clock.now())
+        verify_timestamped_sha256(
+            settings.chatwoot_webhook_secret,
+            x_chatwoot_signature,
+            x_chatwoot_timestamp,
+            body,
+            workflow.clock.now(),
+        )
     parsed = parse_message_created(_json(body))
     if parsed is None:
         return AdapterRead(ingested=0, skipped=1)
     result = await to_thread.run_sync(workflow.ingest, parsed.message, principal, pipeline)
-    if settings.chatwoot_base_url and settings.chatwoot_api_token and not result.duplicate and result.suggestions:
+    if (
+        settings.chatwoot_base_url
+        and settings.chatwoot_api_token
+        and not result.duplicate
+        and result.suggestions
+    ):
         notes = ChatwootNotes(settings.chatwoot_base_url, settings.chatwoot_api_token)
 
         def post() -> None:
@@ -149,5 +190,3 @@ async def chatwoot_webhook(request: Request, settings: SettingsDep, workflow: Wo
 
         background.add_task(post)
     return AdapterRead(ingested=1, duplicates=int(result.duplicate), results=[result])
-
-
