@@ -63,12 +63,12 @@ def _register_subcommands() -> None:
 
     app.add_typer(eval_app, name="eval", help="Offline evaluation commands.")
 
-    from service.auth.cli import app as keys_app
+    from service.cli.keys import app as keys_app
 
     app.add_typer(keys_app, name="keys", help="API keys: create, list, revoke.")
 
     from bench.cli import app as bench_app
-    from kb_index.cli import app as kb_app
+    from service.cli.kb import app as kb_app
 
     app.add_typer(kb_app, name="kb", help="Knowledge base: lint articles, build the index, search it.")
     app.add_typer(bench_app, name="bench", help="Benchmarks (results under bench/results/).")
