@@ -1,0 +1,1 @@
+"""Reply drafts: the LLM seam, templates, and the checks every draft passes."""
