@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test lint bench llm clean-venv eval
+.PHONY: run test test-fast lint bench llm clean-venv eval
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,13 +24,23 @@ run: $(STAMP)
 	$(BIN)/replydesk kb build
 	$(BIN)/replydesk serve --host 127.0.0.1 --port 8000
 
+PYTHON_DIRS := service kb_index eval bench tests scripts
+
+# The whole suite: unit tier, PostgreSQL storage tests, the eval baseline gate and the slow end-to-end tests.
 test: $(STAMP)
-	$(BIN)/ruff check service kb_index eval bench tests scripts
 	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
+# The inner loop: the unit tier only (no PostgreSQL, no eval gate, no slow end-to-end tests).
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres"
+
+# ruff (lint + format), the type checker, the import-layers contract, and the help articles.
 lint: $(STAMP)
-	$(BIN)/ruff check service kb_index eval bench tests scripts
+	$(BIN)/ruff check $(PYTHON_DIRS)
+	$(BIN)/ruff format --check $(PYTHON_DIRS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/replydesk kb lint
 
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""`replydesk bench ...` commands. The measuring code lives with what it measures (e.g. `kb_index/bench.py`)."""
+"""`replydesk bench ...` commands. The measuring code is in this package (e.g. `bench/kb.py`)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def retrieval(
         Path | None, typer.Option(help="JSON output (default bench/results/retrieval-<time>.json).")
     ] = None,
 ) -> None:
-    """ANN index types on clustered synthetic vectors: build time, memory, query p50/p95, recall@10 vs exact."""
-    from kb_index.bench import run_ann_bench, write_result
+    """ANN index types on clustered synthetic vectors: build time, memory, query p50/p95, recall@10 vs \
+exact."""
+    from bench import write_result
+    from bench.kb import run_ann_bench
 
     type_list = [t.strip() for t in types.split(",") if t.strip()]
     unknown = set(type_list) - {"flat", "ivf", "hnsw"}
@@ -73,8 +75,9 @@ def reload(
     ] = None,
 ) -> None:
     """Seconds from an article upsert (API) or file edit + `kb build` to search seeing the change."""
+    from bench import write_result
+    from bench.kb import run_reload_bench
     from kb_index import SAMPLE_ARTICLES_DIR
-    from kb_index.bench import run_reload_bench, write_result
 
     result = run_reload_bench(articles or SAMPLE_ARTICLES_DIR, rounds=rounds, log=typer.echo)
     typer.echo(f"written to {write_result(result, out, 'kb-reload')}")
@@ -87,8 +90,9 @@ def drafting(
         Path | None, typer.Option(help="JSON output (default bench/results/drafting-<time>.json).")
     ] = None,
 ) -> None:
-    """Template fallback drafts (target ≤ 5 ms) and the LLM path's overhead excluding the LLM call (≤ 10 ms)."""
+    """Template fallback drafts (target ≤ 5 ms) and the LLM path's overhead excluding the LLM call \
+(≤ 10 ms)."""
+    from bench import write_result
     from bench.drafting import run_drafting_bench
-    from kb_index.bench import write_result
 
     typer.echo(f"written to {write_result(run_drafting_bench(rounds, log=typer.echo), out, 'drafting')}")

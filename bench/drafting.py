@@ -244,6 +244,6 @@ def run_drafting_bench(rounds: int = 200, log: Callable[[str], object] = print) 
 
 
 if __name__ == "__main__":
-    from kb_index.bench import write_result
+    from bench import write_result
 
     print(f"written to {write_result(run_drafting_bench(), None, 'drafting')}")

@@ -5,7 +5,7 @@
    run, every accepted message and suggestion is looked up in the database (`lost` must be 0); the server's peak RSS.
 2. Batch triage throughput (messages/s through `TriageService.triage_batch`) and the share of it spent embedding,
    on unique texts (no embedding-cache hits).
-3. Retrieval scale curve: the knowledge base's ANN benchmark (`kb_index.bench.run_ann_bench`, the same code as
+3. Retrieval scale curve: the knowledge base's ANN benchmark (`bench.kb.run_ann_bench`, the same code as
    `replydesk bench retrieval`) at a few collection sizes.
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them, and the
@@ -135,7 +135,7 @@ def batch_triage(args: argparse.Namespace, log) -> dict[str, Any]:
 
 
 def retrieval_scale(args: argparse.Namespace, log) -> dict[str, Any]:
-    from kb_index.bench import run_ann_bench
+    from bench.kb import run_ann_bench
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     result = run_ann_bench(

@@ -267,8 +267,8 @@ def retrieval(
     import json
 
     from eval.retrieval import load_beir, run
-    from kb_index.retrieval import Mode
     from service.container import Container
+    from service.kb.retrieval import Mode
     from service.settings import get_settings
 
     modes = list(Mode) if mode == "all" else [Mode(mode)] if mode in {m.value for m in Mode} else None

@@ -194,7 +194,7 @@ def evaluate(
     `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as `cassette_miss`.
     """
     from service.drafting.router import create_drafts
-    from service.pipeline import suggest_articles
+    from service.kb.for_triage import suggest_for_triage
 
     triage, kb, drafter = container.triage, container.kb, container.drafter
     judge = GroundednessJudge(container.embedder.encode)
@@ -219,15 +219,15 @@ def evaluate(
         tri = triage.triage(TriageRequest(text=case.text, locale=case.locale))
         body = DraftCreate(text=case.text, locale=case.locale, triage=tri)
         try:
-            result: DraftsRead = create_drafts(body, container, kb, drafter)
+            result: DraftsRead = create_drafts(body, triage, kb, drafter)
         except replay_miss:
             outcomes["cassette_miss"] += 1
             result = create_drafts(
-                body, template_container, template_container.kb, template_container.drafter
+                body, template_container.triage, template_container.kb, template_container.drafter
             )
         latencies.append((time.perf_counter() - t0) * 1000)
         suggested = [
-            h.article_id for h in suggest_articles(container, case.text, case.locale, tri, k=SUGGEST_K)
+            h.article_id for h in suggest_for_triage(kb, case.text, case.locale, tri, k=SUGGEST_K)
         ]
         outcomes[
             result.llm_outcome.split(":")[0]

@@ -1,11 +1,11 @@
 """What an evaluator would otherwise pick, run on the same data as ReplyDesk so every report shows both.
 
-* Intents: TF-IDF (word 1-2-grams + character 2-5-grams) + linear SVM (scikit-learn), trained on the same training
-  rows as ReplyDesk's classifier. Out of scope is one more class when the training rows have OOS examples (the
-  standard CLINC150 "oos-train" baseline); the SVM gives no calibrated confidence, so peers have no reliability
-  diagram.
-* Retrieval: BM25 only and dense only, through the knowledge base's own retrievers (`kb_index.retrieval.Mode`), so
-  the only difference to ReplyDesk's hybrid is the fusion.
+* Intents: TF-IDF (word 1-2-grams + character 2-5-grams) + linear SVM (scikit-learn), trained on the same
+  training rows as ReplyDesk's classifier. Out of scope is one more class when the training rows have OOS
+  examples (the standard CLINC150 "oos-train" baseline); the SVM gives no calibrated confidence, so peers have
+  no reliability diagram.
+* Retrieval: BM25 only and dense only, through the knowledge base's own retrievers
+  (`service.kb.retrieval.Mode`), so the only difference to ReplyDesk's hybrid is the fusion.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from kb_index.retrieval import Mode
+from service.kb.retrieval import Mode
 
 INTENT_PEER = "tfidf-linearsvm"
 RETRIEVAL_SYSTEM = Mode.hybrid

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kb_index import ann as ann_mod
-from kb_index.articles import Article
-from kb_index.chunking import chunk_articles
-from kb_index.retrieval import Candidates, Corpus, FusionWeights, Mode, candidates, fuse
 from service.embeddings import Embedder
+from service.kb import ann as ann_mod
+from service.kb.articles import Article
+from service.kb.chunking import chunk_articles
+from service.kb.retrieval import Candidates, Corpus, FusionWeights, Mode, candidates, fuse
 
 BM25_WEIGHT_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 RRF_K_GRID = (5, 10, 20, 40, 60, 100)

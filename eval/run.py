@@ -511,7 +511,7 @@ def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
 
 
 def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
-    from kb_index.retrieval import Mode, fuse
+    from service.kb.retrieval import Mode, fuse
 
     paths = [ctx.path(p, optional=part.optional) for p in (part.corpus, part.queries, part.qrels)]
     data = retrieval_eval.load_beir(*paths)

@@ -1,13 +1,7 @@
-"""Knowledge base: Markdown help articles, lint, chunking, a FAISS + BM25 index with atomic publish, and retrieval.
+"""The knowledge base's content: the bundled Markdown help articles, `articles/<language>/<id>.md`.
 
-Layers, each importable on its own:
-  articles  -> parse/serialise Markdown articles with YAML front matter
-  lint      -> mobile-friendliness and consistency checks
-  chunking  -> one chunk per section, title and heading path kept
-  lexical   -> per-language BM25 (bm25s + Snowball stemmers)
-  ann       -> FAISS index choice (exact / IVF / HNSW) with recall-tuned search parameters
-  store     -> incremental build, versioned atomic publish, loading with validation
-  retrieval -> hybrid dense + BM25 search fused by reciprocal rank fusion, article-level results
+No code lives here; the knowledge base itself (parsing, lint, index, retrieval) is `service.kb`. This package
+only exists so that the articles ship with the distribution (`[tool.setuptools.package-data]`).
 """
 
 from __future__ import annotations
@@ -15,3 +9,4 @@ from __future__ import annotations
 from pathlib import Path
 
 SAMPLE_ARTICLES_DIR = Path(__file__).resolve().parent / "articles"
+"""The bundled articles (the default `Settings.kb_articles_dir`)."""

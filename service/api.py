@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from service import __version__
@@ -27,11 +29,10 @@ def create_app(
     container = container or Container(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if warm:
-            container.warm_up()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container.start(warm=warm)
         yield
-        container.close()
+        await to_thread.run_sync(container.close)
 
     from service.auth.deps import authenticate, require_roles
     from service.auth.models import Role
@@ -52,8 +53,8 @@ def create_app(
 
     from service.drafting.router import router as drafting_router
     from service.health.router import router as health_router
+    from service.pipeline.router import router as triage_router
     from service.tone.router import router as tone_router
-    from service.triage.router import router as triage_router
 
     # Analysis routers are written without auth; their roles are set here.
     analysis = [Depends(require_roles(Role.integration, Role.agent, Role.evaluator))]

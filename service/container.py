@@ -1,35 +1,139 @@
-"""Process-wide components, built once and shared by the routers and the CLI.
+"""Process-wide components, built once and shared by the routers and the CLI; the container starts, closes and
+reports on them.
 
-Each capability exposes one component here; routers reach them through the `Annotated[..., Depends()]` aliases in
-`service/deps.py`, so tests can swap any of them with `app.dependency_overrides`.
+Each capability exposes one component here; routers reach them through their capability's
+`Annotated[..., Depends()]` aliases (`service/<capability>/deps.py`), so tests can swap any of them with
+`app.dependency_overrides`. Components load lazily on first use: `start()` loads what the first request would
+otherwise wait for and starts the background worker, `close()` undoes it, and `health()` reports every component
+without forcing any of them to load.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.auth.keys import KeyStore
     from service.auth.ratelimit import RateLimiter
+    from service.clock import Clock
     from service.db import Database
     from service.db.llm_calls import LLMCallSink
     from service.drafting.drafter import Drafter
     from service.embeddings import Embedder
     from service.integrations.context import ContextProviders
     from service.kb.service import KnowledgeBase
+    from service.pipeline.models import TriagePipelineRead
+    from service.pipeline.service import MessagePipeline
     from service.tone.checker import ToneChecker
-    from service.workflow.clock import Clock
+    from service.tone.models import ToneCheckRead
+    from service.triage.models import TriageRequest
+    from service.triage.service import TriageService
     from service.workflow.service import Workflow
+    from service.workflow.worker import WorkflowWorker
+
+ComponentHealth = dict[str, Any]
 
 
 class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._lock = threading.RLock()
+        self._worker: WorkflowWorker | None = None
+
+    def loaded(self, name: str) -> Any | None:
+        """The component `name` if something has used it already, else None (never loads it)."""
+        return self.__dict__.get(name)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self, *, warm: bool = True) -> None:
+        """Start-up of `replydesk serve`: load the models and the index (`warm`), migrate the database, store
+        every LLM call in the `llm_calls` table, and run the background worker (webhooks, SLA events) when
+        enabled. A missing index only degrades search."""
+        if warm:
+            _ = self.triage, self.tone, self.drafter
+            self.kb.warm_up()
+        _ = self.db  # migrates
+        if self.settings.llm_base_url:
+            llm = self.drafter.llm
+            if llm is not None and self.llm_call_sink not in llm.sinks:
+                llm.add_sink(self.llm_call_sink)
+        if self.settings.workers_enabled and self._worker is None:
+            from service.workflow.worker import WorkflowWorker
+
+            self._worker = WorkflowWorker(self.workflow, self.settings.worker_interval_s)
+            self._worker.start()
+
+    def close(self) -> None:
+        """Stop the worker, then release what the loaded components hold (HTTP clients, index snapshots)."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        workflow = self.loaded("workflow")
+        if workflow is not None:
+            workflow.dispatcher.close()
+        kb, drafter = self.loaded("kb"), self.loaded("drafter")
+        if kb is not None:
+            kb.close()
+        if drafter is not None:
+            drafter.close()
+
+    # -- health ------------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, ComponentHealth]:
+        """State of each component (`ok | degraded | unavailable | not_loaded`), without loading any of them."""
+        return {
+            "model": self._model_health(),
+            "index": self._index_health(),
+            "database": self._database_health(),
+            "llm": self._llm_health(),
+            "tone": self._tone_health(),
+        }
+
+    def _model_health(self) -> ComponentHealth:
+        detail: dict[str, Any] = {"embedding_model": self.settings.embedding_model}
+        triage = self.loaded("triage")
+        if triage is not None:
+            detail.update(triage.describe())
+        return {"status": "ok" if self.loaded("embedder") is not None else "not_loaded", "detail": detail}
+
+    def _index_health(self) -> ComponentHealth:
+        """The loaded snapshot if the KB is in use, else the manifest on disk."""
+        kb = self.loaded("kb")
+        if kb is not None:
+            return kb.status()
+        from service.kb.service import describe_index
+
+        return describe_index(self.settings.resolved_index_dir)
+
+    def _database_health(self) -> ComponentHealth:
+        db = self.loaded("db")
+        return db.health() if db is not None else {"status": "not_loaded", "detail": {}}
+
+    def _llm_health(self) -> ComponentHealth:
+        """Whether drafts can come from an LLM, without calling it."""
+        drafter = self.loaded("drafter")
+        if drafter is not None:
+            return drafter.health()
+        configured = bool(self.settings.llm_base_url)
+        return {
+            "status": "not_loaded",
+            "detail": {"configured": configured, "model": self.settings.llm_model if configured else None},
+        }
+
+    def _tone_health(self) -> ComponentHealth:
+        """Rule count and rules file once the checker is loaded (it loads lazily)."""
+        tone = self.loaded("tone")
+        return (
+            {"status": "ok", "detail": tone.describe()}
+            if tone is not None
+            else {"status": "not_loaded", "detail": {}}
+        )
+
+    # -- analysis: triage, knowledge base, drafts, tone --------------------------------------------------------
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -43,16 +147,11 @@ class Container:
             batch_threads=self.settings.resolved_embedding_batch_threads,
         )
 
-    def warm_up(self) -> None:
-        """Load what the first request would otherwise wait for (a missing index only degrades search)."""
-        _ = self.triage, self.tone, self.drafter, self.db
-        self.kb.warm_up()
+    @cached_property
+    def triage(self) -> TriageService:
+        from service.triage.service import TriageService
 
-    def close(self) -> None:
-        for name in ("kb", "drafter"):
-            comp = self.__dict__.get(name)
-            if comp is not None and hasattr(comp, "close"):
-                comp.close()
+        return TriageService.from_settings(self.settings, self.embedder)
 
     @cached_property
     def tone(self) -> ToneChecker:
@@ -74,11 +173,18 @@ class Container:
 
         return Drafter.from_settings(self.settings, tone=self.tone, taxonomy=self.triage.classifier.taxonomy)
 
+    @cached_property
+    def pipeline(self) -> MessagePipeline:
+        """Triage + articles + drafts for one message (POST /v1/triage, `replydesk triage`, ingest)."""
+        from service.pipeline.service import MessagePipeline
+
+        return MessagePipeline(self.triage, self.kb, self.drafter)
+
     # -- workflow: storage, keys, conversations (service/db, service/auth, service/workflow) --------------------
 
     @cached_property
     def clock(self) -> Clock:
-        from service.workflow.clock import SystemClock
+        from service.clock import SystemClock
 
         return SystemClock()
 
@@ -105,7 +211,7 @@ class Container:
 
     @cached_property
     def llm_call_sink(self) -> LLMCallSink:
-        """Stores `LLMCallLog` records in the `llm_calls` table (register with `LLMClient.add_sink`)."""
+        """Stores `LLMCallLog` records in the `llm_calls` table (registered with the drafter's LLM by `start`)."""
         from service.db.llm_calls import LLMCallSink
 
         return LLMCallSink(self.db, self.clock)
@@ -121,7 +227,7 @@ class Container:
         """Conversations, suggestions and decisions, outbound webhooks, SLA, surveys."""
         from service.workflow.service import Workflow
 
-        def tone_check(text: str, locale: str | None, context: dict):
+        def tone_check(text: str, locale: str | None, context: dict[str, Any]) -> ToneCheckRead:
             from service.tone.models import ToneContext
 
             return self.tone.check(text, locale, ToneContext.model_validate(context))
@@ -130,54 +236,17 @@ class Container:
             self.db,
             self.clock,
             self.settings,
-            pipeline=self.triage_pipeline,
+            pipeline=PipelineOnFirstUse(lambda: self.pipeline),
             tone_check=tone_check,
             facts=self.context_providers.lookup if self.context_providers.providers else None,
         )
 
-    @cached_property
-    def triage(self):
-        from service.triage.service import TriageService
 
-        return TriageService.from_settings(self.settings, self.embedder)
+class PipelineOnFirstUse:
+    """The workflow's pipeline, built on the first message it runs: a queue or KPI request never loads models."""
 
-    def triage_pipeline(self, request, facts=()):
-        """Triage + articles + drafts for one message (POST /v1/triage, `replydesk triage`, ingest)."""
-        from service.pipeline import run_pipeline
+    def __init__(self, build: Callable[[], MessagePipeline]) -> None:
+        self._build = build
 
-        return run_pipeline(self, request, facts=facts)
-
-    def health(self) -> dict[str, dict]:
-        """State of each component, without forcing any of them to load."""
-        loaded = self.__dict__
-        model = {
-            "status": "ok" if "embedder" in loaded else "not_loaded",
-            "detail": {"embedding_model": self.settings.embedding_model},
-        }
-        if "triage" in loaded:
-            model["detail"].update(self.triage.describe())
-        states = {"model": model}
-        for name, fn in self.health_checks.items():
-            states[name] = fn(self)
-        return states
-
-    # name -> callable(container) -> {"status": ..., "detail": {...}}; capabilities register theirs here.
-    health_checks: dict = {}
-
-
-def _index_health(container: Container) -> dict:
-    from service.kb.service import index_health
-
-    return index_health(container)
-
-
-Container.health_checks["index"] = _index_health
-
-
-def _database_health(container: Container) -> dict:
-    if "db" not in container.__dict__:
-        return {"status": "not_loaded", "detail": {}}
-    return container.db.health()
-
-
-Container.health_checks["database"] = _database_health
+    def run(self, request: TriageRequest, *, facts: Sequence[Any] = ()) -> TriagePipelineRead:
+        return self._build().run(request, facts=facts)

@@ -86,7 +86,7 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database URL. The postgres case FAILS (never skips) when the server is unreachable."""
     if request.param == "sqlite":

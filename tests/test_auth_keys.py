@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from service.auth.keys import KeyStore
 from service.auth.models import ApiKeyCreate, Role
 from service.cli import app as cli_app
+from service.clock import ManualClock
 from service.db import Database
 from service.db.models import ApiKey
 from service.settings import get_settings
-from service.workflow.clock import ManualClock
 
 
 def test_health_needs_no_key(anon_client):

@@ -1,5 +1,5 @@
-"""Storage on SQLite and PostgreSQL: migrations build exactly the models' schema, are idempotent, keep times in UTC,
-and the LLM call log lands in its table."""
+"""Storage on SQLite and PostgreSQL: migrations build exactly the models' schema, are idempotent, keep times
+in UTC, and the LLM call log lands in its table."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
+from service.clock import ManualClock
 from service.db import Base, Database
 from service.db.llm_calls import LLMCallSink
 from service.db.models import Customer, LLMCall
 from service.drafting.llm import LLMCallLog
 from service.errors import ServiceUnavailable
-from service.workflow.clock import ManualClock
 
 
 def test_migrations_create_exactly_the_models_schema_and_are_idempotent(db_url):

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from kb_index import SAMPLE_ARTICLES_DIR
 from service.api import create_app
 from service.auth.models import ApiKeyCreate, Role
-from service.deps import get_drafter
+from service.drafting.deps import get_drafter
 from service.drafting.drafter import Drafter
 from service.settings import REPO_ROOT, Settings
 

@@ -6,8 +6,12 @@ import multiprocessing as mp
 import shutil
 from pathlib import Path
 
+import pytest
+
 from service.embeddings import _export_onnx, resolve_model_path
 from service.settings import REPO_ROOT, default_embedding_model
+
+pytestmark = pytest.mark.slow  # two processes export and quantize the model from scratch: `make test` only
 
 
 def _prepare(model_dir: str, out_dir: str) -> str:

@@ -6,7 +6,11 @@ Regenerate the baseline on purpose (after an intended change) with:
 
 from __future__ import annotations
 
+import pytest
+
 from service.settings import REPO_ROOT, Settings
+
+pytestmark = pytest.mark.slow  # ~150 s: `make test` runs it, `make test-fast` does not
 
 DEFAULT_SUITE = REPO_ROOT / "eval" / "suites" / "default.yaml"
 BASELINE = REPO_ROOT / "eval" / "baselines" / "default-fast.json"

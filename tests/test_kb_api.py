@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kb_index import SAMPLE_ARTICLES_DIR, store
+from kb_index import SAMPLE_ARTICLES_DIR
 from service.api import create_app
 from service.errors import ReplyDeskError
+from service.kb import store
 from service.settings import REPO_ROOT, Settings
 
 NEW_ARTICLE = """---

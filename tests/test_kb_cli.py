@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from bench.kb import gaussian_mixture
 from eval.retrieval import query_metrics, split_queries
-from kb_index.bench import gaussian_mixture
 from service.cli import app as cli_app
 from service.settings import REPO_ROOT, get_settings
 from tests.test_kb_index import write_kb

@@ -10,11 +10,11 @@ from unittest.mock import create_autospec
 import numpy as np
 import pytest
 
-from kb_index import ann, store
-from kb_index.bench import gaussian_mixture
-from kb_index.lint import default_intent_names
-from kb_index.retrieval import search
+from bench.kb import gaussian_mixture
 from service.embeddings import SentenceTransformerEmbedder, get_embedder
+from service.kb import ann, store
+from service.kb.lint import default_intent_names
+from service.kb.retrieval import search
 from service.settings import REPO_ROOT
 
 ARTICLES = {

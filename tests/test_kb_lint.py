@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from kb_index import SAMPLE_ARTICLES_DIR
-from kb_index.articles import Article, load_documents
-from kb_index.lint import default_intent_names, errors_of, lint_documents, lint_path
 from service.cli import app as cli_app
+from service.kb.articles import Article, load_documents
+from service.kb.lint import default_intent_names, errors_of, lint_documents, lint_path
 from service.triage.taxonomy import load_taxonomy
 
 HELP = "https://help.northwind.example"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb_index import retrieval
-from kb_index.lexical import Analyzer
-from kb_index.retrieval import Candidates, Corpus, FusionWeights, Mode, fuse
+from service.kb import retrieval
+from service.kb.lexical import Analyzer
+from service.kb.retrieval import Candidates, Corpus, FusionWeights, Mode, fuse
 from service.kb.service import KnowledgeBase
 from service.settings import REPO_ROOT, Settings
 from tests.test_kb_index import write_article, write_kb

@@ -17,6 +17,8 @@ from httpx import Response
 
 from tests.robustness_harness import LiveApp, isolated_settings, load_bad_inputs, start, stop
 
+pytestmark = pytest.mark.slow  # a live server fed every bad input: `make test` runs it, `make test-fast` not
+
 INPUTS = load_bad_inputs()
 TEXTS = [r for r in INPUTS if "text" in r]
 RAW = [r for r in INPUTS if "raw_b64" in r]

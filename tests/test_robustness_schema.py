@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from service.api import create_app
 from tests.robustness_harness import isolated_settings, start, stop
 
+pytestmark = pytest.mark.slow  # schemathesis over every operation of a live server: `make test` only
+
 MAX_EXAMPLES = 6
 EXCLUDED = {("GET", "/v1/events"), ("DELETE", "/v1/keys/{key_id}")}
 

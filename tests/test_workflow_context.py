@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 import pytest
 
-from service.deps import get_triage_pipeline
 from service.integrations.context import ContextProvider, HttpOrderStatusProvider
-from tests.workflow_harness import StubServer, harness, real_pipeline
+from service.pipeline.models import TriagePipelineRead
+from service.triage.models import TriageRequest
+from service.workflow.models import ContextFact
+from tests.workflow_harness import StubServer, harness, real_pipeline, use_pipeline
 
 
 @pytest.fixture
@@ -58,9 +61,10 @@ def test_ingest_returns_the_facts_and_hands_them_to_a_pipeline_that_takes_them(d
     real = real_pipeline(app.state.container)
     seen = []
 
-    def pipeline_with_facts(request, facts=()):
-        seen.append(list(facts))
-        return real(request)
+    class PipelineWithFacts:
+        def run(self, request: TriageRequest, *, facts: Sequence[ContextFact] = ()) -> TriagePipelineRead:
+            seen.append(list(facts))
+            return real.run(request)
 
     with harness(
         db_url,
@@ -68,7 +72,7 @@ def test_ingest_returns_the_facts_and_hands_them_to_a_pipeline_that_takes_them(d
         app.state.container,
         context_order_status_url=orders.base_url + "/orders/{order_number}",
     ) as h:
-        h.app.dependency_overrides[get_triage_pipeline] = lambda: pipeline_with_facts
+        use_pipeline(h.app, PipelineWithFacts())
         r = h.ingest("Hi, where is my order #A12345?")
         assert [f["text"] for f in r["facts"]] == [
             "Order A12345: status shipped; eta 2026-01-07; carrier DHL"

@@ -1,10 +1,15 @@
-"""POST /v1/messages: messages land in their thread, run through the pipeline once, and re-sending never duplicates."""
+"""POST /v1/messages: messages land in their thread, run through the pipeline once, and re-sending never
+duplicates."""
 
 from __future__ import annotations
 
-from service.deps import get_triage_pipeline
+from collections.abc import Sequence
+
 from service.errors import IndexUnavailable
-from tests.workflow_harness import real_pipeline
+from service.pipeline.models import TriagePipelineRead
+from service.triage.models import TriageRequest
+from service.workflow.models import ContextFact
+from tests.workflow_harness import real_pipeline, use_pipeline
 
 
 def test_resending_the_same_idempotency_key_returns_the_first_result(wf):
@@ -84,13 +89,14 @@ def test_a_pipeline_outage_keeps_the_message_and_resending_retries_it(wf, app):
     real = real_pipeline(app.state.container)
     calls = {"n": 0}
 
-    def pipeline_down_once(request):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise IndexUnavailable("index is rebuilding")
-        return real(request)
+    class PipelineDownOnce:
+        def run(self, request: TriageRequest, *, facts: Sequence[ContextFact] = ()) -> TriagePipelineRead:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise IndexUnavailable("index is rebuilding")
+            return real.run(request)
 
-    wf.app.dependency_overrides[get_triage_pipeline] = lambda: pipeline_down_once
+    use_pipeline(wf.app, PipelineDownOnce())
     first = wf.ingest("Where is my order 445566?", key="k-outage")
     assert first["pipeline"] == {"status": "failed", "error": "index_unavailable: index is rebuilding"}
     assert first["suggestions"] == [] and first["message"]["id"]

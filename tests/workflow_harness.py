@@ -1,5 +1,5 @@
-"""Test support for the workflow tests: a real app on a given database with a controllable clock, keys per role,
-the real triage + drafting pipeline, and a local signed-webhook receiver (127.0.0.1 only)."""
+"""Test support for the workflow tests: a real app on a given database with a controllable clock, keys per
+role, the real triage + drafting pipeline, and a local signed-webhook receiver (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,25 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.auth.models import ApiKeyCreate
+from service.clock import ManualClock
 from service.container import Container
-from service.deps import get_triage_pipeline
-from service.integrations.webhooks import InvalidSignature, ReplayGuard, verify_signature
+from service.pipeline.deps import get_message_pipeline
 from service.settings import REPO_ROOT, Settings
-from service.workflow.clock import ManualClock
+from service.signing import InvalidSignature, ReplayGuard, verify_signature
+from service.workflow.ports import MessagePipelinePort
 
 WEBHOOK_SECRET = "whsec_test_5f2a"
 
 
-def real_pipeline(shared: Container):
-    """The session app's real pipeline (triage → articles → drafts with tone checks), loaded once per test run."""
-    return shared.triage_pipeline
+def real_pipeline(shared: Container) -> MessagePipelinePort:
+    """The session app's real pipeline (triage → articles → drafts with tone checks), loaded once per test
+    run."""
+    return shared.pipeline
+
+
+def use_pipeline(app: Any, pipeline: MessagePipelinePort) -> None:
+    """Ingest (`POST /v1/messages`, the channel webhooks) runs `pipeline` from now on."""
+    app.dependency_overrides[get_message_pipeline] = lambda: pipeline
 
 
 @dataclass
@@ -67,7 +74,8 @@ def _shutdown(server: ThreadingHTTPServer | None) -> None:
 
 @dataclass
 class WebhookReceiver:
-    """A helpdesk stand-in: verifies every delivery's signature and drops replays, like a real receiver must."""
+    """A helpdesk stand-in: verifies every delivery's signature and drops replays, like a real receiver
+    must."""
 
     clock: ManualClock
     secret: str = WEBHOOK_SECRET
@@ -197,7 +205,7 @@ def harness(
     container.clock = clock
     container.tone = shared.tone
     app = create_app(settings, container=container, warm=False)
-    app.dependency_overrides[get_triage_pipeline] = lambda: real_pipeline(shared)
+    use_pipeline(app, real_pipeline(shared))
     try:
         with TestClient(app) as client:
             keys = {
@@ -215,8 +223,8 @@ def harness(
 
 @dataclass
 class StubServer:
-    """A local HTTP stand-in for a helpdesk system (order API, Chatwoot API): answers from `routes` and records
-    every request. Only ever binds 127.0.0.1."""
+    """A local HTTP stand-in for a helpdesk system (order API, Chatwoot API): answers from `routes` and
+    records every request. Only ever binds 127.0.0.1."""
 
     routes: dict[tuple[str, str], tuple[int, Any]]
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)

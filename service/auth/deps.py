@@ -1,7 +1,7 @@
 """Authentication (every route but /health) and role checks.
 
-`authenticate` is an app-wide dependency (set in `create_app`), so a router included without any auth still needs a
-valid key; `require_roles(...)` narrows a router or route to some roles (admin always passes).
+`authenticate` is an app-wide dependency (set in `create_app`), so a router included without any auth still
+needs a valid key; `require_roles(...)` narrows a router or route to some roles (admin always passes).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.auth.keys import KeyStore
 from service.auth.models import Principal, Role
 from service.errors import Forbidden, Unauthorized
 
@@ -67,3 +68,10 @@ def current_principal(principal: Annotated[Principal | None, Depends(authenticat
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def get_key_store(request: Request) -> KeyStore:
+    return request.app.state.container.keys
+
+
+KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]

@@ -12,10 +12,10 @@ from limits import parse
 from sqlalchemy import select, update
 
 from service.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal, Role
+from service.clock import Clock
 from service.db import Database
 from service.db.models import ApiKey
 from service.errors import InvalidInput, NotFound
-from service.workflow.clock import Clock
 
 KEY_PREFIX = "rdk_"
 CACHE_TTL_S = 5.0

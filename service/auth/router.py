@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
 
-from service.auth.deps import require_roles
+from service.auth.deps import KeyStoreDep, require_roles
 from service.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Role
-from service.deps import ContainerDep
 
 router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require_roles(Role.admin))])
 
@@ -17,15 +16,15 @@ router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require_
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key (the secret is returned once)",
 )
-def create_key(body: ApiKeyCreate, container: ContainerDep) -> ApiKeyCreated:
-    return container.keys.create(body)
+def create_key(body: ApiKeyCreate, keys: KeyStoreDep) -> ApiKeyCreated:
+    return keys.create(body)
 
 
 @router.get("", response_model=list[ApiKeyRead], summary="List API keys (never their secrets)")
-def list_keys(container: ContainerDep, include_revoked: bool = True) -> list[ApiKeyRead]:
-    return container.keys.list(include_revoked=include_revoked)
+def list_keys(keys: KeyStoreDep, include_revoked: bool = True) -> list[ApiKeyRead]:
+    return keys.list(include_revoked=include_revoked)
 
 
 @router.delete("/{key_id}", response_model=ApiKeyRead, summary="Revoke an API key")
-def revoke_key(key_id: str, container: ContainerDep) -> ApiKeyRead:
-    return container.keys.revoke(key_id)
+def revoke_key(key_id: str, keys: KeyStoreDep) -> ApiKeyRead:
+    return keys.revoke(key_id)

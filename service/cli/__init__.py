@@ -54,7 +54,7 @@ def triage(
 
     container = Container(get_settings())
     request = TriageRequest(text=text, locale=locale, channel=channel)
-    result = container.triage_pipeline(request)
+    result = container.pipeline.run(request)
     typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
 
 

@@ -36,7 +36,7 @@ def lint(
     as_json: Annotated[bool, typer.Option("--json", help="Print the issues as JSON.")] = False,
 ) -> None:
     """Mobile-friendliness and consistency checks; exits 1 when any error is found."""
-    from kb_index.lint import default_intent_names, errors_of, lint_path
+    from service.kb.lint import default_intent_names, errors_of, lint_path
 
     settings = _settings()
     target = path or settings.kb_articles_dir
@@ -58,7 +58,7 @@ def lint(
     else:
         for issue in issues:
             typer.echo(str(issue))
-        from kb_index.articles import article_files
+        from service.kb.articles import article_files
 
         files = len(article_files(target))
         typer.echo(f"{files} file(s) checked: {len(errors)} error(s), {len(issues) - len(errors)} warning(s)")
@@ -79,11 +79,18 @@ def build(
     ] = False,
 ) -> None:
     """Incrementally build and atomically publish the index (only changed or new articles are embedded)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from kb_index import store
     from service.container import Container
     from service.errors import InvalidInput
+    from service.kb import store
 
     settings = _settings(articles, index_dir, index_type)
     kb = Container(settings).kb
@@ -97,7 +104,7 @@ def build(
         TimeElapsedColumn(),
         transient=False,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -105,13 +112,7 @@ def build(
             bar.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
 
         try:
-            report = store.build_index(
-                settings.kb_articles_dir,
-                settings.resolved_index_dir,
-                kb.embedder,
-                kb.build_options(skip_invalid=skip_invalid, force=force),
-                progress=progress,
-            )
+            report = kb.build(skip_invalid=skip_invalid, force=force, progress=progress)
         except store.BuildRejected as exc:
             bar.stop()
             for issue in exc.issues:

@@ -1,4 +1,5 @@
-"""Database sink for LLM call records (`llm_calls` table): register with `LLMClient.add_sink(container.llm_call_sink)`.
+"""Database sink for LLM call records (`llm_calls` table): register with
+`LLMClient.add_sink(container.llm_call_sink)`.
 
 Accepts the drafting capability's `LLMCallLog` or any object/dict with the same fields (model, prompt_name,
 prompt_version, prompt_tokens, completion_tokens, latency_ms, outcome, error, created_at).
@@ -13,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.clock import Clock, ensure_utc
 from service.db.engine import Database
 from service.db.models import LLMCall
-from service.workflow.clock import Clock, ensure_utc
 
 log = logging.getLogger("replydesk.llm_calls")
 

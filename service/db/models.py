@@ -1,5 +1,6 @@
 """Tables of the workflow: keys, customers, conversations, messages, suggestions, SLA cycles, events, webhook
-deliveries, surveys and LLM calls. Every schema change goes through an Alembic revision in `service/migrations`."""
+deliveries, surveys and LLM calls. Every schema change goes through an Alembic revision in
+`service/migrations`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from service.workflow.clock import ensure_utc
+from service.clock import ensure_utc
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

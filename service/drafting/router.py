@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.container import Container
-from service.deps import ContainerDep, DrafterDep, KnowledgeBaseDep
+from service.drafting.deps import DrafterDep
 from service.drafting.models import DraftCreate, DraftsRead
 from service.errors import InvalidInput, NotFound
-from service.pipeline import suggest_articles
+from service.kb.deps import KnowledgeBaseDep
+from service.kb.for_triage import suggest_for_triage
+from service.kb.models import ArticleHit, ArticleRead
+from service.triage.deps import TriageServiceDep
 from service.triage.models import TriageRequest
 
 router = APIRouter(tags=["drafting"])
@@ -21,7 +23,7 @@ router = APIRouter(tags=["drafting"])
     responses={422: {"description": "Invalid body or an unknown article id"}},
 )
 def create_drafts(
-    body: DraftCreate, container: ContainerDep, kb: KnowledgeBaseDep, drafter: DrafterDep
+    body: DraftCreate, triage_service: TriageServiceDep, kb: KnowledgeBaseDep, drafter: DrafterDep
 ) -> DraftsRead:
     """Triage runs first unless `triage` is given; articles are the knowledge base's top hits for the message
     unless `article_ids` names them. An LLM failure never fails the request: the drafts then come from templates
@@ -29,11 +31,11 @@ def create_drafts(
     vector = None
     triage = body.triage
     if triage is None:
-        triage, vector = container.triage.triage_with_embedding(
+        triage, vector = triage_service.triage_with_embedding(
             TriageRequest(text=body.text, locale=body.locale, channel=body.channel, history=body.history)
         )
     if body.article_ids is not None:
-        articles = []
+        articles: Sequence[ArticleRead | ArticleHit] = []
         for article_id in body.article_ids:
             try:
                 articles.append(kb.get(article_id))
@@ -42,22 +44,5 @@ def create_drafts(
                     f"article_ids: no article {article_id!r}", details={"article_id": article_id}
                 ) from exc
     else:  # the intent's articles first, then any; [] without an index (drafts then say a colleague will check)
-        articles = suggest_articles(container, body.text, body.locale, triage, vector)
+        articles = suggest_for_triage(kb, body.text, body.locale, triage, vector)
     return drafter.draft(body.text, triage, articles, body.history, body.locale)
-
-
-def llm_health(container: Container) -> dict:
-    """GET /health `llm`: whether drafts can come from an LLM, without calling it."""
-    settings = container.settings
-    if "drafter" not in container.__dict__:
-        return {
-            "status": "not_loaded",
-            "detail": {
-                "configured": bool(settings.llm_base_url),
-                "model": settings.llm_model if settings.llm_base_url else None,
-            },
-        }
-    return container.drafter.health()
-
-
-Container.health_checks["llm"] = llm_health

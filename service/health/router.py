@@ -1,12 +1,21 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from service import __version__
-from service.deps import ContainerDep
+from service.container import Container
 
 router = APIRouter(tags=["health"])
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 class ComponentState(BaseModel):

@@ -1,5 +1,5 @@
-"""Context providers: facts added to drafting from the helpdesk's own systems, e.g. the status of an order whose
-number appears in the message. Providers are pluggable (`ContextProvider`); ReplyDesk ships an HTTP one.
+"""Context providers: facts added to drafting from the helpdesk's own systems, e.g. the status of an order
+whose number appears in the message. Providers are pluggable (`ContextProvider`); ReplyDesk ships an HTTP one.
 
 A provider that fails (timeout, 5xx, bad JSON) gives no facts and the message is still triaged and drafted.
 """
@@ -31,7 +31,8 @@ class ContextProvider(Protocol):
 
 
 class HttpOrderStatusProvider:
-    """GET `url_template.format(order_number=...)` for each order number in the message (at most `max_orders`).
+    """GET `url_template.format(order_number=...)` for each order number in the message (at most
+    `max_orders`).
 
     The endpoint answers JSON: either `{"summary": "..."}` or fields like `status`, `eta`, `carrier`,
     `tracking_url`; 404 means the order does not exist (also a useful fact for the reply).

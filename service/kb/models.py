@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-_ARTICLE_EXAMPLE = {
+_ARTICLE_EXAMPLE: JsonDict = {
     "title": "Track your order",
     "locale": "en",
     "intents": ["order_status"],
@@ -12,7 +13,9 @@ _ARTICLE_EXAMPLE = {
     "url": "https://help.northwind.example/en/orders/track-your-order",
     "summary": "To track an order, open Orders in the Northwind app, tap the order, then tap Track package.",
     "updated_at": "2025-03-02",
-    "body": "## Track in the app\n\n1. Open the Northwind app.\n2. Tap **Orders**.\n3. Tap **Track package**.\n",
+    "body": (
+        "## Track in the app\n\n1. Open the Northwind app.\n2. Tap **Orders**.\n3. Tap **Track package**.\n"
+    ),
 }
 
 
@@ -64,8 +67,12 @@ class ArticleHit(BaseModel):
                     "article_id": "late-delivery",
                     "title": "Late or delayed delivery",
                     "url": "https://help.northwind.example/en/delivery/late-delivery",
-                    "summary": "Sorry your order is late. Check the latest scan under Orders > Track package.",
-                    "snippet": "Message us if either is true: There's been no new tracking scan for 3 business days.",
+                    "summary": (
+                        "Sorry your order is late. Check the latest scan under Orders > Track package."
+                    ),
+                    "snippet": (
+                        "Message us if either is true: There's been no new tracking scan for 3 business days."
+                    ),
                     "score": 0.92,
                     "matched_section": "When to contact us",
                     "locale": "en",

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.auth.deps import require_roles
 from service.auth.models import Role
-from service.deps import KnowledgeBaseDep
 from service.errors import InvalidInput
+from service.kb.deps import KnowledgeBaseDep
 from service.kb.models import (
     ArticleDeleteRead,
     ArticleRead,

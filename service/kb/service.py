@@ -1,13 +1,14 @@
 """The `KnowledgeBase` component: search, read and edit help articles, with hot reload of the published index.
 
-The Markdown files in `Settings.kb_articles_dir` are the source of truth. Edits through the API write the file, run
-an incremental build (only changed chunks are embedded), publish the new version atomically and switch this
-process to it before answering. Builds published by another process (`replydesk kb build`) are picked up by every
-running service within `kb_reload_interval_s`: searches check the CURRENT pointer at most that often.
+The Markdown files in `Settings.kb_articles_dir` are the source of truth. Edits through the API write the
+file, run an incremental build (only changed chunks are embedded), publish the new version atomically and
+switch this process to it before answering. Builds published by another process (`replydesk kb build`) are
+picked up by every running service within `kb_reload_interval_s`: searches check the CURRENT pointer at most
+that often.
 
-Searches hold a reference to one immutable snapshot, so a reload never disturbs a search in flight. When the index
-is missing or corrupt the service still runs: searches raise `IndexUnavailable` (503) and /health says degraded; a
-corrupt new version never replaces a good one already loaded.
+Searches hold a reference to one immutable snapshot, so a reload never disturbs a search in flight. When the
+index is missing or corrupt the service still runs: searches raise `IndexUnavailable` (503) and /health says
+degraded; a corrupt new version never replaces a good one already loaded.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from kb_index import retrieval, store
-from kb_index.articles import (
+from service.embeddings import Embedder
+from service.errors import IndexUnavailable, InvalidInput, NotFound
+from service.kb import retrieval, store
+from service.kb.articles import (
     Article,
     ArticleParseError,
     language_of,
@@ -31,9 +35,7 @@ from kb_index.articles import (
     parse_markdown,
     write_text_atomic,
 )
-from kb_index.lint import default_intent_names, errors_of, lint_documents
-from service.embeddings import Embedder
-from service.errors import IndexUnavailable, InvalidInput, NotFound
+from service.kb.lint import default_intent_names, errors_of, lint_documents
 from service.kb.models import ArticleHit, ArticleRead, ArticleUpsert, BuildRead, KBSearchRead
 from service.settings import Settings
 
@@ -71,10 +73,6 @@ def article_model(article: Article) -> ArticleRead:
     )
 
 
-def build_model(report: store.BuildReport) -> BuildRead:
-    return BuildRead(**report.as_dict())
-
-
 def describe_index(index_dir: Path) -> dict:
     """Health of the published index from its manifest and file sizes, without loading it."""
     try:
@@ -106,7 +104,8 @@ def _manifest_detail(manifest: dict) -> dict:
 
 
 def index_health(container) -> dict:
-    """`Container.health_checks["index"]`: the loaded snapshot if the KB is in use, else the manifest on disk."""
+    """`Container.health_checks["index"]`: the loaded snapshot if the KB is in use, else the manifest on
+    disk."""
     kb = container.__dict__.get("kb")
     if kb is not None:
         return kb.status()
@@ -273,7 +272,8 @@ class KnowledgeBase:
         tags: Sequence[str] | None = None,
         query_vector: np.ndarray | None = None,
     ) -> list[ArticleHit]:
-        """Top-k articles for `query` (hybrid dense + BM25), filtered by locale (with fallback), intent and tags."""
+        """Top-k articles for `query` (hybrid dense + BM25), filtered by locale (with fallback), intent and
+        tags."""
         return self.search_page(
             query, locale=locale, k=k, intent=intent, tags=tags, query_vector=query_vector
         ).hits
@@ -314,13 +314,26 @@ class KnowledgeBase:
         return article_model(article)
 
     # ------------------------------------------------------------------ writing
-    def _rebuild(self, *, skip_invalid: bool, force: bool = False) -> store.BuildReport:
-        report = store.build_index(
+    def build(
+        self, *, skip_invalid: bool = False, force: bool = False, progress: store.Progress | None = None
+    ) -> BuildRead:
+        """Build and publish the index of the articles directory with this knowledge base's settings.
+
+        What `replydesk kb build` runs. This process keeps searching the version it has loaded until its next
+        reload check (`kb_reload_interval_s`), like any other process using the index; `reindex`, `upsert` and
+        `delete` switch to the new version before they return. Raises `store.BuildRejected` when articles fail
+        lint (unless `skip_invalid`).
+        """
+        return store.build_index(
             self.articles_dir,
             self.index_dir,
             self.embedder,
             self.build_options(skip_invalid=skip_invalid, force=force),
+            progress=progress,
         )
+
+    def _rebuild(self, *, skip_invalid: bool, force: bool = False) -> BuildRead:
+        report = self.build(skip_invalid=skip_invalid, force=force)
         self._last_check = time.monotonic()
         self.reload_if_changed()
         return report
@@ -336,7 +349,7 @@ class KnowledgeBase:
         """Rebuild from the articles directory; every article must pass lint (422 lists the problems)."""
         with self._write_lock:
             try:
-                return build_model(self._rebuild(skip_invalid=False, force=force))
+                return self._rebuild(skip_invalid=False, force=force)
             except store.BuildRejected as exc:
                 raise InvalidInput(
                     f"{exc}: " + "; ".join(str(i) for i in exc.issues[:5]),
@@ -379,7 +392,7 @@ class KnowledgeBase:
             return (
                 article_model(dataclasses.replace(article, source=str(target))),
                 existing is None,
-                build_model(report),
+                report,
             )
 
     def delete(self, article_id: str) -> BuildRead:
@@ -390,7 +403,7 @@ class KnowledgeBase:
             previous = path.read_text(encoding="utf-8")
             path.unlink()
             try:
-                return build_model(self._rebuild(skip_invalid=True))
+                return self._rebuild(skip_invalid=True)
             except BaseException:
                 self._restore(path, previous)
                 raise
@@ -403,7 +416,8 @@ class KnowledgeBase:
             write_text_atomic(path, previous)
 
     def _new_path(self, article_id: str, locale: str | None, markdown: str | None) -> Path:
-        """New articles go to `<articles>/<language>/<id>.md` when that folder exists, else `<articles>/<id>.md`."""
+        """New articles go to `<articles>/<language>/<id>.md` when that folder exists, else
+        `<articles>/<id>.md`."""
         if locale is None and markdown is not None:
             try:
                 locale = str(parse_markdown(markdown).meta.get("locale") or "")
@@ -420,12 +434,8 @@ class KnowledgeBase:
             if data.id not in (None, article_id):
                 raise InvalidInput(f"the body id `{data.id}` differs from the path id `{article_id}`")
             fields = data.model_dump(exclude={"id", "body"})
-            article = Article(
-                id=article_id,
-                body=data.body,
-                source=str(target),
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()},
-            )
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+            article = Article(id=article_id, body=data.body, source=str(target), **values)
             markdown = article.to_markdown()
         assert markdown is not None
         try:

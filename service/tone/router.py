@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.container import Container
-from service.deps import ToneCheckerDep
+from service.tone.deps import ToneCheckerDep
 from service.tone.models import ToneCheckRead, ToneCheckRequest
 
 router = APIRouter(prefix="/tone", tags=["tone"])
-
-
-def tone_health(container: Container) -> dict:
-    """`Container.health_checks["tone"]`: rule count and rules file once the checker is loaded (it loads lazily)."""
-    if "tone" not in container.__dict__:
-        return {"status": "not_loaded", "detail": {}}
-    return {"status": "ok", "detail": container.tone.describe()}
-
-
-Container.health_checks["tone"] = tone_health
 
 
 @router.post(

@@ -1,5 +1,5 @@
-"""Support KPIs over a time window, overall and per intent: response and resolution times, SLA met %, CSAT, NPS and
-how agents use the suggestions."""
+"""Support KPIs over a time window, overall and per intent: response and resolution times, SLA met %, CSAT,
+NPS and how agents use the suggestions."""
 
 from __future__ import annotations
 
@@ -79,9 +79,9 @@ class _Acc:
 
 
 def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) -> KpiRead:
-    """Each figure counts what happened in [start, end): conversations by first customer message, resolutions by
-    resolve time, SLA waits by start (a wait still open counts once it is past due), surveys by answer time,
-    suggestions by decision time (superseded ones are not decisions)."""
+    """Each figure counts what happened in [start, end): conversations by first customer message, resolutions
+    by resolve time, SLA waits by start (a wait still open counts once it is past due), surveys by answer
+    time, suggestions by decision time (superseded ones are not decisions)."""
     groups: dict[str, _Acc] = defaultdict(_Acc)
 
     def add(intent: str | None, fn) -> None:
@@ -141,7 +141,8 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
         ):
 
             def rec(g: _Acc, sug: Suggestion = sug) -> None:
-                g.decisions[sug.decision] += 1
+                if sug.decision is not None:  # always: the query selects decided suggestions
+                    g.decisions[sug.decision] += 1
                 if sug.decision == "edited" and sug.edit_distance is not None:
                     g.edit_distances.append(sug.edit_distance)
 

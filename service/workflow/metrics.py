@@ -1,4 +1,5 @@
-"""Prometheus metrics of the workflow, on a registry of its own (one per app, so tests can build many apps)."""
+"""Prometheus metrics of the workflow, on a registry of its own (one per app, so tests can build many
+apps)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,21 @@
-"""Workflow schemas: ingest, conversations, messages, suggestions and decisions, receipts, queue, surveys, KPIs."""
+"""Workflow schemas: ingest, conversations, messages, suggestions and decisions, receipts, queue, surveys,
+KPIs."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.triage.models import MAX_TEXT_CHARS, Channel, TriageRead, UrgencyLevel, clean_text
+
+# Row ids are 64-bit integers on every database: a larger id in a path or query is a 422, not a driver overflow.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 … 2^63 - 1).")]
+RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="A row id (1 … 2^63 - 1).")]
 
 
 class Direction(StrEnum):
@@ -91,7 +98,7 @@ def _clean_optional_text(v: str | None, field: str) -> str | None:
     return v
 
 
-# -- ingest ------------------------------------------------------------------------------------------------------
+# -- ingest --------------------------------------------------------------------------------------------------
 
 
 class Attachment(BaseModel):
@@ -162,7 +169,7 @@ class MessageCreate(MessageBase):
     )
 
 
-# -- reads -------------------------------------------------------------------------------------------------------
+# -- reads ---------------------------------------------------------------------------------------------------
 
 
 class CustomerRead(BaseModel):
@@ -395,7 +402,7 @@ class ReadRequest(BaseModel):
     pass
 
 
-# -- queue, resolution, events ---------------------------------------------------------------------------------
+# -- queue, resolution, events -------------------------------------------------------------------------------
 
 
 class QueueItem(BaseModel):

@@ -1,4 +1,5 @@
-"""Workflow endpoints: ingest, suggestions and decisions, receipts and read state, queue, resolution, events, KPIs."""
+"""Workflow endpoints: ingest, suggestions and decisions, receipts and read state, queue, resolution, events,
+KPIs."""
 
 from __future__ import annotations
 
@@ -6,21 +7,21 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.auth.deps import PrincipalDep, require_roles
 from service.auth.models import Role
-from service.deps import TriagePipelineDep, WorkflowDep
 from service.errors import InvalidInput
+from service.pipeline.deps import MessagePipelineDep
+from service.workflow.deps import WorkflowDep
 from service.workflow.kpis import compute_kpis
 from service.workflow.models import (
     ApproveRequest,
@@ -37,6 +38,8 @@ from service.workflow.models import (
     ReplyRequest,
     ResolveRead,
     ResolveRequest,
+    RowId,
+    RowIdQuery,
     SlaState,
     StatusRead,
     StatusReceipt,
@@ -45,32 +48,8 @@ from service.workflow.models import (
     SurveyRead,
     SurveyResponseCreate,
 )
-from service.workflow.worker import WorkflowWorker
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Migrate the database at start-up and run the background worker (webhooks, SLA events) when enabled."""
-    container = app.state.container
-    worker = None
-    if container.settings.llm_base_url:
-        # Every LLM call of the drafter is also stored in the `llm_calls` table.
-        llm = getattr(container.drafter, "llm", None)
-        if llm is not None and container.llm_call_sink not in llm.sinks:
-            llm.add_sink(container.llm_call_sink)
-    if container.settings.workers_enabled:
-        worker = WorkflowWorker(container.workflow, container.settings.worker_interval_s)
-        worker.start()
-    else:
-        _ = container.db  # migrate even without the worker
-    yield
-    if worker is not None:
-        await to_thread.run_sync(worker.stop)
-    if "workflow" in container.__dict__:
-        container.workflow.dispatcher.close()
-
-
-router = APIRouter(tags=["workflow"], lifespan=lifespan)
+router = APIRouter(tags=["workflow"])
 
 INTEGRATION = Depends(require_roles(Role.integration))
 AGENT = Depends(require_roles(Role.agent))
@@ -95,7 +74,7 @@ EVALUATOR = Depends(require_roles(Role.evaluator))
 def ingest_message(
     body: MessageCreate,
     workflow: WorkflowDep,
-    pipeline: TriagePipelineDep,
+    pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     response: Response,
 ) -> IngestRead:
@@ -115,7 +94,7 @@ def list_messages(
     workflow: WorkflowDep,
     status_: Annotated[MessageStatus | None, Query(alias="status")] = None,
     direction: Direction | None = None,
-    conversation_id: int | None = None,
+    conversation_id: RowIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[MessageRead]:
     return workflow.list_messages(
@@ -129,7 +108,7 @@ def list_messages(
     dependencies=[AGENT_OR_INTEGRATION],
     summary="One message with its delivery or read state",
 )
-def get_message(message_id: int, workflow: WorkflowDep) -> MessageRead:
+def get_message(message_id: RowId, workflow: WorkflowDep) -> MessageRead:
     return workflow.get_message(message_id)
 
 
@@ -139,7 +118,7 @@ def get_message(message_id: int, workflow: WorkflowDep) -> MessageRead:
     dependencies=[INTEGRATION],
     summary="Channel receipt for an outbound message (sent, delivered, read, failed); never moves back",
 )
-def message_status(message_id: int, body: StatusReceipt, workflow: WorkflowDep) -> StatusRead:
+def message_status(message_id: RowId, body: StatusReceipt, workflow: WorkflowDep) -> StatusRead:
     return workflow.apply_receipt(message_id, body)
 
 
@@ -149,7 +128,7 @@ def message_status(message_id: int, body: StatusReceipt, workflow: WorkflowDep) 
     dependencies=[AGENT],
     summary="An agent read this inbound message (and the earlier ones): emits `message.read` once",
 )
-def mark_read(message_id: int, workflow: WorkflowDep, principal: PrincipalDep) -> MessageRead:
+def mark_read(message_id: RowId, workflow: WorkflowDep, principal: PrincipalDep) -> MessageRead:
     return workflow.mark_read(message_id, principal)
 
 
@@ -162,7 +141,7 @@ def mark_read(message_id: int, workflow: WorkflowDep, principal: PrincipalDep) -
 def list_suggestions(
     workflow: WorkflowDep,
     status_: Annotated[SuggestionStatus | None, Query(alias="status")] = None,
-    conversation_id: int | None = None,
+    conversation_id: RowIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SuggestionRead]:
     return workflow.list_suggestions(status_, conversation_id, limit)
@@ -174,7 +153,7 @@ def list_suggestions(
     dependencies=[AGENT_OR_EVALUATOR],
     summary="One suggestion with its decision",
 )
-def get_suggestion(suggestion_id: int, workflow: WorkflowDep) -> SuggestionRead:
+def get_suggestion(suggestion_id: RowId, workflow: WorkflowDep) -> SuggestionRead:
     return workflow.get_suggestion(suggestion_id)
 
 
@@ -185,7 +164,7 @@ def get_suggestion(suggestion_id: int, workflow: WorkflowDep) -> SuggestionRead:
     summary="Approve a suggestion, optionally edited (re-checked for tone), and send it",
 )
 def approve(
-    suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep, body: ApproveRequest | None = None
+    suggestion_id: RowId, workflow: WorkflowDep, principal: PrincipalDep, body: ApproveRequest | None = None
 ) -> DecisionRead:
     return workflow.approve(suggestion_id, body or ApproveRequest(), principal)
 
@@ -196,7 +175,7 @@ def approve(
     dependencies=[AGENT],
     summary="Send an approved suggestion (idempotent: sending twice returns the same message)",
 )
-def send(suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep) -> DecisionRead:
+def send(suggestion_id: RowId, workflow: WorkflowDep, principal: PrincipalDep) -> DecisionRead:
     return workflow.send(suggestion_id, principal)
 
 
@@ -207,7 +186,7 @@ def send(suggestion_id: int, workflow: WorkflowDep, principal: PrincipalDep) -> 
     summary="Reject a suggestion with a reason",
 )
 def reject(
-    suggestion_id: int, body: RejectRequest, workflow: WorkflowDep, principal: PrincipalDep
+    suggestion_id: RowId, body: RejectRequest, workflow: WorkflowDep, principal: PrincipalDep
 ) -> DecisionRead:
     return workflow.reject(suggestion_id, body, principal)
 
@@ -218,7 +197,7 @@ def reject(
     dependencies=[Depends(require_roles(Role.agent, Role.integration, Role.evaluator))],
     summary="A conversation with its messages, suggestions, surveys and SLA state",
 )
-def get_conversation(conversation_id: int, workflow: WorkflowDep) -> ConversationDetail:
+def get_conversation(conversation_id: RowId, workflow: WorkflowDep) -> ConversationDetail:
     return workflow.conversation(conversation_id)
 
 
@@ -230,7 +209,7 @@ def get_conversation(conversation_id: int, workflow: WorkflowDep) -> Conversatio
     summary="Send the agent's own reply (no suggestion); tone-checked",
 )
 def reply(
-    conversation_id: int, body: ReplyRequest, workflow: WorkflowDep, principal: PrincipalDep
+    conversation_id: RowId, body: ReplyRequest, workflow: WorkflowDep, principal: PrincipalDep
 ) -> DecisionRead:
     return workflow.reply(conversation_id, body, principal)
 
@@ -242,7 +221,7 @@ def reply(
     summary="Resolve a conversation; queues the channel's CSAT or NPS survey unless switched off",
 )
 def resolve(
-    conversation_id: int, workflow: WorkflowDep, principal: PrincipalDep, body: ResolveRequest | None = None
+    conversation_id: RowId, workflow: WorkflowDep, principal: PrincipalDep, body: ResolveRequest | None = None
 ) -> ResolveRead:
     return workflow.resolve(conversation_id, body or ResolveRequest(), principal)
 
@@ -253,7 +232,7 @@ def resolve(
     dependencies=[AGENT_OR_INTEGRATION],
     summary="Record a survey answer collected outside a message (button, form)",
 )
-def survey_response(survey_id: int, body: SurveyResponseCreate, workflow: WorkflowDep) -> SurveyRead:
+def survey_response(survey_id: RowId, body: SurveyResponseCreate, workflow: WorkflowDep) -> SurveyRead:
     return workflow.answer_survey(survey_id, body.text)
 
 

@@ -1,4 +1,5 @@
-"""SLA targets per urgency, optional business hours, and the state of a customer's wait (ok / at_risk / breached)."""
+"""SLA targets per urgency, optional business hours, and the state of a customer's wait (ok / at_risk /
+breached)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.clock import ensure_utc
 from service.errors import InvalidInput
 from service.settings import Settings
 from service.triage.models import UrgencyLevel
-from service.workflow.clock import ensure_utc
 from service.workflow.models import SlaKind, SlaState
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

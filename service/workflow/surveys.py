@@ -1,5 +1,5 @@
-"""Satisfaction surveys: localized CSAT (1–5) / NPS (0–10) questions and parsing of the customer's free-text answer
-(digits, number words, rating words, ⭐ counts and face emoji)."""
+"""Satisfaction surveys: localized CSAT (1–5) / NPS (0–10) questions and parsing of the customer's free-text
+answer (digits, number words, rating words, ⭐ counts and face emoji)."""
 
 from __future__ import annotations
 
@@ -13,40 +13,40 @@ from service.workflow.models import SurveyKind
 
 QUESTIONS: dict[str, dict[SurveyKind, str]] = {
     "en": {
-        SurveyKind.csat: "How satisfied are you with our help today? Reply with a number from 1 (very unhappy) "
-        "to 5 (very happy).",
-        SurveyKind.nps: "How likely are you to recommend Northwind Goods to a friend? Reply with a number from 0 "
-        "(not at all) to 10 (extremely likely).",
+        SurveyKind.csat: "How satisfied are you with our help today? Reply with a number from 1 (very "
+        "unhappy) to 5 (very happy).",
+        SurveyKind.nps: "How likely are you to recommend Northwind Goods to a friend? Reply with a number "
+        "from 0 (not at all) to 10 (extremely likely).",
     },
     "es": {
-        SurveyKind.csat: "¿Qué tan satisfecho está con nuestra ayuda de hoy? Responda con un número del 1 (muy "
-        "insatisfecho) al 5 (muy satisfecho).",
-        SurveyKind.nps: "¿Qué tan probable es que recomiende Northwind Goods a un amigo? Responda con un número del "
-        "0 (nada probable) al 10 (muy probable).",
+        SurveyKind.csat: "¿Qué tan satisfecho está con nuestra ayuda de hoy? Responda con un número del 1 "
+        "(muy insatisfecho) al 5 (muy satisfecho).",
+        SurveyKind.nps: "¿Qué tan probable es que recomiende Northwind Goods a un amigo? Responda con un "
+        "número del 0 (nada probable) al 10 (muy probable).",
     },
     "pt": {
-        SurveyKind.csat: "Qual é a sua satisfação com o nosso atendimento hoje? Responda com um número de 1 (muito "
-        "insatisfeito) a 5 (muito satisfeito).",
-        SurveyKind.nps: "Qual a probabilidade de recomendar a Northwind Goods a um amigo? Responda com um número de "
-        "0 (nenhuma) a 10 (muito provável).",
+        SurveyKind.csat: "Qual é a sua satisfação com o nosso atendimento hoje? Responda com um número de 1 "
+        "(muito insatisfeito) a 5 (muito satisfeito).",
+        SurveyKind.nps: "Qual a probabilidade de recomendar a Northwind Goods a um amigo? Responda com um "
+        "número de 0 (nenhuma) a 10 (muito provável).",
     },
     "fr": {
         SurveyKind.csat: "Êtes-vous satisfait de notre aide aujourd'hui ? Répondez par un chiffre de 1 (très "
         "mécontent) à 5 (très satisfait).",
-        SurveyKind.nps: "Quelle est la probabilité que vous recommandiez Northwind Goods à un ami ? Répondez par un "
-        "chiffre de 0 (pas du tout) à 10 (très probable).",
+        SurveyKind.nps: "Quelle est la probabilité que vous recommandiez Northwind Goods à un ami ? Répondez "
+        "par un chiffre de 0 (pas du tout) à 10 (très probable).",
     },
     "de": {
-        SurveyKind.csat: "Wie zufrieden sind Sie heute mit unserer Hilfe? Antworten Sie mit einer Zahl von 1 (sehr "
-        "unzufrieden) bis 5 (sehr zufrieden).",
-        SurveyKind.nps: "Wie wahrscheinlich ist es, dass Sie Northwind Goods einem Freund empfehlen? Antworten Sie "
-        "mit einer Zahl von 0 (gar nicht) bis 10 (äußerst wahrscheinlich).",
+        SurveyKind.csat: "Wie zufrieden sind Sie heute mit unserer Hilfe? Antworten Sie mit einer Zahl von 1 "
+        "(sehr unzufrieden) bis 5 (sehr zufrieden).",
+        SurveyKind.nps: "Wie wahrscheinlich ist es, dass Sie Northwind Goods einem Freund empfehlen? "
+        "Antworten Sie mit einer Zahl von 0 (gar nicht) bis 10 (äußerst wahrscheinlich).",
     },
     "it": {
-        SurveyKind.csat: "Quanto è soddisfatto del nostro aiuto di oggi? Risponda con un numero da 1 (per niente) a "
-        "5 (molto soddisfatto).",
-        SurveyKind.nps: "Quanto è probabile che consigli Northwind Goods a un amico? Risponda con un numero da 0 "
-        "(per niente) a 10 (molto probabile).",
+        SurveyKind.csat: "Quanto è soddisfatto del nostro aiuto di oggi? Risponda con un numero da 1 (per "
+        "niente) a 5 (molto soddisfatto).",
+        SurveyKind.nps: "Quanto è probabile che consigli Northwind Goods a un amico? Risponda con un numero "
+        "da 0 (per niente) a 10 (molto probabile).",
     },
 }
 

@@ -1,6 +1,7 @@
 """Chatwoot `message_created` webhooks → ReplyDesk messages, and suggestions posted back as private notes.
 
-Chatwoot (v4+) can sign webhooks: `X-Chatwoot-Signature: sha256=HMAC-SHA256(secret, "{X-Chatwoot-Timestamp}.{body}")`;
+Chatwoot (v4+) can sign webhooks:
+`X-Chatwoot-Signature: sha256=HMAC-SHA256(secret, "{X-Chatwoot-Timestamp}.{body}")`;
 ReplyDesk verifies it when `REPLYDESK_CHATWOOT_WEBHOOK_SECRET` is set. Notes go through Chatwoot's API
 (`POST /api/v1/accounts/{account}/conversations/{id}/messages`, `private: true`) with an `api_access_token`.
 """
@@ -56,7 +57,8 @@ def _when(value: Any) -> datetime:
 
 
 def parse_message_created(payload: dict[str, Any]) -> ChatwootMessage | None:
-    """The customer message of a `message_created` event, or None for anything else (agent messages, notes...)."""
+    """The customer message of a `message_created` event, or None for anything else (agent messages,
+    notes...)."""
     if payload.get("event") != "message_created":
         return None
     if payload.get("message_type") not in ("incoming", 0) or payload.get("private"):
@@ -76,15 +78,14 @@ def parse_message_created(payload: dict[str, Any]) -> ChatwootMessage | None:
         ]
     except (TypeError, ValueError) as exc:  # ValidationError is a ValueError
         raise InvalidInput(f"Chatwoot payload has a malformed id or attachment: {exc}") from exc
-    conv_attrs = (
-        conv.get("additional_attributes") if isinstance(conv.get("additional_attributes"), dict) else {}
-    )
-    sender_attrs = (
-        sender.get("additional_attributes") if isinstance(sender.get("additional_attributes"), dict) else {}
+    conv_attrs, sender_attrs = (
+        v if isinstance(v, dict) else {}
+        for v in (conv.get("additional_attributes"), sender.get("additional_attributes"))
     )
     browser = conv_attrs.get("browser_language") or sender_attrs.get("locale")
     country = sender_attrs.get("country_code")
-    text = payload.get("content") if isinstance(payload.get("content"), str) else ""
+    content = payload.get("content")
+    text = content if isinstance(content, str) else ""
     if not text.strip() and not attachments:
         return None
     try:

@@ -150,8 +150,9 @@ def parse_whatsapp(payload: dict[str, Any]) -> ParsedWebhook:
                 else:
                     out.messages.append(msg)
             for st in map(_d, _l(value.get("statuses"))):
+                raw_status = st.get("status")
                 try:
-                    status = ReceiptStatus(st.get("status"))
+                    status = ReceiptStatus(raw_status if isinstance(raw_status, str) else "")
                 except ValueError:
                     out.skipped += 1
                     continue

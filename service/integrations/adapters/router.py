@@ -16,13 +16,16 @@ from pydantic import BaseModel, Field
 
 from service.auth.deps import PrincipalDep, require_roles
 from service.auth.models import Principal, Role
-from service.deps import SettingsDep, TriagePipelineDep, WorkflowDep
 from service.errors import Forbidden, InvalidInput, ServiceUnavailable
 from service.integrations.adapters.chatwoot import ChatwootNotes, parse_message_created
 from service.integrations.adapters.meta import ParsedWebhook, handshake, parse_messenger, parse_whatsapp
-from service.integrations.webhooks import verify_meta_signature, verify_timestamped_sha256
+from service.pipeline.deps import MessagePipelineDep
+from service.settings import SettingsDep
+from service.signing import verify_meta_signature, verify_timestamped_sha256
+from service.workflow.deps import WorkflowDep
 from service.workflow.models import IngestRead, StatusReceipt
-from service.workflow.service import Pipeline, Workflow
+from service.workflow.ports import MessagePipelinePort
+from service.workflow.service import Workflow
 
 router = APIRouter(
     prefix="/channels", tags=["channels"], dependencies=[Depends(require_roles(Role.integration))]
@@ -57,7 +60,11 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 def _apply(
-    workflow: Workflow, parsed: ParsedWebhook, channel: str, principal: Principal, pipeline: Pipeline
+    workflow: Workflow,
+    parsed: ParsedWebhook,
+    channel: str,
+    principal: Principal,
+    pipeline: MessagePipelinePort,
 ) -> AdapterRead:
     out = AdapterRead(ingested=0, skipped=parsed.skipped)
     for msg in parsed.messages:
@@ -112,7 +119,7 @@ async def whatsapp_webhook(
     request: Request,
     settings: SettingsDep,
     workflow: WorkflowDep,
-    pipeline: TriagePipelineDep,
+    pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> AdapterRead:
@@ -137,7 +144,7 @@ async def messenger_webhook(
     request: Request,
     settings: SettingsDep,
     workflow: WorkflowDep,
-    pipeline: TriagePipelineDep,
+    pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> AdapterRead:
@@ -155,7 +162,7 @@ async def chatwoot_webhook(
     request: Request,
     settings: SettingsDep,
     workflow: WorkflowDep,
-    pipeline: TriagePipelineDep,
+    pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     background: BackgroundTasks,
     x_chatwoot_signature: Annotated[str | None, Header()] = None,

@@ -1,7 +1,7 @@
 """Hybrid retrieval over article chunks: dense (FAISS) + BM25, fused by weighted reciprocal rank fusion.
 
-Both retrievers rank chunks; each ranking is first collapsed to articles (an article takes the rank of its best
-chunk), then the article rankings are fused:
+Both retrievers rank chunks; each ranking is first collapsed to articles (an article takes the rank of its
+best chunk), then the article rankings are fused:
 
     score(a) = sum_m  w_m / (rrf_k + rank_m(a))          (rank 1 = best; absent = no contribution)
 
@@ -9,13 +9,14 @@ and divided by its maximum (sum_m w_m / (rrf_k + 1)), so 1.0 means "first for ev
 section of an article is its chunk with the best chunk-level fused score.
 
 A query whose words occur in only a few chunks (at most SPECIFIC_LEXICAL_MATCHES, and at most one chunk in
-SPECIFIC_SHARE: a product code, an error message, a term an editor just added) names those chunks; the embedding
-model does not know such tokens and ranks their look-alikes. For such a query BM25 weighs as much as the dense
-ranking. Natural questions match many chunks and keep the tuned weights (StackFAQ MRR@10 is unchanged by the rule).
+SPECIFIC_SHARE: a product code, an error message, a term an editor just added) names those chunks; the
+embedding model does not know such tokens and ranks their look-alikes. For such a query BM25 weighs as much as
+the dense ranking. Natural questions match many chunks and keep the tuned weights (StackFAQ MRR@10 is
+unchanged by the rule).
 
-Filters (locale, intent, tags) restrict candidates before ranking. Locale matches on the language subtag (`es-MX`
-finds `es` and `es-ES` articles); when no article of that language passes the other filters, the default locale is
-used instead and the result says so (`fallback`).
+Filters (locale, intent, tags) restrict candidates before ranking. Locale matches on the language subtag
+(`es-MX` finds `es` and `es-ES` articles); when no article of that language passes the other filters, the
+default locale is used instead and the result says so (`fallback`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from enum import StrEnum
 
 import numpy as np
 
-from kb_index.ann import AnnIndex
-from kb_index.articles import Article, language_of
-from kb_index.chunking import Chunk
-from kb_index.lexical import LexicalIndex
+from service.kb.ann import AnnIndex
+from service.kb.articles import Article, language_of
+from service.kb.chunking import Chunk
+from service.kb.lexical import LexicalIndex
 
 SNIPPET_CHARS = 220
 SPECIFIC_LEXICAL_MATCHES = 3

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from service.deps import ContainerDep
-from service.pipeline import TriagePipelineRead
+from service.pipeline.deps import MessagePipelineDep
+from service.pipeline.models import TriagePipelineRead
 from service.triage.models import TriageRequest
 
 router = APIRouter(tags=["triage"])
@@ -61,10 +61,10 @@ EXAMPLES = {
     },
 )
 def triage(
-    body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], container: ContainerDep
+    body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], pipeline: MessagePipelineDep
 ) -> TriagePipelineRead:
     """`language.source` says what decided the language (`text`, the customer's earlier messages in `history`, the
     `locale` hint, or the service `default`). `intent.name` is `out_of_scope` when no intent fits.
     `urgency.reasons` explains the level in words; `entities` carry character offsets into the cleaned `text`
     (control characters removed, NFC, trimmed)."""
-    return container.triage_pipeline(body)
+    return pipeline.run(body)

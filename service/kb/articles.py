@@ -1,7 +1,7 @@
 """Help articles: Markdown files with YAML front matter.
 
-Parsing is lenient on purpose (a missing field becomes empty) so that `lint` can report every problem of a file at
-once; whether an article is acceptable is decided by `kb_index.lint`, never here.
+Parsing is lenient on purpose (a missing field becomes empty) so that `lint` can report every problem of a
+file at once; whether an article is acceptable is decided by `service.kb.lint`, never here.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def language_of(locale: str | None) -> str:
 
 
 def parse_markdown(text: str, *, source: str = "<memory>") -> ParsedDoc:
-    """Split front matter from body. A file without front matter parses with empty metadata (lint reports it)."""
+    """Split front matter from body. A file without front matter parses with empty metadata (lint reports
+    it)."""
     stripped = text.lstrip("\ufeff")
     if not stripped.startswith("---"):
         return ParsedDoc(meta={}, body=stripped, source=source, body_start_line=1, has_front_matter=False)

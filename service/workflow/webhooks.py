@@ -1,129 +1,29 @@
-"""Signed outbound webhooks (HMAC-SHA256 over `timestamp.body`), their verification, Meta's X-Hub-Signature-256,
-and the outbox dispatcher that delivers events with retries and exponential backoff.
-
-Receivers verify a delivery with `verify_signature(...)` and drop replays by the event id (`ReplayGuard`): every
-retry of one event carries the same `X-ReplyDesk-Event-Id`, so handling is idempotent.
+"""The outbox dispatcher: delivers events as signed webhooks (`service.signing`) with retries and exponential
+backoff. Safe with several processes: a delivery is leased by a conditional UPDATE before it is attempted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import random
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from service.clock import Clock
 from service.db import Database
 from service.db.models import Event, WebhookDelivery
-from service.errors import Unauthorized
-from service.workflow.clock import Clock
+from service.db.rows import changed, get_row
+from service.signing import signed_headers
 
 log = logging.getLogger("replydesk.webhooks")
 
-SIGNATURE_HEADER = "X-ReplyDesk-Signature"
-TIMESTAMP_HEADER = "X-ReplyDesk-Timestamp"
-EVENT_ID_HEADER = "X-ReplyDesk-Event-Id"
-EVENT_TYPE_HEADER = "X-ReplyDesk-Event"
-DELIVERY_HEADER = "X-ReplyDesk-Delivery"
-SIGNATURE_VERSION = "v1"
 LEASE = timedelta(seconds=60)
-
-
-class InvalidSignature(Unauthorized):
-    code = "invalid_signature"
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={mac}"
-
-
-def signed_headers(
-    secret: str | None, timestamp: int, body: bytes, *, event_id: int, event_type: str, delivery_id: str
-) -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        TIMESTAMP_HEADER: str(timestamp),
-        EVENT_ID_HEADER: str(event_id),
-        EVENT_TYPE_HEADER: event_type,
-        DELIVERY_HEADER: delivery_id,
-        "Idempotency-Key": f"evt_{event_id}",
-        "User-Agent": "ReplyDesk-Webhooks/1",
-    }
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-    return headers
-
-
-def verify_signature(
-    secret: str, headers: Mapping[str, str], body: bytes, now: datetime, tolerance_s: int = 300
-) -> None:
-    """Raise InvalidSignature unless the delivery is signed with `secret` and its timestamp is fresh."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    ts_raw = lower.get(TIMESTAMP_HEADER.lower(), "")
-    provided = lower.get(SIGNATURE_HEADER.lower(), "")
-    if not ts_raw.isdigit() or not provided:
-        raise InvalidSignature("webhook is not signed (timestamp or signature header missing)")
-    timestamp = int(ts_raw)
-    if abs(now.timestamp() - timestamp) > tolerance_s:
-        raise InvalidSignature(f"webhook timestamp is more than {tolerance_s} s away from now (replay?)")
-    expected = sign(secret, timestamp, body)
-    if not any(hmac.compare_digest(expected, part.strip()) for part in provided.split(",")):
-        raise InvalidSignature("webhook signature does not match the body")
-
-
-class ReplayGuard:
-    """Remembers recently seen event ids; `first_time(id)` is False for a replay or a retry already handled."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def first_time(self, event_id: str) -> bool:
-        with self._lock:
-            if event_id in self._seen:
-                return False
-            self._seen[event_id] = None
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return True
-
-
-def verify_meta_signature(app_secret: str, header: str | None, body: bytes) -> None:
-    """Meta (WhatsApp Cloud, Messenger): `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>`."""
-    if not header or not header.startswith("sha256="):
-        raise InvalidSignature("missing X-Hub-Signature-256 header")
-    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, header.removeprefix("sha256=")):
-        raise InvalidSignature("X-Hub-Signature-256 does not match the body")
-
-
-def verify_timestamped_sha256(
-    secret: str,
-    signature: str | None,
-    timestamp: str | None,
-    body: bytes,
-    now: datetime,
-    tolerance_s: int = 300,
-) -> None:
-    """`sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>` with a fresh timestamp (Chatwoot's scheme)."""
-    if not signature or not timestamp or not timestamp.isdigit():
-        raise InvalidSignature("missing signature or timestamp header")
-    if abs(now.timestamp() - int(timestamp)) > tolerance_s:
-        raise InvalidSignature(f"signature timestamp is more than {tolerance_s} s away from now (replay?)")
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(f"sha256={mac}", signature):
-        raise InvalidSignature("signature does not match the body")
 
 
 def envelope(event: Event) -> dict[str, Any]:
@@ -142,7 +42,8 @@ FailedHook = Callable[[Session, Event, str], None]
 
 
 class WebhookDispatcher:
-    """Delivers due outbox rows. Safe with several processes: a row is leased by a conditional UPDATE first."""
+    """Delivers due outbox rows. Safe with several processes: a row is leased by a conditional UPDATE
+    first."""
 
     def __init__(
         self,
@@ -189,16 +90,17 @@ class WebhookDispatcher:
         claimed = []
         for delivery_id in candidates:
             with self.db.session() as s:
-                res = s.execute(
+                won = changed(
+                    s,
                     update(WebhookDelivery)
                     .where(
                         WebhookDelivery.id == delivery_id,
                         WebhookDelivery.status == "pending",
                         or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
                     )
-                    .values(lease_until=now + LEASE)
+                    .values(lease_until=now + LEASE),
                 )
-                if res.rowcount == 1:
+                if won == 1:
                     claimed.append(delivery_id)
         return claimed
 
@@ -216,13 +118,13 @@ class WebhookDispatcher:
             if delivery is None or event is None:
                 return
             body = json.dumps(envelope(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            url, event_type = delivery.url, event.type
+            url, event_id, event_type = delivery.url, event.id, event.type
         now = self.clock.now()
         headers = signed_headers(
             self.secret,
             int(now.timestamp()),
             body,
-            event_id=event.id,
+            event_id=event_id,
             event_type=event_type,
             delivery_id=delivery_id,
         )
@@ -235,8 +137,8 @@ class WebhookDispatcher:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         with self.db.session() as s:
-            delivery = s.get(WebhookDelivery, delivery_id)
-            event = s.get(Event, delivery.event_id)
+            delivery = get_row(s, WebhookDelivery, delivery_id)
+            event = get_row(s, Event, delivery.event_id)
             delivery.attempts += 1
             delivery.lease_until = None
             delivery.last_status_code = response.status_code if response is not None else None

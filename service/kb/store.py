@@ -12,10 +12,10 @@ On-disk layout of the index directory:
         articles.jsonl           the articles as indexed (front matter + body)
     .lock                        advisory lock: one build at a time, across processes
 
-A build writes a new version beside the current one (under a temporary name), loads it back to check it, renames it
-into `versions/`, and only then points CURRENT at it. Readers resolve CURRENT once per load, so they always see a
-whole version; a build that fails at any step leaves CURRENT untouched. Old versions are deleted, keeping a few so
-that a process still holding an older one can finish.
+A build writes a new version beside the current one (under a temporary name), loads it back to check it,
+renames it into `versions/`, and only then points CURRENT at it. Readers resolve CURRENT once per load, so
+they always see a whole version; a build that fails at any step leaves CURRENT untouched. Old versions are
+deleted, keeping a few so that a process still holding an older one can finish.
 """
 
 from __future__ import annotations
@@ -30,18 +30,20 @@ import shutil
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from kb_index import ann as ann_mod
-from kb_index.articles import Article, ArticleParseError, load_documents, write_text_atomic
-from kb_index.chunking import Chunk, chunk_articles
-from kb_index.lint import LintIssue, Severity, errors_of, lint_documents
-from kb_index.retrieval import Corpus
 from service.embeddings import Embedder
+from service.kb import ann as ann_mod
+from service.kb.articles import Article, ArticleParseError, load_documents, write_text_atomic
+from service.kb.chunking import Chunk, chunk_articles
+from service.kb.lint import LintIssue, Severity, errors_of, lint_documents
+from service.kb.models import BuildRead
+from service.kb.retrieval import Corpus
 
 log = logging.getLogger("replydesk.kb.store")
 
@@ -79,26 +81,6 @@ class BuildOptions:
     help_base_url: str | None = None
     skip_invalid: bool = False
     force: bool = False
-
-
-@dataclass
-class BuildReport:
-    build_id: str
-    published: bool
-    articles: int
-    chunks: int
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    embedded_chunks: int = 0
-    reused_chunks: int = 0
-    skipped: dict[str, list[str]] = field(default_factory=dict)
-    index_type: str = "flat"
-    duration_s: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -224,7 +206,8 @@ def load_version(
     except FileNotFoundError as exc:
         raise IndexCorrupt(f"{version_dir.name}: missing file {Path(exc.filename or '').name}") from exc
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
-        # RuntimeError: FAISS cannot read the index file; ValueError: bad JSON / shapes; KeyError: manifest fields
+        # RuntimeError: FAISS cannot read the index file; ValueError: bad JSON / shapes;
+        # KeyError: manifest fields
         raise IndexCorrupt(f"{version_dir.name}: {type(exc).__name__}: {exc}") from exc
     return Snapshot(corpus=corpus, manifest=manifest, version_dir=version_dir)
 
@@ -266,7 +249,8 @@ def _previous(index_dir: Path, model_id: str, dimension: int) -> tuple[dict, dic
 
 
 def collect_articles(articles_dir: Path, options: BuildOptions) -> tuple[list[Article], dict[str, list[str]]]:
-    """Parse and lint the articles. Errors reject the build, or drop the failing articles with `skip_invalid`."""
+    """Parse and lint the articles. Errors reject the build, or drop the failing articles with
+    `skip_invalid`."""
     docs, parse_errors = load_documents(articles_dir)
     issues = lint_documents(docs, known_intents=options.known_intents, help_base_url=options.help_base_url)
     bad: dict[str, list[str]] = {}
@@ -309,11 +293,14 @@ def build_index(
     embedder: Embedder,
     options: BuildOptions = BuildOptions(),
     progress: Progress | None = None,
-) -> BuildReport:
+) -> BuildRead:
     """Incrementally (re)build and publish the index of `articles_dir` into `index_dir`.
 
-    Only chunks whose text is not in the current version are embedded; when nothing changed (same article hashes,
-    model and index type) nothing is published unless `options.force`.
+    Only chunks whose text is not in the current version are embedded; when nothing changed (same article
+    hashes, model and index type) nothing is published unless `options.force`.
+
+    The knowledge base's only index builder: `KnowledgeBase.build` calls it with the settings' options, and
+    every build goes through that (`replydesk kb build`, the API's edits and reindex, the reload benchmark).
     """
     progress = progress or _noop
     t0 = time.perf_counter()
@@ -336,7 +323,7 @@ def build_index(
             and prev_manifest.get("index_type") == str(kind)
             and not options.force
         )
-        report = BuildReport(
+        report = BuildRead(
             build_id=prev_manifest.get("build_id", ""),
             published=False,
             articles=len(articles),
@@ -347,6 +334,7 @@ def build_index(
             unchanged=len(articles) - len(added) - len(updated),
             skipped=skipped,
             index_type=str(kind),
+            duration_s=0.0,
         )
         if same:
             report.reused_chunks = len(chunks)
@@ -362,7 +350,7 @@ def build_index(
             vectors, kind, flat_max=options.flat_max, recall_target=options.recall_target, progress=progress
         )
         build_id = _new_build_id()
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "build_id": build_id,
             "built_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -455,7 +443,6 @@ __all__ = [
     "ArticleParseError",
     "BuildOptions",
     "BuildRejected",
-    "BuildReport",
     "IndexCorrupt",
     "IndexNotBuilt",
     "Snapshot",

@@ -1,17 +1,18 @@
 """Benchmarks of the knowledge base index: ANN index types at scale, and hot-reload latency.
 
 Synthetic vectors (`gaussian_mixture`): real sentence embeddings are clustered and of low intrinsic dimension;
-uniform random vectors would make every index type look worse than on real data, and well-separated clusters would
-make IVF look too good (with one tight cluster per list it needed nprobe=2 at 1M). So vectors live in a random
-48-dimensional (at most dim/2) subspace of the model's space: K = n/100 cluster centres (at least 8) on the unit sphere of that
-subspace, each point its centre plus a Gaussian of norm ~0.8 (clusters overlap their neighbours), plus isotropic
-noise of norm ~0.3 in the full space, L2-normalised. Queries are fresh draws from the same mixture, never stored
-vectors. A query's 10th neighbour is then at cosine ~0.67 and its first at ~0.72: crowded neighbourhoods, as with
-FAQ-style texts, and IVF needs nprobe 16-32 for 0.95 recall@10 at 100k.
+uniform random vectors would make every index type look worse than on real data, and well-separated clusters
+would make IVF look too good (with one tight cluster per list it needed nprobe=2 at 1M). So vectors live in a
+random 48-dimensional (at most dim/2) subspace of the model's space: K = n/100 cluster centres (at least 8) on
+the unit sphere of that subspace, each point its centre plus a Gaussian of norm ~0.8 (clusters overlap their
+neighbours), plus isotropic noise of norm ~0.3 in the full space, L2-normalised. Queries are fresh draws from
+the same mixture, never stored vectors. A query's 10th neighbour is then at cosine ~0.67 and its first at
+~0.72: crowded neighbourhoods, as with FAQ-style texts, and IVF needs nprobe 16-32 for 0.95 recall@10 at 100k.
 
-Each index type is built with the same code the knowledge base uses (`kb_index.ann.build`, which tunes nprobe /
-efSearch to the recall target on probe queries) and measured on the bench queries against exact search: recall@10,
-single-query latency p50/p95 (one query at a time, as a live request), build time and memory.
+Each index type is built with the same code the knowledge base uses (`service.kb.ann.build`, which tunes
+nprobe / efSearch to the recall target on probe queries) and measured on the bench queries against exact
+search: recall@10, single-query latency p50/p95 (one query at a time, as a live request), build time and
+memory.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import faiss
 import numpy as np
 
-from kb_index import ann as ann_mod
+from service.kb import ann as ann_mod
 
 LOW_RANK = 48
 SPREAD = 0.8
@@ -47,8 +49,8 @@ def gaussian_mixture(
 ) -> np.ndarray:
     """n L2-normalised vectors from the clustered low-rank mixture described above (deterministic per seed).
 
-    The centres and the subspace depend only on (`centres_seed`, number of clusters), so data and queries drawn
-    with different `seed`s come from the same mixture.
+    The centres and the subspace depend only on (`centres_seed`, number of clusters), so data and queries
+    drawn with different `seed`s come from the same mixture.
     """
     k = clusters or max(8, n // 100)
     rank = min(LOW_RANK, dim // 2)
@@ -88,7 +90,7 @@ def index_bytes(ann: ann_mod.AnnIndex) -> int:
     if ann.index_type == ann_mod.IndexType.ivf:
         ivf = faiss.extract_index_ivf(index)
         return n * (d * 4 + 8) + int(ivf.nlist) * d * 4
-    hnsw = index.hnsw
+    hnsw: Any = cast(faiss.IndexHNSW, index).hnsw  # faiss's stubs lack `neighbors` and `offsets`
     return (
         n * d * 4
         + int(hnsw.neighbors.size()) * 4
@@ -208,17 +210,17 @@ def run_ann_bench(
 def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -> dict:
     """Seconds from an article change to search seeing it, for the two ways an article changes.
 
-    - api: `PUT /v1/kb/articles/{id}` through the real app; measured until `GET /v1/kb/search` returns the new text
-      (the PUT answers after the new version is published and loaded, so this is the PUT's own duration).
-    - file + build: the Markdown file is edited and `build_index` is called directly (what `replydesk kb build`
-      does from another process); measured until the running app's search sees the change (hot reload: the app
-      checks CURRENT at most every `kb_reload_interval_s`).
+    - api: `PUT /v1/kb/articles/{id}` through the real app; measured until `GET /v1/kb/search` returns the new
+      text (the PUT answers after the new version is published and loaded, so this is the PUT's own duration).
+    - file + build: the Markdown file is edited and `KnowledgeBase.build` publishes a new version without
+      switching the app to it (what `replydesk kb build` does from another process); measured until the
+      running app's search sees the change (hot reload: the app checks CURRENT at most every
+      `kb_reload_interval_s`).
     """
     from fastapi.testclient import TestClient
 
-    from kb_index import store
-    from kb_index.articles import Article, read_article_file
     from service.api import create_app
+    from service.kb.articles import Article, read_article_file
     from service.settings import REPO_ROOT, Settings
 
     work = Path(tempfile.mkdtemp(prefix="replydesk-reload-"))
@@ -239,9 +241,7 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
             client.headers["Authorization"] = f"Bearer {key}"
             kb = app.state.container.kb
             t0 = time.perf_counter()
-            store.build_index(
-                settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options()
-            )
+            kb.build()
             log(f"initial build: {time.perf_counter() - t0:.2f}s")
             path = work / "articles" / "en" / "late-delivery.md"
             base = Article.from_doc(read_article_file(path))
@@ -264,9 +264,7 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
                 body = base.body + f"\n## Carrier code\n\nQuote {marker} when you call the carrier.\n"
                 path.write_text(dataclasses.replace(base, body=body).to_markdown(), encoding="utf-8")
                 t0 = time.perf_counter()
-                store.build_index(
-                    settings.kb_articles_dir, settings.resolved_index_dir, kb.embedder, kb.build_options()
-                )
+                kb.build()  # publishes only; the app's searches must find the new version by hot reload
                 while marker not in client.get("/v1/kb/search", params={"q": marker, "k": 1}).text:
                     time.sleep(0.02)
                 file_times.append(time.perf_counter() - t0)
@@ -289,12 +287,3 @@ def run_reload_bench(articles_dir: Path, *, rounds: int = 5, log: Log = print) -
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def write_result(result: dict, out: Path | None, name: str) -> Path:
-    if out is None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = Path("bench") / "results" / f"{name}-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return out

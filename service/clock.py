@@ -1,4 +1,5 @@
-"""The one source of "now" for the workflow: SLA states, due times and receipts depend on it, so tests inject it."""
+"""The one source of "now": SLA states, due times, receipts and key expiry depend on it, so tests inject
+it (`ManualClock`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Split articles into retrievable chunks: an overview chunk (title + summary) and one chunk per section.
 
-Each chunk keeps the article title and its heading path ("Returns > Start a return"), both in what is embedded and
-in what BM25 indexes, so a section that never repeats the topic ("Tap Start. Choose the items.") is still found by
-the topic. Sections longer than `MAX_CHUNK_CHARS` are split between blocks (the embedding model reads at most 256
-word pieces).
+Each chunk keeps the article title and its heading path ("Returns > Start a return"), both in what is embedded
+and in what BM25 indexes, so a section that never repeats the topic ("Tap Start. Choose the items.") is still
+found by the topic. Sections longer than `MAX_CHUNK_CHARS` are split between blocks (the embedding model reads
+at most 256 word pieces).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from kb_index import markdown
-from kb_index.articles import Article
+from service.kb import markdown
+from service.kb.articles import Article
 
 MAX_CHUNK_CHARS = 900
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.pipeline import article_intent, suggest_articles
+from service.kb.for_triage import article_intent, suggest_for_triage
 from service.triage.models import TriageRead
 
 EXAMPLE = TriageRead.model_config["json_schema_extra"]["examples"][0]
@@ -44,9 +44,9 @@ def test_an_unsure_intent_does_not_hide_the_article_the_message_asks_about(app):
     container.kb.reindex()
     text = "Do you have gift cards and can I pay with one online?"
     # a confident shipping intent restricts the search to shipping articles...
-    confident = suggest_articles(container, text, "en-US", _triaged("shipping_info", 0.9))
+    confident = suggest_for_triage(container.kb, text, "en-US", _triaged("shipping_info", 0.9))
     assert confident and "gift-cards" not in [h.article_id for h in confident]
     # ...an unsure one (0.33, as the classifier gives this message) leaves the gift-card article on top
-    unsure = suggest_articles(container, text, "en-US", _triaged("shipping_info", 0.33))
+    unsure = suggest_for_triage(container.kb, text, "en-US", _triaged("shipping_info", 0.33))
     assert unsure[0].article_id == "gift-cards"
     assert len(unsure) == container.settings.kb_top_k

@@ -1,8 +1,8 @@
 """Lexical retrieval: BM25 (bm25s) with one index per language, Snowball stemming and stop words.
 
-Tokens are stemmed with the article's language (PyStemmer) and then stripped of accents, so "envío", "envio" and
-"envíos" meet. Each language gets its own index, so IDF is computed among articles a customer of that language can
-be shown.
+Tokens are stemmed with the article's language (PyStemmer) and then stripped of accents, so "envío", "envio"
+and "envíos" meet. Each language gets its own index, so IDF is computed among articles a customer of that
+language can be shown.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class LexicalIndex:
         langs = np.asarray(languages, dtype=object)
         for lang in sorted(set(languages)):
             positions = np.flatnonzero(langs == lang)
-            tokens = [analyzer(lang)(texts[p]) or ["\u2205"] for p in positions]
+            tokens = [analyzer(lang)(texts[int(p)]) or ["\u2205"] for p in positions]
             bm25 = bm25s.BM25(k1=k1, b=b)
             bm25.index(tokens, show_progress=False)
             self._by_lang[lang] = (bm25, positions)
@@ -108,7 +108,8 @@ class LexicalIndex:
     def search(
         self, query: str, *, language: str, top_n: int, allowed: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
-        """Best `top_n` (chunk position, score) among chunks of `language`, restricted to `allowed` (bool mask)."""
+        """Best `top_n` (chunk position, score) among chunks of `language`, restricted to `allowed` (bool
+        mask)."""
         entry = self._by_lang.get(language)
         if entry is None:
             return []

@@ -1,12 +1,12 @@
 """`replydesk kb lint`: mobile-friendliness and consistency checks for help articles.
 
-Every rule has an id (shown in brackets), a severity, and a message that says how to fix the problem. Errors make
-`kb lint` exit non-zero and make `PUT /v1/kb/articles/{id}` answer 422; warnings are advice.
+Every rule has an id (shown in brackets), a severity, and a message that says how to fix the problem. Errors
+make `kb lint` exit non-zero and make `PUT /v1/kb/articles/{id}` answer 422; warnings are advice.
 
-Limits come from what a phone screen shows without scrolling sideways or losing the thread: a paragraph of at most
-400 characters (about 10 lines on a 360 px wide screen), code lines of at most 40 characters, no tables, every image
-described for screen readers and low-bandwidth clients, and a summary of at most 300 characters that a bot can send
-verbatim as one chat bubble.
+Limits come from what a phone screen shows without scrolling sideways or losing the thread: a paragraph of at
+most 400 characters (about 10 lines on a 360 px wide screen), code lines of at most 40 characters, no tables,
+every image described for screen readers and low-bandwidth clients, and a summary of at most 300 characters
+that a bot can send verbatim as one chat bubble.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kb_index import markdown
-from kb_index.articles import REQUIRED_FIELDS, Article, ArticleParseError, ParsedDoc, load_documents
+from service.kb import markdown
+from service.kb.articles import REQUIRED_FIELDS, Article, ArticleParseError, ParsedDoc, load_documents
 
 SUMMARY_MAX_CHARS = 300
 PARAGRAPH_MAX_CHARS = 400
@@ -76,7 +76,9 @@ RULES: dict[str, str] = {
     "long-paragraph": f"paragraphs longer than {PARAGRAPH_MAX_CHARS} characters do not fit a phone screen",
     "table": "tables overflow phone screens: use a list or short sections instead",
     "image-alt": "every image needs alt text (screen readers, images turned off on mobile data)",
-    "wide-code-block": f"code block lines longer than {CODE_LINE_MAX_CHARS} characters scroll sideways on phones",
+    "wide-code-block": (
+        f"code block lines longer than {CODE_LINE_MAX_CHARS} characters scroll sideways on phones"
+    ),
     "broken-link": "internal links must point to an existing article, article url or heading",
     "duplicate-id": "article ids are unique across the knowledge base",
     "long-title": f"titles longer than {TITLE_MAX_CHARS} characters are cut in chat previews",
@@ -164,7 +166,8 @@ def _lint_front_matter(doc: ParsedDoc, known_intents: Collection[str] | None) ->
                         doc,
                         aid,
                         "unknown-intent",
-                        f"intent `{intent}` is not in the taxonomy (e.g. {', '.join(sorted(known_intents)[:3])}…)",
+                        f"intent `{intent}` is not in the taxonomy "
+                        f"(e.g. {', '.join(sorted(known_intents)[:3])}…)",
                         1,
                     )
                 )
@@ -338,7 +341,8 @@ def lint_documents(
     help_base_url: str | None = None,
     only: Collection[str] | None = None,
 ) -> list[LintIssue]:
-    """Lint a collection. `only` restricts the report to these sources (the collection still resolves links)."""
+    """Lint a collection. `only` restricts the report to these sources (the collection still resolves
+    links)."""
     ctx = build_context(docs, help_base_url)
     issues: list[LintIssue] = []
     id_counts = Counter(Article.from_doc(d).id for d in docs)

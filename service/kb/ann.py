@@ -1,13 +1,14 @@
 """FAISS index choice, build and search-parameter tuning (inner product on L2-normalised vectors = cosine).
 
-- `flat`: exact inner product (IndexFlatIP). Default up to `flat_max` vectors (50k): a query over 50k x 384 takes
-  about 2 ms on one core, and it is always exact.
-- `ivf`: IndexIVFFlat with nlist ~ 4 sqrt(n) lists, k-means (10 iterations) on a sample of 32 vectors per list.
+- `flat`: exact inner product (IndexFlatIP). Default up to `flat_max` vectors (50k): a query over 50k x 384
+  takes about 2 ms on one core, and it is always exact.
+- `ivf`: IndexIVFFlat with nlist ~ 4 sqrt(n) lists, k-means (10 iterations) on a sample of 32 vectors per
+  list.
 - `hnsw`: IndexHNSWFlat, M=32, efConstruction=64.
 
 For `ivf` and `hnsw` the search breadth (nprobe / efSearch) is not guessed: after building, `tune` measures
-recall@10 against exact search on a sample of perturbed stored vectors and keeps the smallest breadth whose recall
-reaches the target plus a margin. The chosen parameters are stored in the manifest and applied on load.
+recall@10 against exact search on a sample of perturbed stored vectors and keeps the smallest breadth whose
+recall reaches the target plus a margin. The chosen parameters are stored in the manifest and applied on load.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 
 import faiss
 import numpy as np
@@ -56,17 +58,18 @@ class AnnIndex:
         if self.index_type == IndexType.ivf:
             faiss.extract_index_ivf(self.index).nprobe = int(self.params.get("nprobe", 16))
         elif self.index_type == IndexType.hnsw:
-            self.index.hnsw.efSearch = int(self.params.get("efSearch", 64))
+            cast(faiss.IndexHNSW, self.index).hnsw.efSearch = int(self.params.get("efSearch", 64))
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, positions); `allowed` is a bool mask over positions (None = all). -1 marks no result.
+        """Top-k (scores, positions); `allowed` is a bool mask over positions (None = all). -1 marks no
+        result.
 
         A few queries are searched on the calling thread only: OpenMP fan-out costs more than it saves for one
         query, and on a busy 2-core machine its spinning threads made one exact search over 10k vectors ~100x
-        slower (48 ms instead of 0.4 ms). OpenMP's thread count is per calling thread, so builds running on other
-        threads keep every core.
+        slower (48 ms instead of 0.4 ms). OpenMP's thread count is per calling thread, so builds running on
+        other threads keep every core.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, self.ntotal))
@@ -86,12 +89,17 @@ class AnnIndex:
             return self.index.search(queries, k)
         bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        # faiss's SWIG wrappers take a parameter object's fields as keywords (and keep `sel` referenced); the
+        # stubs bundled with faiss say neither that nor that SearchParametersHNSW exists
+        params: faiss.SearchParameters
         if self.index_type == IndexType.ivf:
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(self.params.get("nprobe", 16)))
+            nprobe = int(self.params.get("nprobe", 16))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
         elif self.index_type == IndexType.hnsw:
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(self.params.get("efSearch", 64)))
+            ef = int(self.params.get("efSearch", 64))
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)  # type: ignore[attr-defined]
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self.index.search(queries, k, params=params)
         del bits  # the selector points into `bits`; keep it alive until the search returned
         return scores, ids
@@ -107,8 +115,9 @@ def choose_type(
 
 
 def ivf_nlist(n: int) -> int:
-    """4 sqrt(n) lists (4000 at 1M): finer lists scan less for the same recall (at 1M x 384 on clustered data,
-    sqrt(n) lists needed nprobe 192 = 19% of the data and 21 ms per query; 4 sqrt(n) needs 128-192 of 4000)."""
+    """4 sqrt(n) lists (4000 at 1M): finer lists scan less for the same recall (at 1M x 384 on clustered
+    data, sqrt(n) lists needed nprobe 192 = 19% of the data and 21 ms per query; 4 sqrt(n) needs 128-192 of
+    4000)."""
     return int(min(65536, max(1, round(4 * math.sqrt(n)))))
 
 
@@ -171,10 +180,11 @@ def probe_queries(
 ) -> np.ndarray:
     """Queries near the data: stored vectors plus Gaussian noise, re-normalised.
 
-    With noise 1.0 a probe's nearest stored vector is at cosine ~0.7, like fresh queries of the benchmark mixture.
-    Closer probes (noise 0.7, cosine ~0.8) overestimated HNSW recall (0.976 on probes, 0.94 on fresh queries at
-    efSearch 16); farther ones (noise 1.5) were so hard that IVF at 1M was tuned to nprobe 384 (recall 0.989 on
-    fresh queries, 12 ms) where 192 already gives 0.97 (7 ms). The 0.02 margin over the target covers the rest.
+    With noise 1.0 a probe's nearest stored vector is at cosine ~0.7, like fresh queries of the benchmark
+    mixture. Closer probes (noise 0.7, cosine ~0.8) overestimated HNSW recall (0.976 on probes, 0.94 on fresh
+    queries at efSearch 16); farther ones (noise 1.5) were so hard that IVF at 1M was tuned to nprobe 384
+    (recall 0.989 on fresh queries, 12 ms) where 192 already gives 0.97 (7 ms). The 0.02 margin over the
+    target covers the rest.
     """
     rng = np.random.default_rng(seed + 1)
     n, dim = vectors.shape

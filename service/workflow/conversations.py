@@ -1,0 +1,83 @@
+"""Conversations: the full thread (messages, suggestions, surveys) and resolving it, which closes the wait,
+supersedes pending suggestions and may queue a satisfaction survey."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from service.auth.models import Principal
+from service.db.models import Conversation, Message, Suggestion, Survey
+from service.db.rows import changed
+from service.errors import Conflict
+from service.workflow.context import WorkflowContext
+from service.workflow.mapping import (
+    conversation_or_404,
+    conversation_read,
+    message_read,
+    suggestion_read,
+    survey_read,
+)
+from service.workflow.models import ConversationDetail, ConversationStatus, ResolveRead, ResolveRequest
+from service.workflow.queue import close_cycle
+from service.workflow.suggestions import supersede
+from service.workflow.survey_flow import queue_survey, survey_kind
+
+
+def conversation(ctx: WorkflowContext, conversation_id: int) -> ConversationDetail:
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        conv = conversation_or_404(s, conversation_id)
+        base = conversation_read(s, ctx.sla, conv, now)
+        msgs = s.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.id))
+        sugs = s.scalars(
+            select(Suggestion).where(Suggestion.conversation_id == conv.id).order_by(Suggestion.id)
+        )
+        surveys = s.scalars(select(Survey).where(Survey.conversation_id == conv.id).order_by(Survey.id))
+        return ConversationDetail(
+            **base.model_dump(),
+            messages=[message_read(m) for m in msgs],
+            suggestions=[suggestion_read(x) for x in sugs],
+            surveys=[survey_read(x) for x in surveys],
+        )
+
+
+def resolve(
+    ctx: WorkflowContext, conversation_id: int, req: ResolveRequest, principal: Principal
+) -> ResolveRead:
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        conv = conversation_or_404(s, conversation_id)
+        won = changed(
+            s,
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.status == ConversationStatus.open.value)
+            .values(
+                status=ConversationStatus.resolved.value,
+                resolved_at=now,
+                resolved_by=principal.name,
+                updated_at=now,
+            ),
+        )
+        if won != 1:
+            raise Conflict(f"conversation {conversation_id} is already resolved")
+        s.refresh(conv)
+        close_cycle(s, conv, now, "resolve")
+        supersede(s, conv.id, up_to_message_id=None, keep=None)
+        ctx.events.emit(
+            s,
+            "conversation.resolved",
+            {"conversation_id": conv.id, "by": principal.name, "note": req.note},
+            now=now,
+            conversation_id=conv.id,
+        )
+        ctx.metrics.resolved.inc()
+        kind = survey_kind(ctx, conv.channel, req.survey)
+        survey = out = None
+        if kind is not None:
+            survey, out = queue_survey(ctx, s, conv, kind, now, principal)
+        s.flush()
+        return ResolveRead(
+            conversation=conversation_read(s, ctx.sla, conv, now),
+            survey=survey_read(survey) if survey else None,
+            survey_message=message_read(out) if out else None,
+        )

@@ -1,0 +1,379 @@
+"""Ingest: an inbound message lands in its customer's thread once (idempotency key or channel id), opens or
+continues the SLA wait, may answer a survey, and runs through the message pipeline; the result becomes the
+message's triage and the pending suggestions.
+
+A failed pipeline (or one that never finished) is retried when the helpdesk re-sends the message; storing a
+result is claimed by a conditional UPDATE, so a concurrent re-run never stores suggestions twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.clock import ensure_utc
+from service.db.models import Conversation, Customer, Message, SlaCycle, Suggestion, Survey
+from service.db.rows import changed, get_row
+from service.errors import ReplyDeskError
+from service.pipeline.models import TriagePipelineRead
+from service.triage.models import HistoryMessage, TriageRead, TriageRequest, UrgencyLevel
+from service.workflow.context import MAX_RETRIES, WorkflowContext
+from service.workflow.mapping import conversation_read, message_or_404, message_read, suggestion_read, ts
+from service.workflow.models import (
+    ContextFact,
+    ConversationStatus,
+    Direction,
+    IngestRead,
+    MessageCreate,
+    MessageKind,
+    MessageStatus,
+    PipelineRead,
+    PipelineStatus,
+    SlaKind,
+    SuggestionStatus,
+)
+from service.workflow.ports import MessagePipelinePort
+from service.workflow.queue import start_cycle
+from service.workflow.sla import URGENCY_RANK
+from service.workflow.survey_flow import open_survey, take_survey_answer
+
+log = logging.getLogger("replydesk.workflow")
+
+STALE_PIPELINE = timedelta(seconds=30)
+
+
+@dataclass
+class Stored:
+    message_id: int
+    conversation_id: int
+    duplicate: bool
+    run_pipeline: bool
+
+
+def ingest(
+    ctx: WorkflowContext, req: MessageCreate, pipeline: MessagePipelinePort | None = None
+) -> IngestRead:
+    stored = store_inbound(ctx, req)
+    if stored.duplicate:
+        ctx.metrics.duplicates.inc()
+    else:
+        ctx.metrics.messages.labels(req.channel.value).inc()
+    if stored.run_pipeline:
+        run_pipeline(ctx, stored.message_id, pipeline or ctx.pipeline)
+    result = ingest_result(ctx, stored.message_id, duplicate=stored.duplicate)
+    if stored.run_pipeline and result.suggestions:
+        for hook in ctx.after_suggestions:
+            hook(result)
+    return result
+
+
+def ingest_result(ctx: WorkflowContext, message_id: int, *, duplicate: bool) -> IngestRead:
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        msg = message_or_404(s, message_id)
+        conv = get_row(s, Conversation, msg.conversation_id)
+        suggestions = list(
+            s.scalars(select(Suggestion).where(Suggestion.message_id == msg.id).order_by(Suggestion.rank))
+        )
+        survey_id = s.scalars(select(Survey.id).where(Survey.reply_message_id == msg.id)).first()
+        triage = TriageRead.model_validate(msg.triage) if msg.triage else None
+        return IngestRead(
+            duplicate=duplicate,
+            conversation=conversation_read(s, ctx.sla, conv, now),
+            message=message_read(msg),
+            triage=triage,
+            suggestions=[suggestion_read(x) for x in suggestions],
+            facts=[ContextFact.model_validate(f) for f in msg.facts or []],
+            pipeline=PipelineRead(
+                status=PipelineStatus(msg.pipeline_status or "skipped"), error=msg.pipeline_error
+            ),
+            survey_id=survey_id,
+        )
+
+
+# -- storing the message -------------------------------------------------------------------------------------
+
+
+def find_duplicate(s: Session, req: MessageCreate) -> Message | None:
+    conds = []
+    if req.idempotency_key:
+        conds.append(Message.idempotency_key == req.idempotency_key)
+    if req.channel_message_id:
+        conds.append(
+            (Message.channel == req.channel.value) & (Message.channel_message_id == req.channel_message_id)
+        )
+    if not conds:
+        return None
+    return s.scalars(select(Message).where(or_(*conds)).order_by(Message.id).limit(1)).first()
+
+
+def store_inbound(ctx: WorkflowContext, req: MessageCreate) -> Stored:
+    for attempt in range(MAX_RETRIES):
+        try:
+            with ctx.db.session() as s:
+                dup = find_duplicate(s, req)
+                if dup is not None:
+                    # A failed pipeline (or one that never finished: the process or database died mid-way)
+                    # is retried when the helpdesk re-sends the message.
+                    stale = ctx.clock.now() - dup.created_at > STALE_PIPELINE
+                    rerun = dup.pipeline_status == PipelineStatus.failed.value or (
+                        dup.pipeline_status == PipelineStatus.pending.value and stale
+                    )
+                    return Stored(dup.id, dup.conversation_id, True, run_pipeline=rerun)
+                return insert_inbound(ctx, s, req)
+        except IntegrityError:
+            # A concurrent request created the same customer, conversation or message: look again.
+            if attempt == MAX_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate) -> Stored:
+    now = ctx.clock.now()
+    ch = req.channel.value
+    customer = s.scalars(
+        select(Customer).where(Customer.channel == ch, Customer.external_id == req.customer.id)
+    ).one_or_none()
+    if customer is None:
+        customer = Customer(channel=ch, external_id=req.customer.id, created_at=now)
+        s.add(customer)
+    for field in ("name", "locale", "country"):
+        value = getattr(req.customer, field)
+        if value:
+            setattr(customer, field, value)
+    s.flush()
+    conv = s.scalars(
+        select(Conversation).where(
+            Conversation.channel == ch, Conversation.external_id == req.conversation_external_id
+        )
+    ).one_or_none()
+    if conv is None:
+        conv = Conversation(
+            channel=ch,
+            external_id=req.conversation_external_id,
+            customer_id=customer.id,
+            status=ConversationStatus.open.value,
+            urgency=UrgencyLevel.normal.value,
+            created_at=now,
+            updated_at=now,
+            opened_at=now,
+            extra={},
+        )
+        s.add(conv)
+        s.flush()
+    msg = Message(
+        conversation_id=conv.id,
+        channel=ch,
+        direction=Direction.inbound.value,
+        kind=MessageKind.customer.value,
+        channel_message_id=req.channel_message_id,
+        idempotency_key=req.idempotency_key,
+        text=req.text,
+        attachments=[a.model_dump() for a in req.attachments],
+        status=MessageStatus.received.value,
+        created_at=now,
+        customer_sent_at=ensure_utc(req.sent_at),
+        pipeline_status=PipelineStatus.pending.value,
+    )
+    s.add(msg)
+    s.flush()
+    ctx.events.emit(
+        s,
+        "message.received",
+        {"message": message_read(msg).model_dump(mode="json")},
+        now=now,
+        conversation_id=conv.id,
+        message_id=msg.id,
+    )
+
+    survey = open_survey(s, conv.id, now)
+    if survey is not None and take_survey_answer(ctx, s, survey, msg, now):
+        return Stored(msg.id, conv.id, False, run_pipeline=False)
+
+    if conv.status == ConversationStatus.resolved.value:
+        conv.status = ConversationStatus.open.value
+        conv.resolved_at = None
+        conv.resolved_by = None
+        conv.opened_at = now
+        ctx.events.emit(
+            s,
+            "conversation.reopened",
+            {"conversation_id": conv.id},
+            now=now,
+            conversation_id=conv.id,
+            message_id=msg.id,
+        )
+    conv.updated_at = now
+    conv.last_customer_message_at = now
+    if conv.first_customer_message_at is None:
+        conv.first_customer_message_at = now
+    if conv.current_sla_id is None:
+        kind = SlaKind.first_response if conv.first_response_at is None else SlaKind.next_response
+        start_cycle(ctx, s, conv, kind, UrgencyLevel(conv.urgency), now, msg.id)
+    if not triage_text(msg):
+        msg.pipeline_status = PipelineStatus.skipped.value
+        msg.pipeline_error = "no text to triage (attachments only)"
+        return Stored(msg.id, conv.id, False, run_pipeline=False)
+    return Stored(msg.id, conv.id, False, run_pipeline=True)
+
+
+def triage_text(msg: Message) -> str:
+    """What the pipeline reads: the text, else the captions of the attachments."""
+    if msg.text:
+        return msg.text
+    captions = [str(a["caption"]) for a in msg.attachments or [] if a.get("caption")]
+    return " ".join(captions)
+
+
+def history(ctx: WorkflowContext, s: Session, msg: Message) -> list[HistoryMessage]:
+    n = ctx.settings.history_messages
+    if n == 0:
+        return []
+    rows = list(
+        s.scalars(
+            select(Message)
+            .where(Message.conversation_id == msg.conversation_id, Message.id < msg.id, Message.text != "")
+            .order_by(Message.id.desc())
+            .limit(n)
+        )
+    )
+    out = []
+    for m in reversed(rows):
+        role = "customer" if m.direction == Direction.inbound.value else "agent"
+        out.append(
+            HistoryMessage(role=role, text=m.text[:4000], sent_at=ts(m.customer_sent_at or m.created_at))
+        )
+    return out
+
+
+# -- the pipeline --------------------------------------------------------------------------------------------
+
+
+def run_pipeline(ctx: WorkflowContext, message_id: int, pipeline: MessagePipelinePort) -> None:
+    with ctx.db.session() as s:
+        msg = get_row(s, Message, message_id)
+        conv = get_row(s, Conversation, msg.conversation_id)
+        customer = get_row(s, Customer, conv.customer_id)
+        text = triage_text(msg)
+        locale = customer.locale
+        past = history(ctx, s, msg)
+        channel = conv.channel
+    facts: list[ContextFact] = []
+    if ctx.facts is not None:
+        facts = ctx.facts(text, locale)
+    started = time.perf_counter()
+    error: str | None = None
+    result: TriagePipelineRead | None = None
+    try:
+        request = TriageRequest(text=text, locale=locale, channel=channel, history=past)
+        result = pipeline.run(request, facts=facts)
+    except ValidationError as exc:
+        error = f"invalid_input: {exc.errors()[0].get('msg', 'invalid')}"
+        ctx.metrics.pipeline_failures.labels("invalid_input").inc()
+    except ReplyDeskError as exc:
+        error = f"{exc.code}: {exc.message}"
+        ctx.metrics.pipeline_failures.labels(exc.code).inc()
+        log.warning("pipeline failed", extra={"message_id": message_id, "error": error})
+    finally:
+        ctx.metrics.pipeline_seconds.observe(time.perf_counter() - started)
+    store_pipeline(ctx, message_id, result, facts, error)
+
+
+def store_pipeline(
+    ctx: WorkflowContext,
+    message_id: int,
+    result: TriagePipelineRead | None,
+    facts: list[ContextFact],
+    error: str | None,
+) -> None:
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        msg = get_row(s, Message, message_id)
+        conv = get_row(s, Conversation, msg.conversation_id)
+        if error is not None or result is None:
+            s.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.pipeline_status != PipelineStatus.done.value)
+                .values(
+                    pipeline_status=PipelineStatus.failed.value,
+                    pipeline_error=error or "pipeline returned nothing",
+                    facts=[f.model_dump(mode="json") for f in facts],
+                )
+            )
+            return
+        # Claim the result: a concurrent re-run of the same message stores nothing twice.
+        claimed = changed(
+            s,
+            update(Message)
+            .where(Message.id == message_id, Message.pipeline_status != PipelineStatus.done.value)
+            .values(pipeline_status=PipelineStatus.done.value, pipeline_error=None),
+        )
+        if claimed != 1:
+            return
+        s.refresh(msg)
+        msg.facts = [f.model_dump(mode="json") for f in facts]
+        triage: TriageRead = result
+        msg.triage = result.model_dump(mode="json")
+        conv.intent = triage.intent.name
+        conv.language = triage.language.code
+        conv.updated_at = now
+        new_urgency = triage.urgency.level
+        cycle = s.get(SlaCycle, conv.current_sla_id) if conv.current_sla_id else None
+        if cycle is not None and cycle.responded_at is None:
+            if cycle.message_id == msg.id:
+                conv.urgency = new_urgency.value  # the message that opened the wait sets its urgency
+            elif URGENCY_RANK[new_urgency] < URGENCY_RANK[UrgencyLevel(conv.urgency)]:
+                conv.urgency = new_urgency.value  # a later, more urgent message tightens the wait
+            if cycle.urgency != conv.urgency:
+                at_risk, due = ctx.sla.schedule(
+                    SlaKind(cycle.kind), UrgencyLevel(conv.urgency), cycle.started_at
+                )
+                cycle.urgency, cycle.at_risk_at, cycle.due_at = conv.urgency, at_risk, due
+        elif URGENCY_RANK[new_urgency] < URGENCY_RANK[UrgencyLevel(conv.urgency)]:
+            conv.urgency = new_urgency.value
+        drafts = result.drafts.drafts if result.drafts is not None else []
+        language = (result.drafts.language if result.drafts is not None else None) or triage.language.code
+        for rank, draft in enumerate(drafts, start=1):
+            text = draft.text.strip()
+            if not text:
+                continue
+            s.add(
+                Suggestion(
+                    conversation_id=conv.id,
+                    message_id=msg.id,
+                    rank=rank,
+                    draft_text=text,
+                    status=SuggestionStatus.pending.value,
+                    intent=triage.intent.name,
+                    intent_confidence=triage.intent.confidence,
+                    language=language,
+                    generator=str(draft.generator) or None,
+                    details={
+                        "cited_article_ids": list(draft.cited_article_ids),
+                        "tone_findings": [f.model_dump(mode="json") for f in draft.tone_findings],
+                    },
+                    created_at=now,
+                )
+            )
+            ctx.metrics.suggestions.inc()
+        s.flush()
+        ctx.events.emit(
+            s,
+            "suggestions.created",
+            {
+                "message_id": msg.id,
+                "count": len(drafts),
+                "intent": triage.intent.name,
+                "urgency": triage.urgency.level.value,
+            },
+            now=now,
+            conversation_id=conv.id,
+            message_id=msg.id,
+        )

@@ -1,0 +1,254 @@
+"""The agents' queue and the SLA: response-time cycles (one per customer wait), the queue ordered by SLA
+state, the `sla.at_risk` / `sla.breached` events and the counts behind the Prometheus gauges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import Conversation, Customer, Message, SlaCycle, Suggestion, WebhookDelivery
+from service.db.rows import changed
+from service.triage.models import UrgencyLevel
+from service.workflow.context import WorkflowContext
+from service.workflow.mapping import sla_read
+from service.workflow.models import (
+    ConversationStatus,
+    Direction,
+    QueueItem,
+    QueueRead,
+    SlaKind,
+    SlaState,
+    SuggestionStatus,
+)
+from service.workflow.sla import STATE_RANK, URGENCY_RANK, SlaPolicy
+
+# -- SLA cycles ----------------------------------------------------------------------------------------------
+
+
+def start_cycle(
+    ctx: WorkflowContext,
+    s: Session,
+    conv: Conversation,
+    kind: SlaKind,
+    urgency: UrgencyLevel,
+    started: datetime,
+    message_id: int,
+) -> SlaCycle:
+    at_risk, due = ctx.sla.schedule(kind, urgency, started)
+    cycle = SlaCycle(
+        conversation_id=conv.id,
+        message_id=message_id,
+        kind=kind.value,
+        urgency=urgency.value,
+        started_at=started,
+        at_risk_at=at_risk,
+        due_at=due,
+    )
+    s.add(cycle)
+    s.flush()
+    conv.current_sla_id = cycle.id
+    conv.awaiting_since = started
+    return cycle
+
+
+def close_cycle(s: Session, conv: Conversation, now: datetime, by: str) -> None:
+    if conv.current_sla_id is not None:
+        cycle = s.get(SlaCycle, conv.current_sla_id)
+        if cycle is not None and cycle.responded_at is None:
+            cycle.responded_at = now
+            cycle.closed_by = by
+            cycle.met = now <= cycle.due_at
+    conv.current_sla_id = None
+    conv.awaiting_since = None
+
+
+# -- the queue -----------------------------------------------------------------------------------------------
+
+
+def queue(ctx: WorkflowContext, *, state: SlaState | None = None, limit: int = 100) -> QueueRead:
+    now = ctx.clock.now()
+    scan_sla(ctx)
+    with ctx.db.session() as s:
+        convs = list(
+            s.scalars(select(Conversation).where(Conversation.status == ConversationStatus.open.value))
+        )
+        ids = [c.id for c in convs]
+        cycles = (
+            {
+                c.id: c
+                for c in s.scalars(
+                    select(SlaCycle).where(
+                        SlaCycle.id.in_([c.current_sla_id for c in convs if c.current_sla_id])
+                    )
+                )
+            }
+            if convs
+            else {}
+        )
+        customers = (
+            {
+                c.id: c
+                for c in s.scalars(select(Customer).where(Customer.id.in_({c.customer_id for c in convs})))
+            }
+            if convs
+            else {}
+        )
+        pending: dict[int, int] = (
+            dict(
+                s.execute(
+                    select(Suggestion.conversation_id, func.count())
+                    .where(
+                        Suggestion.conversation_id.in_(ids),
+                        Suggestion.status == SuggestionStatus.pending.value,
+                    )
+                    .group_by(Suggestion.conversation_id)
+                ).all()
+            )
+            if ids
+            else {}
+        )
+        unread: dict[int, int] = (
+            dict(
+                s.execute(
+                    select(Message.conversation_id, func.count())
+                    .where(
+                        Message.conversation_id.in_(ids),
+                        Message.direction == Direction.inbound.value,
+                        Message.agent_read_at.is_(None),
+                    )
+                    .group_by(Message.conversation_id)
+                ).all()
+            )
+            if ids
+            else {}
+        )
+        last_text = {}
+        if ids:
+            last_ids = (
+                select(func.max(Message.id))
+                .where(Message.conversation_id.in_(ids), Message.direction == Direction.inbound.value)
+                .group_by(Message.conversation_id)
+            )
+            for m in s.scalars(select(Message).where(Message.id.in_(last_ids))):
+                last_text[m.conversation_id] = m.text[:200]
+        items = []
+        for c in convs:
+            cycle = cycles.get(c.current_sla_id) if c.current_sla_id else None
+            sla = sla_read(ctx.sla, cycle, now) if cycle else None
+            items.append(
+                QueueItem(
+                    conversation_id=c.id,
+                    channel=c.channel,
+                    external_id=c.external_id,
+                    customer_name=customers[c.customer_id].name if c.customer_id in customers else None,
+                    urgency=UrgencyLevel(c.urgency),
+                    intent=c.intent,
+                    state=sla.state if sla else SlaState.ok,
+                    sla_kind=sla.kind if sla else None,
+                    waiting_since=sla.started_at if sla else None,
+                    due_at=sla.due_at if sla else None,
+                    elapsed_ratio=sla.elapsed_ratio if sla else None,
+                    pending_suggestions=pending.get(c.id, 0),
+                    unread_messages=unread.get(c.id, 0),
+                    last_message_text=last_text.get(c.id),
+                )
+            )
+    counts = {st.value: 0 for st in SlaState}
+    for it in items:
+        counts[it.state.value] += 1
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    items.sort(
+        key=lambda it: (
+            STATE_RANK[it.state],
+            it.due_at is None,
+            URGENCY_RANK[it.urgency],
+            it.due_at or far,
+            it.conversation_id,
+        )
+    )
+    if state is not None:
+        items = [it for it in items if it.state is state]
+    return QueueRead(now=now, counts=counts, items=items[:limit])
+
+
+def scan_sla(ctx: WorkflowContext) -> int:
+    """Emit `sla.at_risk` and `sla.breached` once per wait. Returns how many events were emitted."""
+    now = ctx.clock.now()
+    emitted = 0
+    with ctx.db.session() as s:
+        due = list(
+            s.scalars(
+                select(SlaCycle).where(
+                    SlaCycle.responded_at.is_(None),
+                    or_(
+                        (SlaCycle.at_risk_emitted_at.is_(None) & (SlaCycle.at_risk_at <= now)),
+                        (SlaCycle.breached_emitted_at.is_(None) & (SlaCycle.due_at <= now)),
+                    ),
+                )
+            )
+        )
+        for cycle in due:
+            conv = s.get(Conversation, cycle.conversation_id)
+            if conv is None or conv.current_sla_id != cycle.id:
+                continue
+            breached = now >= cycle.due_at
+            marks = []
+            if cycle.at_risk_emitted_at is None:
+                marks.append(("at_risk", SlaCycle.at_risk_emitted_at, not breached))
+            if breached and cycle.breached_emitted_at is None:
+                marks.append(("breached", SlaCycle.breached_emitted_at, True))
+            for name, column, announce in marks:
+                won = changed(
+                    s,
+                    update(SlaCycle)
+                    .where(SlaCycle.id == cycle.id, column.is_(None))
+                    .values({column.key: now}),
+                )
+                if won != 1 or not announce:
+                    continue  # another process announced it, or it is stale (already breached)
+                ctx.events.emit(
+                    s,
+                    f"sla.{name}",
+                    {
+                        "conversation_id": conv.id,
+                        "kind": cycle.kind,
+                        "urgency": cycle.urgency,
+                        "started_at": cycle.started_at.isoformat(),
+                        "due_at": cycle.due_at.isoformat(),
+                    },
+                    now=now,
+                    conversation_id=conv.id,
+                    message_id=cycle.message_id,
+                    dedupe_key=f"sla:{cycle.id}:{name}",
+                )
+                emitted += 1
+    return emitted
+
+
+def snapshot(ctx: WorkflowContext) -> dict[str, dict[str, int]]:
+    """Counts for the Prometheus gauges (queue per SLA state, outbox per status)."""
+    now = ctx.clock.now()
+    queue_counts = {st.value: 0 for st in SlaState}
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(SlaCycle.at_risk_at, SlaCycle.due_at)
+            .join(Conversation, Conversation.current_sla_id == SlaCycle.id)
+            .where(Conversation.status == ConversationStatus.open.value)
+        ).all()
+        open_count = (
+            s.scalar(
+                select(func.count())
+                .select_from(Conversation)
+                .where(Conversation.status == ConversationStatus.open.value)
+            )
+            or 0
+        )
+        outbox: dict[str, int] = dict(
+            s.execute(select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)).all()
+        )
+    for at_risk_at, due_at in rows:
+        queue_counts[SlaPolicy.state(at_risk_at, due_at, now).value] += 1
+    queue_counts[SlaState.ok.value] += open_count - len(rows)
+    return {"queue": queue_counts, "outbox": {k: int(v) for k, v in outbox.items()}}
