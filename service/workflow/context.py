@@ -3,15 +3,13 @@ the webhook dispatcher and the ports it calls (pipeline, tone check, facts). Bui
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from service.clock import Clock
 from service.db import Database
 from service.settings import Settings
 from service.workflow.events import EventLog
 from service.workflow.metrics import WorkflowMetrics
-from service.workflow.models import IngestRead
 from service.workflow.ports import FactsLookup, MessagePipelinePort, ToneCheck
 from service.workflow.sla import SlaPolicy
 from service.workflow.webhooks import WebhookDispatcher
@@ -31,6 +29,3 @@ class WorkflowContext:
     dispatcher: WebhookDispatcher
     tone_check: ToneCheck | None = None
     facts: FactsLookup | None = None
-    after_suggestions: list[Callable[[IngestRead], None]] = field(
-        default_factory=list
-    )  # e.g. post to Chatwoot

@@ -67,11 +67,7 @@ def ingest(
         ctx.metrics.messages.labels(req.channel.value).inc()
     if stored.run_pipeline:
         run_pipeline(ctx, stored.message_id, pipeline or ctx.pipeline)
-    result = ingest_result(ctx, stored.message_id, duplicate=stored.duplicate)
-    if stored.run_pipeline and result.suggestions:
-        for hook in ctx.after_suggestions:
-            hook(result)
-    return result
+    return ingest_result(ctx, stored.message_id, duplicate=stored.duplicate)
 
 
 def ingest_result(ctx: WorkflowContext, message_id: int, *, duplicate: bool) -> IngestRead:

@@ -9,7 +9,6 @@ or two retries racing on the same suggestion or message cannot both win, on SQLi
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -124,11 +123,6 @@ class Workflow:
     @property
     def dispatcher(self) -> WebhookDispatcher:
         return self.ctx.dispatcher
-
-    @property
-    def after_suggestions(self) -> list[Callable[[IngestRead], None]]:
-        """Hooks run after an ingest created suggestions (e.g. post them to Chatwoot)."""
-        return self.ctx.after_suggestions
 
     # -- ingest ----------------------------------------------------------------------------------------------
 
