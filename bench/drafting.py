@@ -1,4 +1,5 @@
-"""Drafting latency: template fallback drafts, and the LLM path's own overhead (everything except the LLM call).
+"""Drafting latency: template fallback drafts, and the LLM path's own overhead (everything except the LLM
+call).
 
     replydesk bench drafting            # or: python -m bench.drafting
 
@@ -6,8 +7,8 @@
   answer, handoff). Target ≤ 5 ms per call.
 * llm overhead: `Drafter.draft` with an LLM configured whose HTTP transport is answered in-process (httpx2
   MockTransport) with three valid drafts in the customer's language, so every stage runs (redaction, prompt
-  rendering, parsing, restoring, validation incl. language and tone checks). Overhead = total time minus the time
-  inside the `chat.completions.create` call (logged per call as `latency_ms`). Target ≤ 10 ms per call.
+  rendering, parsing, restoring, validation incl. language and tone checks). Overhead = total time minus the
+  time inside the `chat.completions.create` call (logged per call as `latency_ms`). Target ≤ 10 ms per call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx2
 import openai
@@ -74,9 +76,12 @@ CASES: list[tuple[str, str, str, str, list[str]]] = [
         "order_status",
         "hi, where is my order NW-48213? email me at ana@example.com",
         [
-            "Hi, thanks for your message! You can follow order [ORDER_1] in the Northwind app: open Orders, tap the "
-            "order, then Track package.\n\nDetails: https://help.northwind.example/en/orders/track-your-order",
-            "Thanks for reaching out. Open Orders in the app and tap Track package to see where [ORDER_1] is.",
+            "Hi, thanks for your message! You can follow order [ORDER_1] in the Northwind app: open Orders, "
+            "tap the "
+            "order, then Track package.\n\n"
+            "Details: https://help.northwind.example/en/orders/track-your-order",
+            "Thanks for reaching out. Open Orders in the app and tap Track package to see where "
+            "[ORDER_1] is.",
             "Hi! Tracking for your order appears in the app under Orders. We will also write to [EMAIL_1].",
         ],
     ),
@@ -86,8 +91,10 @@ CASES: list[tuple[str, str, str, str, list[str]]] = [
         "order_status",
         "Hola, ¿dónde está mi pedido? Lo necesito para el viernes",
         [
-            "Hola, gracias por escribirnos. ¿Podría enviarnos su número de pedido? Así lo revisamos enseguida.",
-            "Hola, con gusto le ayudamos. Para revisar el estado, ¿nos indica el número de su pedido, por favor?",
+            "Hola, gracias por escribirnos. ¿Podría enviarnos su número de pedido? Así lo revisamos "
+            "enseguida.",
+            "Hola, con gusto le ayudamos. Para revisar el estado, ¿nos indica el número de su pedido, por "
+            "favor?",
             "Gracias por su mensaje. Indíquenos el número de pedido y le confirmamos dónde está.",
         ],
     ),
@@ -97,9 +104,11 @@ CASES: list[tuple[str, str, str, str, list[str]]] = [
         "delivery_delay",
         "Meine Bestellung NW-22871 ist seit einer Woche überfällig!",
         [
-            "Guten Tag, es tut uns leid, dass Ihre Bestellung NW-22871 später kommt. Den aktuellen Stand sehen Sie in "
+            "Guten Tag, es tut uns leid, dass Ihre Bestellung NW-22871 später kommt. Den aktuellen Stand "
+            "sehen Sie in "
             "der App unter Bestellungen.\n\nhttps://help.northwind.example/de/bestellungen/verfolgen",
-            "Es tut uns leid für die Verspätung. Öffnen Sie bitte Bestellungen in der App und tippen Sie auf Paket "
+            "Es tut uns leid für die Verspätung. Öffnen Sie bitte Bestellungen in der App und tippen Sie auf "
+            "Paket "
             "verfolgen.",
             "Guten Tag, danke für Ihre Geduld. Wir prüfen Ihre Sendung und melden uns hier bei Ihnen.",
         ],
@@ -227,7 +236,7 @@ def run_drafting_bench(rounds: int = 200, log: Callable[[str], object] = print) 
             overhead.append(total - sum(c.latency_ms for c in calls))
             llm_drafts += sum(d.generator == "llm" for d in result.drafts)
 
-    result = {
+    report: dict[str, Any] = {
         "kind": "drafting",
         "rounds": rounds,
         "cases": len(CASES),
@@ -237,10 +246,10 @@ def run_drafting_bench(rounds: int = 200, log: Callable[[str], object] = print) 
         "llm_drafts_shipped_per_call": round(llm_drafts / len(totals), 2),
         "targets": {"fallback_ms": 5.0, "overhead_ms": 10.0},
     }
-    log(f"fallback drafts: {result['fallback_templates']}")
-    log(f"llm path overhead (excl. LLM call): {result['llm_path_overhead_excluding_llm_call']}")
-    log(f"llm drafts shipped per call: {result['llm_drafts_shipped_per_call']}")
-    return result
+    log(f"fallback drafts: {report['fallback_templates']}")
+    log(f"llm path overhead (excl. LLM call): {report['llm_path_overhead_excluding_llm_call']}")
+    log(f"llm drafts shipped per call: {report['llm_drafts_shipped_per_call']}")
+    return report
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
-"""HTTP load against the real server: `replydesk serve` in a subprocess on 127.0.0.1, production settings, a fresh
-data directory (its own SQLite file and index; only the exported ONNX model is shared, read-only, so start-up does
-not re-export it).
+"""HTTP load against the real server: `replydesk serve` in a subprocess on 127.0.0.1, production settings, a
+fresh data directory (its own SQLite file and index; only the exported ONNX model is shared, read-only, so
+start-up does not re-export it).
 
 Open-loop load: request i is scheduled at `start + i / rate` and picked up by one of `clients` concurrent
-connections, so a slow server shows up as latency (and a growing backlog), not as a lower offered rate. Every text
-is unique (a nonce and a random order number), so the embedding cache cannot serve repeated texts. Bounded: at most
-`rate * seconds` requests, each with a timeout, and only to 127.0.0.1.
-
-After a `/v1/messages` run, every accepted message id and every returned suggestion id is looked up in the server's
-database: `lost` counts those that are missing.
+connections, so a slow server shows up as latency (and a growing backlog), not as a lower offered rate. Every
+text is unique (a nonce and a random order number), so the embedding cache cannot serve repeated texts.
+Bounded: at most `rate * seconds` requests, each with a timeout, and only to 127.0.0.1.
+ After a `/v1/messages` run, every accepted message id and every returned suggestion id is looked up in the
+server's database: `lost` counts those that are missing.
 """
 
 from __future__ import annotations

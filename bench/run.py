@@ -1,15 +1,18 @@
 """`make bench` (`python -m bench.run`): every benchmark at a modest default size (≤ 15 min on 2 cores).
 
-1. HTTP load on a real `replydesk serve` subprocess (127.0.0.1, fresh data dir): `/v1/triage` and `/v1/messages`
-   with N concurrent clients at a target rate for T seconds; p50/p95/p99, throughput, errors; after the messages
-   run, every accepted message and suggestion is looked up in the database (`lost` must be 0); the server's peak RSS.
-2. Batch triage throughput (messages/s through `TriageService.triage_batch`) and the share of it spent embedding,
+1. HTTP load on a real `replydesk serve` subprocess (127.0.0.1, fresh data dir): `/v1/triage` and
+`/v1/messages`
+   with N concurrent clients at a target rate for T seconds; p50/p95/p99, throughput, errors; after the
+   messages run, every accepted message and suggestion is looked up in the database (`lost` must be 0); the
+   server's peak RSS.
+2. Batch triage throughput (messages/s through `TriageService.triage_batch`) and the share of it spent
+embedding,
    on unique texts (no embedding-cache hits).
 3. Retrieval scale curve: the knowledge base's ANN benchmark (`bench.kb.run_ann_bench`, the same code as
    `replydesk bench retrieval`) at a few collection sizes.
 
-Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them, and the
-table between the markers in `bench/README.md`.
+Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
+and the table between the markers in `bench/README.md`.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def http_load(args: argparse.Namespace, log) -> dict[str, Any]:
         startup_s = server.start()
         server.warm()
         log(
-            f"server up on {server.base_url} in {startup_s:.1f} s; /v1/triage at {args.rate}/s x {args.seconds} s"
+            f"server up on {server.base_url} in {startup_s:.1f} s; /v1/triage at {args.rate}/s x "
+            f"{args.seconds} s"
         )
         triage = load.run_load(
             server, "/v1/triage", clients=args.clients, rate=args.rate, seconds=args.seconds
@@ -127,7 +131,8 @@ def batch_triage(args: argparse.Namespace, log) -> dict[str, Any]:
             "embedding_threads": container.settings.embedding_threads,
         }
         log(
-            f"batch triage: {result['messages_per_s']} messages/s, embedding share {result['embedding_share']}"
+            f"batch triage: {result['messages_per_s']} messages/s, embedding share "
+            f"{result['embedding_share']}"
         )
         return result
     finally:

@@ -11,7 +11,8 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _uncached_embedder(settings):
-    """The configured model and backend without the vector cache: a cache hit would hide the embedding time."""
+    """The configured model and backend without the vector cache: a cache hit would hide the embedding
+    time."""
     from service.embeddings import build_embedder
 
     return build_embedder(
@@ -53,7 +54,7 @@ def intents(
 ) -> None:
     """Train the production intent classifier on TRAIN, score TEST: accuracy, macro-F1, ECE, OOS, latency."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from eval.intents import evaluate, summary_rows, write_report
@@ -86,7 +87,7 @@ def intents(
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(step: str, done: int, total: int) -> None:
             key = step.split(":")[0]
@@ -263,7 +264,8 @@ def retrieval(
     seed: Annotated[int, typer.Option(help="Seed of the dev/test query split.")] = 13,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ) -> None:
-    """recall@1/5/10, MRR@10, nDCG@10 and latency p50/p95 of dense, BM25 and hybrid retrieval (KB code path)."""
+    """recall@1/5/10, MRR@10, nDCG@10 and latency p50/p95 of dense, BM25 and hybrid retrieval (KB code
+    path)."""
     import json
 
     from eval.retrieval import load_beir, run
@@ -281,7 +283,8 @@ def retrieval(
         raise typer.Exit(2) from exc
     settings = get_settings()
     container = Container(settings)
-    # Queries are timed with an uncached instance of the same model: a cache hit would hide the embedding time.
+    # Queries are timed with an uncached instance of the same model: a cache hit would hide the embedding
+    # time.
     uncached = _uncached_embedder(settings)
     report = run(
         data,
@@ -297,7 +300,8 @@ def retrieval(
     def table(title: str, rows: dict) -> None:
         typer.echo(title)
         typer.echo(
-            f"  {'mode':7s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'MRR@' + str(k):>7s} {'nDCG@' + str(k):>8s} "
+            f"  {'mode':7s} {'R@1':>6s} {'R@5':>6s} {'R@10':>6s} {'MRR@' + str(k):>7s} "
+            f"{'nDCG@' + str(k):>8s} "
             f"{'p50 ms':>7s} {'p95 ms':>7s}"
         )
         for name, m in rows.items():

@@ -1,36 +1,41 @@
-"""Draft evaluation: run labelled customer messages through triage, retrieval and the drafter, and score the drafts.
+"""Draft evaluation: run labelled customer messages through triage, retrieval and the drafter, and score the
+drafts.
 
-Rows of `eval/data/drafts.jsonl`: `{"id", "text", "locale", "language", "intent", "relevant_article_ids": [...],
-"needs_human": bool}` (`language` defaults to the locale's primary subtag).
+Rows of `eval/data/drafts.jsonl`: `{"id", "text", "locale", "language", "intent", "relevant_article_ids":
+[...], "needs_human": bool}` (`language` defaults to the locale's primary subtag).
 
-Each case goes through the same code as `POST /v1/drafts` (`service.drafting.router.create_drafts`, with the triage
-result computed first so intent accuracy is measured too). Metrics, each a share in [0, 1] unless said otherwise:
+Each case goes through the same code as `POST /v1/drafts` (`service.drafting.router.create_drafts`, with the
+triage result computed first so intent accuracy is measured too). Metrics, each a share in [0, 1] unless said
+otherwise:
 
-* `language_match` — drafts whose detected language (the service's own `LanguageDetector`) is the expected one;
+* `language_match` — drafts whose detected language (the service's own `LanguageDetector`) is the expected
+one;
   drafts too short to detect count as matching only when the response's `language` is the expected one.
 * `citation_validity` — cited article ids that exist in the knowledge base (a draft that cites nothing cites
-  nothing invalid). `citation_relevance` — drafts citing at least one labelled relevant article, over the drafts
-  of cases that have relevant articles and cite anything.
+  nothing invalid). `citation_relevance` — drafts citing at least one labelled relevant article, over the
+  drafts of cases that have relevant articles and cite anything.
 * `groundedness` — share of the *assessed* sentences of citing drafts that are supported by a cited article.
   Definition: a draft is split into sentences (`.`, `!`, `?`, line breaks); URLs are removed; a sentence is
   **excluded** from assessment when it is a question (it asks, it does not claim), contains a placeholder like
-  `[ORDER_1]`, or has fewer than `MIN_CONTENT_WORDS` content words (greetings, thanks, sign-offs, "details here").
-  An assessed sentence is **supported** when either (a) its maximum cosine similarity (the service's embedding
-  model) to the sentences of the cited articles (title, summary and body) is at least `TAU` = 0.60, or (b) at least
-  `THETA` = 0.60 of its content words (lower-cased, accents kept, stop words of the draft's language removed,
-  words of 3+ letters) occur in the cited articles. Drafts that cite no article are counted in
-  `uncited_draft_rate`, not in groundedness.
+  `[ORDER_1]`, or has fewer than `MIN_CONTENT_WORDS` content words (greetings, thanks, sign-offs, "details
+  here"). An assessed sentence is **supported** when either (a) its maximum cosine similarity (the service's
+  embedding model) to the sentences of the cited articles (title, summary and body) is at least `TAU` = 0.60,
+  or (b) at least `THETA` = 0.60 of its content words (lower-cased, accents kept, stop words of the draft's
+  language removed, words of 3+ letters) occur in the cited articles. Drafts that cite no article are counted
+  in `uncited_draft_rate`, not in groundedness.
 * `tone_pass` — drafts with no tone finding of severity `warn` or `block`.
 * `length_compliance` — drafts of at most `MAX_DRAFT_CHARS` characters and `MAX_PARAGRAPHS` paragraphs.
-* `needs_human_agreement` — cases whose `needs_human` equals the label; `handoff_recall` — labelled handoffs the
+* `needs_human_agreement` — cases whose `needs_human` equals the label; `handoff_recall` — labelled handoffs
+the
   service also handed off (the expensive miss).
-* `intent_accuracy` and `retrieval_hit@3` (a labelled relevant article among the drafts' cited ids or the top-3
+* `intent_accuracy` and `retrieval_hit@3` (a labelled relevant article among the drafts' cited ids or the
+top-3
   suggestions) give context; `latency_ms` is per case (triage + retrieval + drafting), informational.
 
 The LLM path is chosen by the caller (`evaluate(..., llm_mode=...)`): `template` (no LLM), `replay` (a vcrpy
 cassette answers the LLM calls; a request not in the cassette fails like a transport error, so the draft falls
-back to templates and is counted in `llm_outcomes`), or `live` (the configured endpoint, optionally recording a
-cassette).
+back to templates and is counted in `llm_outcomes`), or `live` (the configured endpoint, optionally recording
+a cassette).
 """
 
 from __future__ import annotations
@@ -95,7 +100,8 @@ def load_cases(path: Path) -> list[DraftCase]:
     return load_jsonl_cases(path, DraftCase, "draft case")
 
 
-# -- groundedness ---------------------------------------------------------------------------------------------
+# -- groundedness
+# ---------------------------------------------------------------------------------------------
 
 
 def split_sentences(text: str) -> list[str]:
@@ -161,7 +167,8 @@ class GroundednessJudge:
         return verdicts
 
 
-# -- the run --------------------------------------------------------------------------------------------------
+# -- the run
+# --------------------------------------------------------------------------------------------------
 
 
 def _share(num: float, den: float) -> float | None:
@@ -190,8 +197,9 @@ def evaluate(
 ) -> dict:
     """Run every case through `container` (a `service.container.Container`) and score the drafts.
 
-    `replay_miss`: the exception a cassette raises for a request it did not record; such a case is drafted again by
-    `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as `cassette_miss`.
+    `replay_miss`: the exception a cassette raises for a request it did not record; such a case is drafted
+    again by `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as
+    `cassette_miss`.
     """
     from service.drafting.router import create_drafts
     from service.kb.for_triage import suggest_for_triage
@@ -226,9 +234,7 @@ def evaluate(
                 body, template_container.triage, template_container.kb, template_container.drafter
             )
         latencies.append((time.perf_counter() - t0) * 1000)
-        suggested = [
-            h.article_id for h in suggest_for_triage(kb, case.text, case.locale, tri, k=SUGGEST_K)
-        ]
+        suggested = [h.article_id for h in suggest_for_triage(kb, case.text, case.locale, tri, k=SUGGEST_K)]
         outcomes[
             result.llm_outcome.split(":")[0]
             if result.llm_outcome.startswith("fallback")

@@ -1,9 +1,10 @@
 """`replydesk eval intents`: train the production intent classifier on TRAIN, score it on TEST.
 
-Report keys: accuracy, macro_f1, n, ece (15 bins, on the reported confidence of every final prediction), per_label
-(precision/recall/f1/support), confusion (labels + matrix, and the most frequent confusions), latency_ms (p50/p95 of
-classify-only time per message, one message at a time, embedding included and embedding cache bypassed), training
-(what training measured) and, with an out-of-scope label: in_scope_accuracy, oos_recall, oos_precision.
+Report keys: accuracy, macro_f1, n, ece (15 bins, on the reported confidence of every final prediction),
+per_label (precision/recall/f1/support), confusion (labels + matrix, and the most frequent confusions),
+latency_ms (p50/p95 of classify-only time per message, one message at a time, embedding included and embedding
+cache bypassed), training (what training measured) and, with an out-of-scope label: in_scope_accuracy,
+oos_recall, oos_precision.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def evaluate(
     oos_recall_target: float | None = None,
     oos_max_lost: float | None = None,
 ) -> IntentEvalResult:
-    """Train on `train`, predict `test`; `latency_embedder` (uncached, same model) times single-message classify.
-    `oos_recall_target` and `oos_max_lost` default to the service's settings."""
+    """Train on `train`, predict `test`; `latency_embedder` (uncached, same model) times single-message
+    classify. `oos_recall_target` and `oos_max_lost` default to the service's settings."""
     if not train or not test:
         raise ValueError("train and test sets must both be non-empty")
     train_labels = [_canonical(lab, oos_label) for _, lab in train]

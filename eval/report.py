@@ -1,9 +1,9 @@
 """`report.html`: one self-contained page (inline base64 PNG plots, inline CSS, no external assets).
 
-Sections: configuration; a headline table (ReplyDesk next to its peers for every part); the baseline comparison
-(deltas, tolerances, regressions); then per part its plots: intents (per-intent F1 bars vs the TF-IDF + SVM peer,
-confusion matrix, reliability diagram), urgency (confusion), retrieval (recall@k curves of hybrid, BM25-only and
-dense-only), drafts (latency histogram, sentence-level groundedness examples).
+Sections: configuration; a headline table (ReplyDesk next to its peers for every part); the baseline
+comparison (deltas, tolerances, regressions); then per part its plots: intents (per-intent F1 bars vs the
+TF-IDF + SVM peer, confusion matrix, reliability diagram), urgency (confusion), retrieval (recall@k curves of
+hybrid, BM25-only and dense-only), drafts (latency histogram, sentence-level groundedness examples).
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ import numpy as np  # noqa: E402
 PEER_COLOR = "#9aa5b1"
 OURS_COLOR = "#2f6fde"
 CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;color:#1d2733;
-     line-height:1.4;padding:0 16px}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;
+     color:#1d2733;     line-height:1.4;padding:0 16px}
 h1{margin-bottom:4px} h2{border-bottom:2px solid #e4e8ee;padding-bottom:4px;margin-top:36px}
 h3{margin-bottom:6px} .muted{color:#66727f} .small{font-size:12px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
 th,td{border:1px solid #dde3ea;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f3f5f8} td.l,th.l{text-align:left}
-.ok{color:#137333} .bad{color:#b3261e;font-weight:600} .info{color:#66727f} .warn{color:#a15c00;font-weight:600}
+.ok{color:#137333} .bad{color:#b3261e;font-weight:600} .info{color:#66727f}
+.warn{color:#a15c00;font-weight:600}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:600;font-size:13px}
 .pass{background:#e6f4ea;color:#137333} .fail{background:#fce8e6;color:#b3261e} .neutral{background:#eef1f5}
 .plots{display:flex;flex-wrap:wrap;gap:12px} .plots img{max-width:100%;border:1px solid #eef1f5}
@@ -59,7 +60,8 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
-# -- plots ----------------------------------------------------------------------------------------------------
+# -- plots
+# ----------------------------------------------------------------------------------------------------
 
 
 def confusion_plot(conf: dict, title: str) -> str:
@@ -81,7 +83,7 @@ def confusion_plot(conf: dict, title: str) -> str:
                     ax.text(
                         j,
                         i,
-                        int(matrix[i, j]),
+                        str(int(matrix[i, j])),
                         ha="center",
                         va="center",
                         fontsize=6 if n > 12 else 8,
@@ -174,7 +176,8 @@ def latency_plot(values: list[float], title: str) -> str:
     return _png(fig)
 
 
-# -- sections -------------------------------------------------------------------------------------------------
+# -- sections
+# -------------------------------------------------------------------------------------------------
 
 
 def _table(headers: list[str], rows: list[list[Any]], left: int = 1) -> str:
@@ -232,7 +235,8 @@ def comparison_section(report: dict) -> str:
             ]
         )
     return (
-        f"<h2>Baseline comparison {badge}</h2><p class='muted'>Baseline <code>{_e(report.get('baseline_file'))}"
+        f"<h2>Baseline comparison {badge}</h2><p class='muted'>Baseline "
+        f"<code>{_e(report.get('baseline_file'))}"
         f"</code>: {comp['regressions']} regressions, {comp['missing']} missing. Tolerances are absolute; "
         "<i>info</i> metrics (latency, peers) are not gated.</p>"
         + _table(["metric", "baseline", "current", "delta", "tolerance", "status"], rows)
@@ -295,7 +299,8 @@ def drafts_section(key: str, part: dict) -> str:
         f"<h3>{_e(key)}</h3><p><b>LLM:</b> {_e(d.get('llm_mode'))} — {_e(d.get('llm_note'))}; generators "
         f"{_e(d.get('generators'))}; outcomes {_e(d.get('llm_outcomes'))}</p>"
         f"<p class='muted small'>Groundedness: an assessed sentence (not a question, no placeholder, ≥ "
-        f"{definition.get('min_content_words')} content words) is supported when its max cosine similarity to "
+        f"{definition.get('min_content_words')} content words) is supported when its max cosine similarity "
+        f"to "
         f"the cited articles' sentences ≥ τ={definition.get('tau')} or its content-word overlap ≥ "
         f"θ={definition.get('theta')}.</p><div class='plots'>{latency_plot(lat, f'{key}: latency per case')}"
         f"</div><details><summary>example drafts with sentence verdicts</summary><table><tr><th class='l'>id"

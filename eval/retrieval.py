@@ -1,14 +1,14 @@
 """Retrieval evaluation on BEIR-format data (corpus.jsonl, queries.jsonl, qrels.tsv).
 
-Each corpus document becomes an article (title; text as body) and goes through the same chunking, embedding, FAISS
-and BM25 code as the knowledge base, so the numbers measure the product, not a copy of it.
+Each corpus document becomes an article (title; text as body) and goes through the same chunking, embedding,
+FAISS and BM25 code as the knowledge base, so the numbers measure the product, not a copy of it.
 
 Metrics per mode (dense | bm25 | hybrid): recall@1/5/10, MRR@10, nDCG@10 (binary or graded qrels), and latency
 p50/p95 per query = query embedding (measured once per query, uncached) + that mode's search and fusion.
 
-`tune_split` carves a seeded dev half of the queries, grid-searches the fusion weights (BM25 weight, RRF k) on it
-and reports every mode on both halves with the tuned weights, so the tuned number can be checked on queries the
-tuning never saw.
+`tune_split` carves a seeded dev half of the queries, grid-searches the fusion weights (BM25 weight, RRF k) on
+it and reports every mode on both halves with the tuned weights, so the tuned number can be checked on queries
+the tuning never saw.
 """
 
 from __future__ import annotations
@@ -202,8 +202,9 @@ def tune_weights(
 ) -> tuple[FusionWeights, list[dict]]:
     """Grid search of (bm25 weight > 0, rrf_k) by MRR@k on `prepared`.
 
-    Ties go to the larger BM25 weight: on data where dense alone is as good, the lexical side is kept as strong as
-    it can be for free, which is what carries exact terms (product names, order words) and non-English articles.
+    Ties go to the larger BM25 weight: on data where dense alone is as good, the lexical side is kept as
+    strong as it can be for free, which is what carries exact terms (product names, order words) and
+    non-English articles.
     """
     grid = []
     for bm25_w in BM25_WEIGHT_GRID:

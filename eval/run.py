@@ -1,18 +1,19 @@
-"""`replydesk eval run SUITE.yaml`: every evaluation part named in a suite file, one report, an optional CI gate.
+"""`replydesk eval run SUITE.yaml`: every evaluation part named in a suite file, one report, an optional CI
+gate.
 
-A suite file (see `eval/suites/default.yaml`) names parts (`intents`, `urgency`, `retrieval`, `tone`, `drafts`),
-each with its data, plus tolerances for the baseline comparison. Paths are relative to the repository root. A part
-marked `optional: true` whose data is absent is reported as `not run: <path> missing` (never silently passed); a
-required part with missing data is an error.
+A suite file (see `eval/suites/default.yaml`) names parts (`intents`, `urgency`, `retrieval`, `tone`,
+`drafts`), each with its data, plus tolerances for the baseline comparison. Paths are relative to the
+repository root. A part marked `optional: true` whose data is absent is reported as `not run: <path> missing`
+(never silently passed); a required part with missing data is an error.
 
-Fast mode (`mode: fast` in the file or `--fast`) subsamples the big sets with the suite's seed: intent training rows
-per label, intent test rows (stratified), retrieval queries.
+Fast mode (`mode: fast` in the file or `--fast`) subsamples the big sets with the suite's seed: intent
+training rows per label, intent test rows (stratified), retrieval queries.
 
-Metrics are flattened to `<kind>/<name>/<metric>` (peers: `<kind>/<name>/peer:<peer>/<metric>`). With a baseline
-report, every metric present in both gets a delta; a metric is a regression when it moved in its bad direction
-(`LOWER_IS_BETTER` suffixes go down-is-good) by more than its tolerance (the first matching `tolerances` pattern,
-`fnmatch` style; `null` means informational). A metric of the baseline that the run lacks (its part failed or was
-not run) also fails the gate.
+Metrics are flattened to `<kind>/<name>/<metric>` (peers: `<kind>/<name>/peer:<peer>/<metric>`). With a
+baseline report, every metric present in both gets a delta; a metric is a regression when it moved in its bad
+direction (`LOWER_IS_BETTER` suffixes go down-is-good) by more than its tolerance (the first matching
+`tolerances` pattern, `fnmatch` style; `null` means informational). A metric of the baseline that the run
+lacks (its part failed or was not run) also fails the gate.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ RELIABILITY_BINS = ECE_BINS  # the intent capability's own ECE binning
 CONFUSION_MAX_LABELS = 20
 
 
-# -- the suite file -------------------------------------------------------------------------------------------
+# -- the suite file
+# -------------------------------------------------------------------------------------------
 
 
 class _Part(BaseModel):
@@ -156,6 +158,11 @@ class FastOptions(BaseModel):
     max_draft_cases: int | None = Field(None, ge=1)
 
 
+def _default_tolerances() -> dict[str, float | None]:
+    """Every metric may move by 0.02 before the gate fails, unless the suite says otherwise."""
+    return {"*": 0.02}
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -164,7 +171,7 @@ class Suite(BaseModel):
     seed: int = 13
     fast: FastOptions = Field(default_factory=FastOptions)
     parts: list[Part] = Field(min_length=1)
-    tolerances: dict[str, float | None] = Field(default_factory=lambda: {"*": 0.02})
+    tolerances: dict[str, float | None] = Field(default_factory=_default_tolerances)
     fail_on_missing: bool = True
 
 
@@ -194,7 +201,8 @@ class PartNotRun(Exception):
     """Optional data absent: the part is reported as `not run`."""
 
 
-# -- shared helpers -------------------------------------------------------------------------------------------
+# -- shared helpers
+# -------------------------------------------------------------------------------------------
 
 
 def _round(x: float | None, nd: int = 4) -> float | None:
@@ -225,13 +233,15 @@ def cap_per_label(rows: list[tuple[str, str]], cap: int, seed: int) -> list[tupl
 
 
 def _oos(label: str) -> str:
-    """`oos`-style labels -> `out_of_scope`; others lower-cased (taxonomy names are lower-case, Banking77's not)."""
+    """`oos`-style labels -> `out_of_scope`; others lower-cased (taxonomy names are lower-case, Banking77's
+    not)."""
     label = label.strip().lower()
     return OUT_OF_SCOPE if label in OOS_LABELS else label
 
 
 def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS) -> dict:
-    """Expected calibration error and the per-bin (mean confidence, accuracy, count) of a reliability diagram."""
+    """Expected calibration error and the per-bin (mean confidence, accuracy, count) of a reliability
+    diagram."""
     conf = np.asarray(confidences, dtype=float)
     ok = np.asarray(correct, dtype=float)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -287,7 +297,8 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-# -- the run context ------------------------------------------------------------------------------------------
+# -- the run context
+# ------------------------------------------------------------------------------------------
 
 
 class RunContext:
@@ -339,6 +350,7 @@ class RunContext:
     def configuration(self) -> dict:
         s = self.base_settings
         tax = self.container.triage.classifier.taxonomy
+        assert tax is not None, "the service's classifier is always trained from a taxonomy"
         return {
             "embedding_model": s.embedding_model,
             "embedding_backend": s.embedding_backend,
@@ -356,7 +368,8 @@ class RunContext:
         self.container.close()
 
 
-# -- parts ----------------------------------------------------------------------------------------------------
+# -- parts
+# ----------------------------------------------------------------------------------------------------
 
 
 def oos_false_alarm_rate(gold: Sequence[str], predicted: Sequence[str]) -> float | None:
@@ -405,6 +418,7 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
     t0 = time.perf_counter()
     if train is None:  # the configured taxonomy, trained as the service trains it
         classifier = ctx.container.triage.classifier
+        assert classifier.taxonomy is not None, "the service's classifier is always trained from a taxonomy"
         train_texts, train_labels = classifier.taxonomy.training_data()
         intents = classifier.predict_batch(texts, embedder.encode(texts))
         report = intents_eval.score(
@@ -490,6 +504,7 @@ def run_urgency(part: UrgencyPart, ctx: RunContext) -> dict:
     metrics["messages_per_s"] = round(report["n"] / report["seconds"], 1) if report["seconds"] else None
     # peer: the intent's default urgency, what a taxonomy-only router would do
     tax = ctx.container.triage.classifier.taxonomy
+    assert tax is not None, "the service's classifier is always trained from a taxonomy"
     peer_pred = [
         tax.intents[r.intent.name].default_urgency.value if r.intent.name in tax.intents else "normal"
         for r in results
@@ -657,7 +672,8 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
 
 
 def _sibling(ctx: RunContext, **updates: Any) -> Any:
-    """A container on the same scratch data (index) with other LLM settings; shares the loaded embedder/triage."""
+    """A container on the same scratch data (index) with other LLM settings; shares the loaded
+    embedder/triage."""
     from service.container import Container
 
     sibling = Container(ctx.settings.model_copy(update=updates))
@@ -675,7 +691,8 @@ RUNNERS: dict[str, Callable[[Any, RunContext], dict]] = {
 }
 
 
-# -- flattening and comparison --------------------------------------------------------------------------------
+# -- flattening and comparison
+# --------------------------------------------------------------------------------
 
 
 def flatten(parts: dict[str, dict]) -> dict[str, float]:
@@ -774,7 +791,8 @@ def compare(
     }
 
 
-# -- the command ----------------------------------------------------------------------------------------------
+# -- the command
+# ----------------------------------------------------------------------------------------------
 
 
 def run_suite(

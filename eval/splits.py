@@ -1,7 +1,8 @@
 """Labelled-data loading and reproducible stratified dev splits for the intent evaluations.
 
 Reads CSV and JSONL files of `text,label` rows (column names configurable) and the CLINC150 JSON layout
-(`{"train": [[text, intent], ...], "val": [...], "oos_train": [...], ...}`), where `splits` picks which lists to use.
+(`{"train": [[text, intent], ...], "val": [...], "oos_train": [...], ...}`), where `splits` picks which lists
+to use.
 """
 
 from __future__ import annotations

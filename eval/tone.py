@@ -1,10 +1,10 @@
 """Tone-check evaluation on a labelled JSONL set.
 
-Each line: `{"id", "text", "locale", "context": {intent?, sentiment?, urgency?}, "expected_rules": [rule ids]}`
-(optional `"expected_ok": bool`). A rule counts once per case: predicted = the set of rule ids among the checker's
-findings for that case. Reported: precision/recall/F1 per rule, micro-averaged over all rules, exact-match rate (the
-predicted set equals the expected set), false alarms on clean cases, `ok` agreement when labelled, the cases that
-went wrong, and check latency (informational; it depends on the machine).
+Each line: `{"id", "text", "locale", "context": {intent?, sentiment?, urgency?}, "expected_rules": [rule
+ids]}` (optional `"expected_ok": bool`). A rule counts once per case: predicted = the set of rule ids among
+the checker's findings for that case. Reported: precision/recall/F1 per rule, micro-averaged over all rules,
+exact-match rate (the predicted set equals the expected set), false alarms on clean cases, `ok` agreement when
+labelled, the cases that went wrong, and check latency (informational; it depends on the machine).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def evaluate(checker: ToneChecker, cases: Iterable[ToneCase]) -> dict:
                 }
             )
     per_rule = {rule: _prf(c["tp"], c["fp"], c["fn"]) for rule, c in sorted(counts.items())}
-    total = Counter()
+    total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)
     known = set(checker.rules.rule_ids)
@@ -135,7 +135,8 @@ def summary_lines(report: dict) -> list[str]:
         f"micro  precision={_fmt(m['precision'])} recall={_fmt(m['recall'])} f1={_fmt(m['f1'])} "
         f"(tp={m['tp']} fp={m['fp']} fn={m['fn']})",
         f"exact match {_fmt(report['exact_match'])}; clean cases flagged "
-        f"{report['clean_cases_flagged']}/{report['clean_cases']}; latency p50 {report['latency_ms']['p50']} ms, "
+        f"{report['clean_cases_flagged']}/{report['clean_cases']}; latency p50 {report['latency_ms']['p50']} "
+        f"ms, "
         f"p95 {report['latency_ms']['p95']} ms",
         f"{'rule':32} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}",
     ]

@@ -1,9 +1,10 @@
 """Urgency evaluation: run the real triage service over a labelled JSONL file and score the urgency levels.
 
-Rows: `{"text": ..., "urgency": "low|normal|high|critical", "locale": "es-MX"?, "history": [{"role", "text"}]?}`.
-Metrics: accuracy, macro-F1, per-level precision/recall/F1/support, the confusion matrix (rows = gold, columns =
-predicted, in the order low, normal, high, critical) and `critical_recall` (missing a hacked account or a legal
-threat is the expensive mistake). Every wrong row is listed with its reasons so rules can be checked.
+Rows: `{"text": ..., "urgency": "low|normal|high|critical", "locale": "es-MX"?, "history": [{"role",
+"text"}]?}`. Metrics: accuracy, macro-F1, per-level precision/recall/F1/support, the confusion matrix (rows =
+gold, columns = predicted, in the order low, normal, high, critical) and `critical_recall` (missing a hacked
+account or a legal threat is the expensive mistake). Every wrong row is listed with its reasons so rules can
+be checked.
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def load_examples(path: Path) -> list[UrgencyExample]:
 def load_mapped_examples(
     path: Path, label_map: Path, *, text_col: str = "text", label_col: str = "label"
 ) -> list[UrgencyExample]:
-    """Messages of a labelled intent dataset written by others (CSV/JSONL), with urgency from a map of its labels.
+    """Messages of a labelled intent dataset written by others (CSV/JSONL), with urgency from a map of its
+    labels.
 
-    The map (YAML) lists dataset labels under `critical`, `high`, `normal` and `low`; rows of labels it does not
-    list are skipped, so only labels whose urgency is clear from the level definitions need to be mapped.
+    The map (YAML) lists dataset labels under `critical`, `high`, `normal` and `low`; rows of labels it does
+    not list are skipped, so only labels whose urgency is clear from the level definitions need to be mapped.
     """
     import yaml
 
@@ -143,7 +145,7 @@ def evaluate(examples: Sequence[UrgencyExample], triage_batch) -> dict:
 def summary_lines(report: dict) -> list[str]:
     lines = [
         f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro_f1={report['macro_f1']:.3f}  "
-        f"critical_recall={report['critical_recall'] if report['critical_recall'] is None else format(report['critical_recall'], '.3f')}"
+        f"critical_recall={_maybe(report['critical_recall'])}"
     ]
     for lvl, m in report["per_level"].items():
         lines.append(
@@ -177,3 +179,8 @@ def run(
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     return report
+
+
+def _maybe(value: float | None) -> str:
+    """A figure with 3 decimals, or None as it is (no critical messages in the set)."""
+    return str(value) if value is None else format(value, ".3f")

@@ -1,8 +1,8 @@
 """Compare embedding backends for intent classification: per-message latency and accuracy.
 
-For each backend (torch, torch-int8, onnx, onnx-int8) the bundled taxonomy is trained with that backend's vectors,
-the held-out messages of eval/data/intents_dev.jsonl are classified, and single-message classify latency (embedding,
-uncached, + classifier) is timed. Usage:
+For each backend (torch, torch-int8, onnx, onnx-int8) the bundled taxonomy is trained with that backend's
+vectors, the held-out messages of eval/data/intents_dev.jsonl are classified, and single-message classify
+latency (embedding, uncached, + classifier) is timed. Usage:
 
     .venv/bin/python scripts/intent_backends.py [--backends onnx,torch] [--n 200] [--threads 1]
 """
@@ -53,7 +53,8 @@ def main() -> None:
             clf.predict(text)
             times.append((time.perf_counter() - t0) * 1000)
         print(
-            f"{backend:<12} {np.percentile(times, 50):8.2f} {np.percentile(times, 95):8.2f} {acc * 100:7.1f}% "
+            f"{backend:<12} {np.percentile(times, 50):8.2f} {np.percentile(times, 95):8.2f} "
+            f"{acc * 100:7.1f}% "
             f"{cos:17.4f}",
             flush=True,
         )

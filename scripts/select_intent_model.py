@@ -1,14 +1,15 @@
 """Model selection for the intent classifier on a dev split (never on the final test split).
 
-Each candidate is trained with the production training code (cross-validated temperature, OOS threshold) except the
-kNN baseline, which is plain scikit-learn on the same embeddings. Carve dev splits first, e.g.:
+Each candidate is trained with the production training code (cross-validated temperature, OOS threshold)
+except the kNN baseline, which is plain scikit-learn on the same embeddings. Carve dev splits first, e.g.:
 
-    replydesk eval split ../shared/datasets/banking77/train.csv --label-col category --out-dir /tmp/b77 --seed 13
-    replydesk eval split /tmp/b77/train.csv --label-col category --out-dir /tmp/b77dev --seed 13
-    .venv/bin/python scripts/select_intent_model.py /tmp/b77dev/train.csv /tmp/b77dev/test.csv --label-col category
+    replydesk eval split ../shared/datasets/banking77/train.csv --label-col category --out-dir /tmp/b77 --seed
+    13 replydesk eval split /tmp/b77/train.csv --label-col category --out-dir /tmp/b77dev --seed 13
+    .venv/bin/python scripts/select_intent_model.py /tmp/b77dev/train.csv /tmp/b77dev/test.csv --label-col
+    category
 
-Candidates are `kind:embedding_weight:C[:notfidf]`, e.g. `logreg:1.5:10`, `linear_svm:2:0.5`, `logreg:1:10:notfidf`,
-plus `knn:K`.
+Candidates are `kind:embedding_weight:C[:notfidf]`, e.g. `logreg:1.5:10`, `linear_svm:2:0.5`,
+`logreg:1:10:notfidf`, plus `knn:K`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def main() -> None:
         )
         report = evaluate(train, test, embedder=embedder, latency_n=0, config=cfg).report
         print(
-            f"{cand:<26} {report['accuracy'] * 100:8.2f}% {report['macro_f1'] * 100:8.2f}% {report['ece']:7.4f} "
+            f"{cand:<26} {report['accuracy'] * 100:8.2f}% {report['macro_f1'] * 100:8.2f}% "
+            f"{report['ece']:7.4f} "
             f"{report['training']['train_seconds']:8.1f}",
             flush=True,
         )

@@ -17,9 +17,9 @@ from service.settings import Settings, get_settings
 
 log = logging.getLogger("replydesk.api")
 
-DESCRIPTION = """ReplyDesk sits between messaging channels and human agents: it triages every incoming message,
-retrieves help articles, drafts replies in the customer's language, checks their tone, and keeps the agent's
-decision on each suggestion."""
+DESCRIPTION = """ReplyDesk sits between messaging channels and human agents: it triages every incoming
+message, retrieves help articles, drafts replies in the customer's language, checks their tone, and keeps the
+agent's decision on each suggestion."""
 
 
 def create_app(

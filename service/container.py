@@ -4,8 +4,8 @@ reports on them.
 Each capability exposes one component here; routers reach them through their capability's
 `Annotated[..., Depends()]` aliases (`service/<capability>/deps.py`), so tests can swap any of them with
 `app.dependency_overrides`. Components load lazily on first use: `start()` loads what the first request would
-otherwise wait for and starts the background worker, `close()` undoes it, and `health()` reports every component
-without forcing any of them to load.
+otherwise wait for and starts the background worker, `close()` undoes it, and `health()` reports every
+component without forcing any of them to load.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Container:
         """The component `name` if something has used it already, else None (never loads it)."""
         return self.__dict__.get(name)
 
-    # -- lifecycle ---------------------------------------------------------------------------------------------
+    # -- lifecycle
+    # ---------------------------------------------------------------------------------------------
 
     def start(self, *, warm: bool = True) -> None:
         """Start-up of `replydesk serve`: load the models and the index (`warm`), migrate the database, store
@@ -81,10 +82,12 @@ class Container:
         if drafter is not None:
             drafter.close()
 
-    # -- health ------------------------------------------------------------------------------------------------
+    # -- health
+    # ------------------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, ComponentHealth]:
-        """State of each component (`ok | degraded | unavailable | not_loaded`), without loading any of them."""
+        """State of each component (`ok | degraded | unavailable | not_loaded`), without loading any of
+        them."""
         return {
             "model": self._model_health(),
             "index": self._index_health(),
@@ -133,7 +136,8 @@ class Container:
             else {"status": "not_loaded", "detail": {}}
         )
 
-    # -- analysis: triage, knowledge base, drafts, tone --------------------------------------------------------
+    # -- analysis: triage, knowledge base, drafts, tone
+    # --------------------------------------------------------
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -161,7 +165,8 @@ class Container:
 
     @cached_property
     def kb(self) -> KnowledgeBase:
-        """Help articles: hybrid search over the published index, hot-reloaded; edits rebuild incrementally."""
+        """Help articles: hybrid search over the published index, hot-reloaded; edits rebuild
+        incrementally."""
         from service.kb.service import KnowledgeBase
 
         return KnowledgeBase(self.settings, lambda: self.embedder)
@@ -180,7 +185,8 @@ class Container:
 
         return MessagePipeline(self.triage, self.kb, self.drafter)
 
-    # -- workflow: storage, keys, conversations (service/db, service/auth, service/workflow) --------------------
+    # -- workflow: storage, keys, conversations (service/db, service/auth, service/workflow)
+    # --------------------
 
     @cached_property
     def clock(self) -> Clock:
@@ -211,7 +217,8 @@ class Container:
 
     @cached_property
     def llm_call_sink(self) -> LLMCallSink:
-        """Stores `LLMCallLog` records in the `llm_calls` table (registered with the drafter's LLM by `start`)."""
+        """Stores `LLMCallLog` records in the `llm_calls` table (registered with the drafter's LLM by
+        `start`)."""
         from service.db.llm_calls import LLMCallSink
 
         return LLMCallSink(self.db, self.clock)
@@ -243,7 +250,8 @@ class Container:
 
 
 class PipelineOnFirstUse:
-    """The workflow's pipeline, built on the first message it runs: a queue or KPI request never loads models."""
+    """The workflow's pipeline, built on the first message it runs: a queue or KPI request never loads
+    models."""
 
     def __init__(self, build: Callable[[], MessagePipeline]) -> None:
         self._build = build

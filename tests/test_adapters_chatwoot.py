@@ -1,5 +1,6 @@
-"""Chatwoot `message_created` webhooks: customer messages are ingested, suggestions go back to the conversation as
-one private note through Chatwoot's API, and signed webhooks are verified when a secret is set."""
+"""Chatwoot `message_created` webhooks: customer messages are ingested, suggestions go back to the
+conversation as one private note through Chatwoot's API, and signed webhooks are verified when a secret is
+set."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""WhatsApp Cloud API and Messenger webhooks: Meta's GET handshake, X-Hub-Signature-256 verification, messages in,
-statuses and read watermarks applied to the messages ReplyDesk sent."""
+"""WhatsApp Cloud API and Messenger webhooks: Meta's GET handshake, X-Hub-Signature-256 verification, messages
+in, statuses and read watermarks applied to the messages ReplyDesk sent."""
 
 from __future__ import annotations
 

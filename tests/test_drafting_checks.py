@@ -1,4 +1,5 @@
-"""Validation and repair of LLM drafts before they ship (citations, URLs, layout, length, policy, language, tone)."""
+"""Validation and repair of LLM drafts before they ship (citations, URLs, layout, length, policy, language,
+tone)."""
 
 from __future__ import annotations
 
@@ -166,8 +167,8 @@ def test_a_block_finding_is_repaired_with_the_tone_checkers_suggestion(checker):
 
 
 def test_no_draft_ships_with_a_block_finding_the_suggestion_cannot_fix():
-    """The bundled block rules are all emoji rules that `suggested_text` fixes, so a rule the suggestion cannot fix
-    is simulated with a typed fake of the tone checker that blocks every text."""
+    """The bundled block rules are all emoji rules that `suggested_text` fixes, so a rule the suggestion
+    cannot fix is simulated with a typed fake of the tone checker that blocks every text."""
     finding = ToneFinding(
         span=TextSpan(start=0, end=5, text="Sorry"),
         rule="custom_block",

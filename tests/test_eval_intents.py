@@ -1,4 +1,5 @@
-"""`replydesk eval intents` / `eval split`: metrics on a toy case, the JSON report, splits, and a Banking77 floor."""
+"""`replydesk eval intents` / `eval split`: metrics on a toy case, the JSON report, splits, and a Banking77
+floor."""
 
 from __future__ import annotations
 
@@ -212,7 +213,8 @@ def test_stratified_split_keeps_singleton_labels_in_train():
 
 @pytest.mark.shared
 def test_banking77_subset_accuracy_floor(shared_datasets: Path, embedder, tmp_path: Path):
-    """15 Banking77 intents, 40 training / 12 test rows each (seeded): a regression drops well below the floor."""
+    """15 Banking77 intents, 40 training / 12 test rows each (seeded): a regression drops well below the
+    floor."""
     rows = load_rows(shared_datasets / "banking77" / "train.csv", label_col="category")
     by_label: dict[str, list[str]] = defaultdict(list)
     for text, label in rows:

@@ -1,4 +1,5 @@
-"""The evaluation suite's own logic: suite files, the baseline gate, groundedness, the peers and the HTML report."""
+"""The evaluation suite's own logic: suite files, the baseline gate, groundedness, the peers and the HTML
+report."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """CI gate: the default evaluation suite in fast mode must not regress against the committed baseline.
 
 Regenerate the baseline on purpose (after an intended change) with:
-    replydesk eval run eval/suites/default.yaml --fast --out reports/ --write-baseline eval/baselines/default-fast.json
+    replydesk eval run eval/suites/default.yaml --fast --out reports/ --write-baseline
+    eval/baselines/default-fast.json
 """
 
 from __future__ import annotations

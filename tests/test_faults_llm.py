@@ -1,6 +1,7 @@
-"""Fault injection on the LLM: a local OpenAI-compatible stand-in (127.0.0.1 only) that can be down, slow, answer
-garbage, answer the wrong JSON, or fail with HTTP 500. Whatever it does, `POST /v1/drafts` and `POST /v1/messages`
-answer 200/201 with template drafts, say why (`llm_outcome`), and /health shows the LLM as degraded."""
+"""Fault injection on the LLM: a local OpenAI-compatible stand-in (127.0.0.1 only) that can be down, slow,
+answer garbage, answer the wrong JSON, or fail with HTTP 500. Whatever it does, `POST /v1/drafts` and `POST
+/v1/messages` answer 200/201 with template drafts, say why (`llm_outcome`), and /health shows the LLM as
+degraded."""
 
 from __future__ import annotations
 

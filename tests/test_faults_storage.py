@@ -1,11 +1,11 @@
 """Fault injection on storage and the index.
 
-Database locked (another process holds the SQLite write lock) or gone (its directory removed): requests answer a
-clear 503 with the JSON error body, nothing is half-written, /health says the database is unavailable, and the
-service recovers by itself once the database is back.
+Database locked (another process holds the SQLite write lock) or gone (its directory removed): requests answer
+a clear 503 with the JSON error body, nothing is half-written, /health says the database is unavailable, and
+the service recovers by itself once the database is back.
 
-Index missing or corrupt: the service starts, triage and drafting keep working (drafts without articles), search
-answers 503 `index_unavailable`, and /health shows the index as degraded with the reason.
+Index missing or corrupt: the service starts, triage and drafting keep working (drafts without articles),
+search answers 503 `index_unavailable`, and /health shows the index as degraded with the reason.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Intent classifier: right intents across languages, out of scope, calibrated probabilities, caching, custom taxonomy.
+"""Intent classifier: right intents across languages, out of scope, calibrated probabilities, caching, custom
+taxonomy.
 
-Runs the real bundled embedding model and the real training code (the bundled taxonomy trains in seconds and is
-cached on disk, so later runs load it).
+Runs the real bundled embedding model and the real training code (the bundled taxonomy trains in seconds and
+is cached on disk, so later runs load it).
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def test_single_message_fast_path_matches_the_batch_computation(
 
 
 def test_cross_validation_holds_out_whole_topics_of_out_of_scope_examples():
-    # Out-of-scope messages in production are mostly about topics no training example covers, so each fold must
+    # Out-of-scope messages in production are mostly about topics no training example covers, so each fold
+    # must
     # hold out OOS examples of topics the fold model never saw: 5 well-separated topics -> one topic per fold.
     rng = np.random.default_rng(0)
     topics = np.repeat(np.arange(5), 8)
@@ -228,21 +230,24 @@ def test_cross_validation_holds_out_whole_topics_of_out_of_scope_examples():
 
 
 def _probs(best: float, p_oos: float, n_classes: int, oos_idx: int, best_idx: int = 0) -> np.ndarray:
-    """A probability row: `best` on `best_idx`, `p_oos` on the OOS column, the rest spread evenly (each below best)."""
+    """A probability row: `best` on `best_idx`, `p_oos` on the OOS column, the rest spread evenly (each below
+    best)."""
     p = np.full(n_classes, (1.0 - best - p_oos) / (n_classes - 2))
     p[best_idx], p[oos_idx] = best, p_oos
     return p
 
 
 def test_margin_tuning_takes_the_lowest_margin_that_reaches_the_recall_target():
-    # 4 in-scope rows of intent 0 and 4 out-of-scope rows (class 2), each row with a given margin of intent 0 over
+    # 4 in-scope rows of intent 0 and 4 out-of-scope rows (class 2), each row with a given margin of intent 0
+    # over
     # the OOS class: p(0) = 0.9 / (1 + e^-m), p(OOS) = 0.9 e^-m / (1 + e^-m), p(1) = 0.1
     y = np.array([0, 0, 0, 0, 2, 2, 2, 2])
     wanted = np.array([6, 5, 4, 3.02, 3.53, 2.03, 1.03, -1])
     odds = np.exp(-wanted)
     probs = np.column_stack([0.9 / (1 + odds), np.full(8, 0.1), 0.9 * odds / (1 + odds)])
     np.testing.assert_allclose(oos_margins(probs[:, 0], probs[:, 2]), wanted, atol=1e-9)
-    # catching 3 of 4 OOS rows needs a margin above 2.03: the lowest on the grid is 2.05, and no in-scope row is lost
+    # catching 3 of 4 OOS rows needs a margin above 2.03: the lowest on the grid is 2.05, and no in-scope row
+    # is lost
     margin, rule, _ = tune_oos_margin(probs, y, oos_idx=2, recall_target=0.75)
     assert margin == pytest.approx(2.05) and "lowest margin" in rule
     # catching all 4 needs more than 3.53, which turns away 1 of the 4 in-scope rows classified right: allowed
@@ -264,7 +269,8 @@ def test_out_of_scope_is_decided_by_the_margin_over_the_oos_class_not_by_confide
     oos_idx, best_idx = classes.index(OUT_OF_SCOPE), classes.index("order_status")
     margin = classifier.oos_margin
     assert margin is not None and classifier.oos_threshold == 0.0
-    # a spread-out message (best intent only 0.3) that looks nothing like the out-of-scope examples stays in scope
+    # a spread-out message (best intent only 0.3) that looks nothing like the out-of-scope examples stays in
+    # scope
     spread = classifier.decide(_probs(0.3, 0.3 * np.exp(-margin - 1), len(classes), oos_idx, best_idx))
     assert spread.name == "order_status" and spread.out_of_scope is False
     assert spread.confidence == pytest.approx(0.3, abs=1e-4)

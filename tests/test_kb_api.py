@@ -1,4 +1,5 @@
-"""Knowledge base through the real app: search, upsert, delete, reindex, hot reload, health, missing/corrupt index."""
+"""Knowledge base through the real app: search, upsert, delete, reindex, hot reload, health, missing/corrupt
+index."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CLI: `kb build | search`, `eval retrieval` (BEIR files) and `bench retrieval`, plus the metric definitions."""
+"""CLI: `kb build | search`, `eval retrieval` (BEIR files) and `bench retrieval`, plus the metric
+definitions."""
 
 from __future__ import annotations
 

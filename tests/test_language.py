@@ -1,4 +1,5 @@
-"""Language detection: the message decides when it can, then the customer's history, the locale, the default."""
+"""Language detection: the message decides when it can, then the customer's history, the locale, the
+default."""
 
 from __future__ import annotations
 

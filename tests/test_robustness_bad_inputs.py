@@ -1,6 +1,6 @@
-"""Every public endpoint answers the bad-input corpus (`tests/data/bad_inputs.jsonl`: empty, huge, invalid UTF-8,
-RTL and mixed scripts, zero-width characters, emoji only, HTML, injection strings, malformed JSON) with a success or
-a clear 4xx — never a 5xx."""
+"""Every public endpoint answers the bad-input corpus (`tests/data/bad_inputs.jsonl`: empty, huge, invalid
+UTF-8, RTL and mixed scripts, zero-width characters, emoji only, HTML, injection strings, malformed JSON) with
+a success or a clear 4xx — never a 5xx."""
 
 from __future__ import annotations
 

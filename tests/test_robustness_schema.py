@@ -1,10 +1,9 @@
-"""Property-based API test (schemathesis) against the OpenAPI schema, in-process through the ASGI app: for generated
-requests to every operation, no response is a 5xx and every documented response matches its schema.
-
-Bounded: `MAX_EXAMPLES` generated requests per operation (plus the schema's own examples), no deadline, derandomized,
-so the file runs in well under two minutes. Excluded operations: `GET /v1/events` (a stream that waits for events by
-design) and `DELETE /v1/keys/{key_id}` (generated ids would revoke the test's own key mid-run; key revocation has its
-own tests).
+"""Property-based API test (schemathesis) against the OpenAPI schema, in-process through the ASGI app: for
+generated requests to every operation, no response is a 5xx and every documented response matches its schema.
+ Bounded: `MAX_EXAMPLES` generated requests per operation (plus the schema's own examples), no deadline,
+derandomized, so the file runs in well under two minutes. Excluded operations: `GET /v1/events` (a stream that
+waits for events by design) and `DELETE /v1/keys/{key_id}` (generated ids would revoke the test's own key
+mid-run; key revocation has its own tests).
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ EXCLUDED = {("GET", "/v1/events"), ("DELETE", "/v1/keys/{key_id}")}
 
 
 def _operations() -> list[tuple[str, str]]:
-    """(method, path) of every documented operation, read from the app's schema without loading any component."""
+    """(method, path) of every documented operation, read from the app's schema without loading any
+    component."""
     spec = create_app(isolated_settings(Path(tempfile.mkdtemp(prefix="rd-openapi-"))), warm=False).openapi()
     ops = [
         (m.upper(), p)

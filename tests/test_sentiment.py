@@ -98,7 +98,8 @@ def test_scores_stay_within_minus_one_and_one(analyzer):
 
 
 def test_agrees_with_the_labelled_held_out_set(analyzer):
-    """eval/data/sentiment.jsonl (66 messages, never tuned on): 0.91 when written; a drop means a regression."""
+    """eval/data/sentiment.jsonl (66 messages, never tuned on): 0.91 when written; a drop means a
+    regression."""
     detector = LanguageDetector()
     rows = [json.loads(line) for line in (REPO_ROOT / "eval/data/sentiment.jsonl").read_text().splitlines()]
     hits = sum(

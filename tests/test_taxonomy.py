@@ -1,4 +1,5 @@
-"""The intent taxonomy: bundled YAML, custom YAML / CSV / JSONL files, and clear errors for malformed files."""
+"""The intent taxonomy: bundled YAML, custom YAML / CSV / JSONL files, and clear errors for malformed
+files."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ CASES = [
         "expected_rules": ["playful_emoji_on_negative"],
         "expected_ok": False,
     },
-    # deliberately mislabelled: the checker flags 🤞 for Vietnam (a false positive here) and misses this 'rule'
+    # deliberately mislabelled: the checker flags 🤞 for Vietnam (a false positive here) and misses this
+    # 'rule'
     {"id": "d", "text": "Good luck 🤞", "locale": "vi-VN", "context": {}, "expected_rules": ["shouting"]},
 ]
 

@@ -122,7 +122,10 @@ def test_capitals_read_as_shouting(checker):
 
 
 def test_acronyms_codes_and_brand_names_are_not_shouting(checker):
-    text = "Your IBAN was updated; DHL tracking ID JD0146, code NWX-ABCD-EFGH, the NORTHWIND logo, SPRING15 at checkout."
+    text = (
+        "Your IBAN was updated; DHL tracking ID JD0146, code NWX-ABCD-EFGH, the NORTHWIND logo, SPRING15 "
+        "at checkout."
+    )
     assert spans(checker, text) == []
 
 

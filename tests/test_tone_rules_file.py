@@ -1,4 +1,5 @@
-"""The rules file: the bundled one is complete and sourced; a custom one is validated and used by the service."""
+"""The rules file: the bundled one is complete and sourced; a custom one is validated and used by the
+service."""
 
 from __future__ import annotations
 

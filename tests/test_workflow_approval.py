@@ -1,5 +1,5 @@
-"""Suggestion lifecycle: pending → approved | edited | rejected, then sent; only approved or edited text is sent,
-and an edit with `block` tone findings needs an explicit override with a reason."""
+"""Suggestion lifecycle: pending → approved | edited | rejected, then sent; only approved or edited text is
+sent, and an edit with `block` tone findings needs an explicit override with a reason."""
 
 from __future__ import annotations
 

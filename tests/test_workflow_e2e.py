@@ -1,5 +1,6 @@
-"""End to end through the real app, on SQLite and PostgreSQL: a customer message becomes suggestions, an agent edits
-and approves one, it is sent to the helpdesk through a signed webhook, and the channel's receipts come back."""
+"""End to end through the real app, on SQLite and PostgreSQL: a customer message becomes suggestions, an agent
+edits and approves one, it is sent to the helpdesk through a signed webhook, and the channel's receipts come
+back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""KPIs over a window, overall and per intent, and the Prometheus endpoint, from a scripted day at the desk."""
+"""KPIs over a window, overall and per intent, and the Prometheus endpoint, from a scripted day at the
+desk."""
 
 from __future__ import annotations
 

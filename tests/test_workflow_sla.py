@@ -1,5 +1,6 @@
-"""SLA: targets per urgency (optionally in business hours), queue order by risk then urgency, and at-risk / breach
-events emitted exactly once each, over webhook and SSE. Time only moves when the test moves the clock."""
+"""SLA: targets per urgency (optionally in business hours), queue order by risk then urgency, and at-risk /
+breach events emitted exactly once each, over webhook and SSE. Time only moves when the test moves the
+clock."""
 
 from __future__ import annotations
 

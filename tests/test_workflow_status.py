@@ -1,5 +1,5 @@
-"""Message status: outbound receipts never move backwards and `read` never shows without a send before it; inbound
-messages have an agent read state, announced once so the channel's read receipt is honest."""
+"""Message status: outbound receipts never move backwards and `read` never shows without a send before it;
+inbound messages have an agent read state, announced once so the channel's read receipt is honest."""
 
 from __future__ import annotations
 

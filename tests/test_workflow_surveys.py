@@ -1,5 +1,6 @@
-"""Resolution and satisfaction surveys: resolving queues a localized CSAT or NPS question (per channel, with an
-off switch); replies are parsed from digits, words and emoji, and anything unreadable is kept as a comment."""
+"""Resolution and satisfaction surveys: resolving queues a localized CSAT or NPS question (per channel, with
+an off switch); replies are parsed from digits, words and emoji, and anything unreadable is kept as a
+comment."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Validation of one draft before it ships, with repairs where a repair is safe.
 
-Order: Markdown clean-up → citations (only ids of the given articles) → URLs (only cited articles' URLs, at most
-one) → paragraphs (≤ 3) → length (≤ 600, cut at a sentence) → leftover placeholders → policy (no refund /
-discount promise an article does not ground) → language (the target's, by langdetect) → tone (no `block` finding;
-the tone checker's `suggested_text` is tried once). A draft that cannot be repaired is dropped with a reason.
+Order: Markdown clean-up → citations (only ids of the given articles) → URLs (only cited articles' URLs, at
+most one) → paragraphs (≤ 3) → length (≤ 600, cut at a sentence) → leftover placeholders → policy (no refund /
+discount promise an article does not ground) → language (the target's, by langdetect) → tone (no `block`
+finding; the tone checker's `suggested_text` is tried once). A draft that cannot be repaired is dropped with a
+reason.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ _MD_TABLE = re.compile(r"^\s*\|.*\|\s*$|^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _MD_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+", re.MULTILINE)
 _TRAILING_PUNCT = ".,;:!?…"
-# Pieces of the prompt or of JSON echoed into a draft: markup, braces, the schema's and the prompt's own words.
-# Identifiers such as `order_status` or `cited_article_ids` (snake_case) never belong in a reply to a customer.
+# Pieces of the prompt or of JSON echoed into a draft: markup, braces, the schema's and the prompt's own
+# words.
+# Identifiers such as `order_status` or `cited_article_ids` (snake_case) never belong in a reply to a
+# customer.
 _ARTIFACT = re.compile(r"[{}]|</?[A-Za-z_]\w*[^>]{0,40}>|```|\b[a-z]+(?:_[a-z]+)+\b|\b(?:JSON|untrusted)\b")
 
 
@@ -50,9 +53,11 @@ def _id_pattern(article_id: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w/-]){re.escape(article_id)}(?![\w/-])")
 
 
-# -- language of a draft ------------------------------------------------------------------------------------------
+# -- language of a draft
+# ------------------------------------------------------------------------------------------
 
-# The languages a draft is realistically confused with; the target is added when langdetect has a profile for it.
+# The languages a draft is realistically confused with; the target is added when langdetect has a profile for
+# it.
 CONFUSABLE_LANGUAGES = ("en", "es", "pt", "fr", "de", "it", "nl", "ca", "ro", "da", "sv", "no", "tl")
 LANGDETECT_TRIALS = 3
 LANGDETECT_MAX_CHARS = 400
@@ -69,8 +74,9 @@ _factory_lock = threading.Lock()
 
 @lru_cache(maxsize=16)
 def _factory(languages: tuple[str, ...]) -> DetectorFactory:
-    """A langdetect factory with only these profiles: a draft is checked against its likely confusers, which is
-    several times faster than against all 55 languages and just as decisive for "is this the target language"."""
+    """A langdetect factory with only these profiles: a draft is checked against its likely confusers, which
+    is several times faster than against all 55 languages and just as decisive for "is this the target
+    language"."""
     with _factory_lock:
         factory = DetectorFactory()
         profiles = [
@@ -82,7 +88,8 @@ def _factory(languages: tuple[str, ...]) -> DetectorFactory:
 
 
 class DraftLanguage:
-    """Is a draft written in the target language? langdetect (seed fixed, 3 trials) over the likely confusers."""
+    """Is a draft written in the target language? langdetect (seed fixed, 3 trials) over the likely
+    confusers."""
 
     def __init__(self, confusable: Sequence[str] = CONFUSABLE_LANGUAGES) -> None:
         self.confusable = tuple(confusable)
@@ -109,7 +116,8 @@ class DraftLanguage:
 
     @staticmethod
     def clearly(text: str, target: str) -> bool:
-        """Fast path: the text's frequent words (triage's lexicon) vote clearly for `target` (no langdetect)."""
+        """Fast path: the text's frequent words (triage's lexicon) vote clearly for `target` (no
+        langdetect)."""
         words = _word_lexicon()
         if target not in words:
             return False
@@ -119,7 +127,8 @@ class DraftLanguage:
         return mine >= MIN_WORD_VOTES and mine >= WORD_VOTE_RATIO * max(votes.values(), default=0)
 
     def mismatch(self, text: str, target: str) -> str | None:
-        """The language found instead of `target`, or None when the text is in `target` (or too short to tell)."""
+        """The language found instead of `target`, or None when the text is in `target` (or too short to
+        tell)."""
         if self.clearly(text, target):
             return None
         probs = self.probabilities(text, target)
@@ -135,7 +144,8 @@ class DraftLanguage:
         return self.mismatch(text, target)
 
 
-# -- policy -------------------------------------------------------------------------------------------------------
+# -- policy
+# -------------------------------------------------------------------------------------------------------
 
 
 class PolicyRule(BaseModel):
@@ -215,7 +225,8 @@ class DraftChecker:
         self.tone = tone
         self.policy = policy
 
-    # -- the structural repairs (cheap, deterministic) --------------------------------------------------------
+    # -- the structural repairs (cheap, deterministic)
+    # --------------------------------------------------------
 
     @staticmethod
     def _strip_markdown(text: str, repairs: list[str]) -> str:

@@ -1,9 +1,10 @@
 """The `Drafter`: triage result + retrieved articles + thread history → 1-3 checked reply drafts.
 
-LLM path: PII is replaced by placeholders, the versioned prompts are rendered (customer text only as quoted JSON
-data), the LLM seam returns a validated `LLMReply`, placeholders are restored and every draft is checked/repaired
-(`checks.py`). Template path (no LLM configured, LLM failure, or no LLM draft survived the checks): deterministic
-drafts from `templates/<lang>.yaml`. Either way the service answers; an LLM failure never becomes an HTTP error.
+LLM path: PII is replaced by placeholders, the versioned prompts are rendered (customer text only as quoted
+JSON data), the LLM seam returns a validated `LLMReply`, placeholders are restored and every draft is
+checked/repaired (`checks.py`). Template path (no LLM configured, LLM failure, or no LLM draft survived the
+checks): deterministic drafts from `templates/<lang>.yaml`. Either way the service answers; an LLM failure
+never becomes an HTTP error.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ class Drafter:
         if self.llm is not None:
             self.llm.close()
 
-    # -- the one entry point ------------------------------------------------------------------------------------
+    # -- the one entry point
+    # ------------------------------------------------------------------------------------
 
     def draft(
         self,
@@ -192,7 +194,8 @@ class Drafter:
                     llm_reply, redacted.mapping, grounding, status, needs_human, language, locale, tone_ctx
                 )
                 outcome = "ok" if drafts else "fallback:all_drafts_rejected"
-                # the LLM may escalate to a human, never de-escalate; an answer whose drafts all failed is ignored
+                # the LLM may escalate to a human, never de-escalate; an answer whose drafts all failed is
+                # ignored
                 needs_human = needs_human or (bool(drafts) and llm_reply.needs_human)
 
         if drafts:
@@ -228,11 +231,13 @@ class Drafter:
             llm_outcome=outcome,
         )
 
-    # -- PII ----------------------------------------------------------------------------------------------------
+    # -- PII
+    # ----------------------------------------------------------------------------------------------------
 
     @staticmethod
     def _redact(text: str, history: Sequence[HistoryMessage], locale: str | None) -> _Redacted:
-        """One redaction over the message and the whole thread, so a value keeps one placeholder everywhere."""
+        """One redaction over the message and the whole thread, so a value keeps one placeholder
+        everywhere."""
         recent = list(history)[-PROMPT_HISTORY_MESSAGES:]
         parts = [text, *(m.text for m in recent)]
         joined = _SEPARATOR.join(parts)
@@ -270,7 +275,8 @@ class Drafter:
                 entities += extract_entities(m.text, locale)
         return _Redacted(message="", history=[], mapping={}, entities=entities)
 
-    # -- LLM path -----------------------------------------------------------------------------------------------
+    # -- LLM path
+    # -----------------------------------------------------------------------------------------------
 
     def _ask_llm(
         self,
@@ -363,7 +369,8 @@ class Drafter:
             out.append(_to_draft(result, Generator.llm, extra_repairs))
         return out
 
-    # -- template path ------------------------------------------------------------------------------------------
+    # -- template path
+    # ------------------------------------------------------------------------------------------
 
     def _asks(self, status: SlotStatus, language: str, *, fallback: bool) -> list[str]:
         """Phrases asking for the missing, non-sensitive slots in `language` (English when `fallback`)."""
@@ -415,7 +422,8 @@ class Drafter:
             out.append(Draft(text=f"{tset.data.hello} {tset.data.handoff}", generator=Generator.template))
         return out
 
-    # -- handoff ------------------------------------------------------------------------------------------------
+    # -- handoff
+    # ------------------------------------------------------------------------------------------------
 
     def _handoff(
         self,
@@ -459,7 +467,10 @@ class Drafter:
                 candidate = restore(answer.wants, red.mapping).strip()
                 if 10 <= len(candidate) <= 300 and "[" not in candidate:
                     wants, generator = candidate, Generator.llm
-        note = f"Wants: {wants} Known: {'; '.join(known)}. Missing: {', '.join(missing) if missing else 'nothing'}."
+        note = (
+            f"Wants: {wants} Known: {'; '.join(known)}. Missing: "
+            f"{', '.join(missing) if missing else 'nothing'}."
+        )
         return HandoffSummary(wants=wants, known=known, missing=missing, text=note, generator=generator)
 
     def _ask_handoff(
@@ -491,7 +502,8 @@ class Drafter:
         return self.llm.structured(prompt, LLMHandoff)
 
 
-# -- helpers --------------------------------------------------------------------------------------------------
+# -- helpers
+# --------------------------------------------------------------------------------------------------
 
 
 def _mask_known(text: str, mapping: dict[str, str]) -> str:

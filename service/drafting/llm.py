@@ -2,9 +2,11 @@
 
 Everything that talks to a language model goes through `LLMClient.structured()`:
 
-* the request carries the pydantic schema as `response_format` (`json_schema`, or `json_object` / plain prompt for
+* the request carries the pydantic schema as `response_format` (`json_schema`, or `json_object` / plain prompt
+for
   servers without schema support: `REPLYDESK_LLM_RESPONSE_FORMAT`);
-* the answer is validated against the schema; a parse or validation error is sent back to the model once with the
+* the answer is validated against the schema; a parse or validation error is sent back to the model once with
+the
   error (`REPLYDESK_LLM_REASK_ATTEMPTS`), then the call fails with `LLMError` and the caller falls back;
 * transport errors, HTTP errors and timeouts fail at once: the SDK's own retries are off, nothing is re-sent;
 * every HTTP attempt produces one `LLMCallLog`: a JSON log line now, and each registered sink gets the record
@@ -140,7 +142,8 @@ class LLMClient:
             "last_outcome": None,
             "last_error": None,
         }
-        # max_retries=0: transport errors and timeouts go straight to the fallback instead of hammering the server.
+        # max_retries=0: transport errors and timeouts go straight to the fallback instead of hammering the
+        # server.
         self._client = client or openai.OpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
@@ -188,7 +191,8 @@ class LLMClient:
     # -- the one call --------------------------------------------------------------------------------------
 
     def structured(self, prompt: ChatPrompt, schema: type[T]) -> T:
-        """Ask for an answer matching `schema`; re-ask once on a parse/validation error; else raise `LLMError`."""
+        """Ask for an answer matching `schema`; re-ask once on a parse/validation error; else raise
+        `LLMError`."""
         messages = list(prompt.messages)
         exchange_id = uuid.uuid4().hex
         last_error = ""

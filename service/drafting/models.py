@@ -1,4 +1,5 @@
-"""Draft schemas: what the LLM must return (`LLMReply`), what the API returns (`DraftsRead`) and asks (`DraftCreate`)."""
+"""Draft schemas: what the LLM must return (`LLMReply`), what the API returns (`DraftsRead`) and asks
+(`DraftCreate`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from service.triage.models import TriageBase, TriageRead
 MAX_DRAFTS = 3
 MAX_DRAFT_CHARS = 600
 MAX_PARAGRAPHS = 3
-# Lower bound in the schema sent to the LLM (grammar-constrained servers enforce it). No upper bound there: a long
-# draft is trimmed afterwards rather than re-asked, and llama.cpp's grammar for `maxLength: 1200` is too big to parse.
+# Lower bound in the schema sent to the LLM (grammar-constrained servers enforce it). No upper bound there: a
+# long
+# draft is trimmed afterwards rather than re-asked, and llama.cpp's grammar for `maxLength: 1200` is too big
+# to parse.
 MIN_LLM_DRAFT_CHARS = 40
 SNIPPET_FROM_BODY_CHARS = 600
 
@@ -32,7 +35,8 @@ class GroundingArticle(BaseModel):
     locale: str | None = Field(None, description="Locale of the article, when known.")
 
 
-# -- what the LLM returns ---------------------------------------------------------------------------------------
+# -- what the LLM returns
+# ---------------------------------------------------------------------------------------
 
 
 class LLMReply(BaseModel):
@@ -72,7 +76,8 @@ class LLMHandoff(BaseModel):
     missing: list[str] = Field(default_factory=list, max_length=8, description="What is still missing.")
 
 
-# -- what the API returns --------------------------------------------------------------------------------------
+# -- what the API returns
+# --------------------------------------------------------------------------------------
 
 
 class Generator(StrEnum):
@@ -127,7 +132,8 @@ class DraftsRead(BaseModel):
                 {
                     "drafts": [
                         {
-                            "text": "Hola, gracias por escribirnos. Para revisar su pedido, ¿podría indicarnos el número de "
+                            "text": "Hola, gracias por escribirnos. Para revisar su pedido, ¿podría "
+                            "indicarnos el número de "
                             "pedido? Así le confirmamos el estado enseguida.",
                             "generator": "template",
                             "cited_article_ids": ["order-tracking-es"],
@@ -147,7 +153,8 @@ class DraftsRead(BaseModel):
     )
 
 
-# -- what POST /v1/drafts accepts ------------------------------------------------------------------------------
+# -- what POST /v1/drafts accepts
+# ------------------------------------------------------------------------------
 
 
 class DraftBase(TriageBase):

@@ -1,7 +1,9 @@
-"""Versioned Jinja2 prompts: `prompts/<name>.<version>.j2` with front matter, activated by `prompts/registry.yaml`.
+"""Versioned Jinja2 prompts: `prompts/<name>.<version>.j2` with front matter, activated by
+`prompts/registry.yaml`.
 
-Customer text reaches a template only through the `untrusted` filter: JSON-encoded (so quotes and newlines cannot
-end the string) with `<`, `>` and backticks escaped (so the text cannot close the `<customer_data>` block or a fence).
+Customer text reaches a template only through the `untrusted` filter: JSON-encoded (so quotes and newlines
+cannot end the string) with `<`, `>` and backticks escaped (so the text cannot close the `<customer_data>`
+block or a fence).
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class PromptRegistry:
             raise PromptsUnavailable(f"cannot read prompt {path}: {exc}") from exc
         if str(post.get("name")) != name or str(post.get("version")) != version:
             raise PromptsUnavailable(
-                f"{path}: front matter says {post.get('name')}.{post.get('version')}, registry says {name}.{version}"
+                f"{path}: front matter says {post.get('name')}.{post.get('version')}, registry says "
+                f"{name}.{version}"
             )
         try:
             template = self._env.from_string(post.content)

@@ -1,4 +1,5 @@
-"""POST /v1/drafts: reply drafts for one message, with explicit articles and history if the caller has them."""
+"""POST /v1/drafts: reply drafts for one message, with explicit articles and history if the caller has
+them."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def create_drafts(
     body: DraftCreate, triage_service: TriageServiceDep, kb: KnowledgeBaseDep, drafter: DrafterDep
 ) -> DraftsRead:
     """Triage runs first unless `triage` is given; articles are the knowledge base's top hits for the message
-    unless `article_ids` names them. An LLM failure never fails the request: the drafts then come from templates
-    (each draft's `generator`, and `llm_outcome` says why)."""
+    unless `article_ids` names them. An LLM failure never fails the request: the drafts then come from
+    templates (each draft's `generator`, and `llm_outcome` says why)."""
     vector = None
     triage = body.triage
     if triage is None:
@@ -37,14 +38,16 @@ def create_drafts(
             TriageRequest(text=body.text, locale=body.locale, channel=body.channel, history=body.history)
         )
     if body.article_ids is not None:
-        articles: Sequence[ArticleRead | ArticleHit] = []
+        named: list[ArticleRead] = []
         for article_id in body.article_ids:
             try:
-                articles.append(kb.get(article_id))
+                named.append(kb.get(article_id))
             except NotFound as exc:
                 raise InvalidInput(
                     f"article_ids: no article {article_id!r}", details={"article_id": article_id}
                 ) from exc
-    else:  # the intent's articles first, then any; [] without an index (drafts then say a colleague will check)
+        articles: Sequence[ArticleRead | ArticleHit] = named
+    # the intent's articles first, then any; [] without an index (drafts then say a colleague will check)
+    else:
         articles = suggest_for_triage(kb, body.text, body.locale, triage, vector)
     return drafter.draft(body.text, triage, articles, body.history, body.locale)

@@ -1,4 +1,5 @@
-"""Per-intent required information (`slots.yaml`): which slots an intent needs and which ones a message fills."""
+"""Per-intent required information (`slots.yaml`): which slots an intent needs and which ones a message
+fills."""
 
 from __future__ import annotations
 

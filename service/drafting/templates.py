@@ -1,8 +1,9 @@
-"""Offline drafts: deterministic replies from the triage result, the required slots and the top article's summary.
+"""Offline drafts: deterministic replies from the triage result, the required slots and the top article's
+summary.
 
-One YAML file per language in `templates/` (en, es, de, fr, pt bundled); a language without a file gets the default
-locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft costs well
-under a millisecond.
+One YAML file per language in `templates/` (en, es, de, fr, pt bundled); a language without a file gets the
+default locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft
+costs well under a millisecond.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ target_metadata = Base.metadata
 
 
 def _render_item(type_: str, obj, autogen_context):
-    """Revisions stay independent of the models module: UTCDateTime is a plain timezone-aware DateTime in DDL."""
+    """Revisions stay independent of the models module: UTCDateTime is a plain timezone-aware DateTime in
+    DDL."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.drafting.models import DraftsRead
 from service.kb.models import ArticleHit
 from service.triage.models import TriageRead
+
+
+def schema_examples(model: type[BaseModel]) -> list[Any]:
+    """The `examples` a model declares in its `json_schema_extra` (a dict in every ReplyDesk schema)."""
+    extra = model.model_config.get("json_schema_extra")
+    assert isinstance(extra, dict), f"{model.__name__} declares no examples"
+    examples = extra["examples"]
+    assert isinstance(examples, list)
+    return examples
 
 
 class TriagePipelineRead(TriageRead):
@@ -23,9 +34,9 @@ class TriagePipelineRead(TriageRead):
         json_schema_extra={
             "examples": [
                 {
-                    **TriageRead.model_config["json_schema_extra"]["examples"][0],
-                    "articles": ArticleHit.model_config["json_schema_extra"]["examples"],
-                    "drafts": DraftsRead.model_config["json_schema_extra"]["examples"][0],
+                    **schema_examples(TriageRead)[0],
+                    "articles": schema_examples(ArticleHit),
+                    "drafts": schema_examples(DraftsRead)[0],
                 }
             ]
         }

@@ -25,7 +25,8 @@ EXAMPLES = {
     "calm_fraud_en": {
         "summary": "Calm tone, money at risk: critical",
         "value": {
-            "text": "hi, there are 3 purchases on my statement from northwind that aren't mine. what do I do?",
+            "text": "hi, there are 3 purchases on my statement from northwind that aren't mine. "
+            "what do I do?",
             "locale": "en-GB",
             "channel": "webchat",
         },
@@ -63,8 +64,8 @@ EXAMPLES = {
 def triage(
     body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], pipeline: MessagePipelineDep
 ) -> TriagePipelineRead:
-    """`language.source` says what decided the language (`text`, the customer's earlier messages in `history`, the
-    `locale` hint, or the service `default`). `intent.name` is `out_of_scope` when no intent fits.
+    """`language.source` says what decided the language (`text`, the customer's earlier messages in `history`,
+    the `locale` hint, or the service `default`). `intent.name` is `out_of_scope` when no intent fits.
     `urgency.reasons` explains the level in words; `entities` carry character offsets into the cleaned `text`
     (control characters removed, NFC, trimmed)."""
     return pipeline.run(body)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class MessagePipeline:
-    """One message in, every signal out: the same result for `POST /v1/triage`, `replydesk triage` and ingest."""
+    """One message in, every signal out: the same result for `POST /v1/triage`, `replydesk triage` and
+    ingest."""
 
     def __init__(self, triage: TriageService, kb: KnowledgeBase, drafter: Drafter) -> None:
         self.triage = triage
@@ -26,7 +27,8 @@ class MessagePipeline:
     def run(
         self, request: TriageRequest, *, facts: Sequence[Any] = (), drafts: bool = True
     ) -> TriagePipelineRead:
-        """`facts`: context-provider facts about the message (e.g. the order's status), given to the drafter."""
+        """`facts`: context-provider facts about the message (e.g. the order's status), given to the
+        drafter."""
         triage, vector = self.triage.triage_with_embedding(request)
         articles = suggest_for_triage(self.kb, request.text, request.locale, triage, vector)
         drafted = (

@@ -1,7 +1,9 @@
-"""`ToneChecker`: applies the rules in `rules.yaml` to one reply. Built once per process; `check` is thread-safe.
+"""`ToneChecker`: applies the rules in `rules.yaml` to one reply. Built once per process; `check` is
+thread-safe.
 
-Emoji are found with a fast pre-scan for emoji-like characters, then segmented against the `emoji` package's table
-(longest sequence first), so text without emoji costs one regex search. Offsets are Python string indices.
+Emoji are found with a fast pre-scan for emoji-like characters, then segmented against the `emoji` package's
+table (longest sequence first), so text without emoji costs one regex search. Offsets are Python string
+indices.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 _SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
 _VS16 = "\ufe0f"
 _ZWJ = "\u200d"
-# Single characters below this code point (©, ®, ™, ↔, digits…) are text symbols unless followed by U+FE0F/U+20E3.
+# Single characters below this code point (©, ®, ™, ↔, digits…) are text symbols unless followed by
+# U+FE0F/U+20E3.
 _TEXT_SYMBOL_LIMIT = 0x2300
 _MAX_EMOJI_LEN = max(len(k) for k in emoji_lib.EMOJI_DATA)
 _SEVERITY_ORDER = {Severity.block: 0, Severity.warn: 1, Severity.info: 2}
@@ -51,15 +54,17 @@ def emoji_key(chars: str) -> str:
 
 @cache
 def emoji_sentiment_table() -> dict[str, EmojiScore]:
-    """Emoji Sentiment Ranking v1.0 (Kralj Novak et al. 2015) from the `emoji-sentiment` package, by emoji key."""
+    """Emoji Sentiment Ranking v1.0 (Kralj Novak et al. 2015) from the `emoji-sentiment` package, by emoji
+    key."""
     from emoji_sentiment import EmojiSentiment
 
     return {emoji_key(e.char): EmojiScore(e.score, e.samples) for e in EmojiSentiment().all}
 
 
 def _range_class(chars: set[str], gap: int = 256) -> str:
-    """A regex character class covering `chars` with few ranges (gaps up to `gap` code points are bridged: a big
-    exact class is ~400x slower to scan with `re`; the extra characters are rejected by the table lookup)."""
+    """A regex character class covering `chars` with few ranges (gaps up to `gap` code points are bridged: a
+    big exact class is ~400x slower to scan with `re`; the extra characters are rejected by the table
+    lookup)."""
     codes = sorted(ord(c) for c in chars)
     ranges, start, prev = [], codes[0], codes[0]
     for code in codes[1:]:
@@ -74,7 +79,8 @@ def _range_class(chars: set[str], gap: int = 256) -> str:
 
 
 class EmojiScanner:
-    """Finds emoji (including ZWJ sequences, skin tones, flags, keycaps) plus any extra sequences the rules name."""
+    """Finds emoji (including ZWJ sequences, skin tones, flags, keycaps) plus any extra sequences the rules
+    name."""
 
     def __init__(self, extra: set[str]) -> None:
         self._known = set(emoji_lib.EMOJI_DATA) | extra
@@ -174,14 +180,16 @@ class ToneChecker:
         self._quoted = (
             re.compile(
                 "|".join(
-                    rf"(?<![^\W_]){re.escape(o)}[^\n{re.escape(o + c)}]{{1,{sh.max_quoted_chars}}}{re.escape(c)}(?![^\W_])"
+                    rf"(?<![^\W_]){re.escape(o)}[^\n{re.escape(o + c)}]"
+                    rf"{{1,{sh.max_quoted_chars}}}{re.escape(c)}(?![^\W_])"
                     for o, c in sh.quotes
                 )
             )
             if sh.quotes
             else None
         )
-        # A token is a code when it has a digit, or a code character between letters/digits (NWG*ORDER; not **BOLD**).
+        # A token is a code when it has a digit, or a code character between letters/digits (NWG*ORDER; not
+        # **BOLD**).
         self._code_mark = re.compile(
             r"\d" + (rf"|[^\W_][{re.escape(sh.code_chars)}]+[^\W_]" if sh.code_chars else "")
         )
@@ -224,7 +232,7 @@ class ToneChecker:
             parts.append(r"(?:" + "|".join(re.escape(w) for w in elided) + r")['’](?=\w)")
         return re.compile(r"(?<![\w'’])(?:" + "|".join(parts) + ")", re.IGNORECASE)
 
-    # ------------------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------------------------------
     def resolve_locale(self, locale: str | None) -> LocaleInfo:
         if not locale:
             return self.default_locale
@@ -260,7 +268,7 @@ class ToneChecker:
             emoji_count=len(tokens),
         )
 
-    # ------------------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------------------------------
     def _check_emoji(
         self,
         text: str,
@@ -415,8 +423,9 @@ class ToneChecker:
                 )
 
     def _check_shouting(self, text: str, findings: list[ToneFinding]) -> None:
-        """Runs of capitalised words; acronyms, codes (digits, hyphens, `code_chars`), quoted data, the keyword after a
-        'reply'-like verb and uncased scripts neither count nor break a run, any word with a lower-case letter does."""
+        """Runs of capitalised words; acronyms, codes (digits, hyphens, `code_chars`), quoted data, the
+        keyword after a 'reply'-like verb and uncased scripts neither count nor break a run, any word with a
+        lower-case letter does."""
         rule = self.rules.shouting
         words = [
             m
@@ -515,8 +524,8 @@ def _apply_removals(text: str, removals: list[_Removal], language: str) -> str:
     """Take the removed emoji out and tidy the whitespace around each gap (nothing else in the text changes).
 
     Removals separated only by spaces form one gap. A gap at the start or end of a line, or before closing
-    punctuation, disappears with its spaces; elsewhere it leaves one space (or none where there was none, except
-    between two words that the emoji separated)."""
+    punctuation, disappears with its spaces; elsewhere it leaves one space (or none where there was none,
+    except between two words that the emoji separated)."""
     if not removals:
         return text
     closing = ".,…)" if language == "fr" else ".,…)!?;:"  # French puts a space before ! ? ; :

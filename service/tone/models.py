@@ -31,7 +31,8 @@ class ToneCheckBase(BaseModel):
     locale: str | None = Field(
         None,
         max_length=35,
-        description="BCP 47 locale of the customer, e.g. `ar-SA` (`_` is accepted). Unset: the service default.",
+        description="BCP 47 locale of the customer, e.g. `ar-SA` (`_` is accepted). Unset: the service "
+        "default.",
     )
     context: ToneContext = Field(default_factory=ToneContext)
 
@@ -89,7 +90,8 @@ class ToneFinding(BaseModel):
     reason: str
     cultures: list[str] = Field(
         default_factory=list,
-        description="Who reads it this way: `*` everyone, `ar` a language, `SA` a country; empty for context rules.",
+        description="Who reads it this way: `*` everyone, `ar` a language, `SA` a country; empty for context "
+        "rules.",
     )
     suggestion: str
     source: str = Field(description="Where the claim behind the rule comes from.")
@@ -118,9 +120,11 @@ class ToneCheckRead(BaseModel):
                             "rule": "thumbs_up_offensive",
                             "severity": "warn",
                             "cultures": ["SA", "ar"],
-                            "reason": "👍 is a rude gesture (roughly the middle finger, 'sit on it') in parts of the Middle East and West Africa.",
+                            "reason": "👍 is a rude gesture (roughly the middle finger, 'sit on it') in "
+                            "parts of the Middle East and West Africa.",
                             "suggestion": "Confirm in words ('Done', 'Confirmed') instead of 👍.",
-                            "source": "Mashable via AOL News, 'Don't even think about using these emoji in these countries' (2017)",
+                            "source": "Mashable via AOL News, 'Don't even think about using these emoji in "
+                            "these countries' (2017)",
                         },
                         {
                             "span": {"start": 31, "end": 32, "text": "😂"},
@@ -128,7 +132,8 @@ class ToneCheckRead(BaseModel):
                             "rule": "playful_emoji_on_negative",
                             "severity": "block",
                             "cultures": [],
-                            "reason": "Playful or laughing 😂 on a complaint, an upset customer or an urgent case reads as mocking.",
+                            "reason": "Playful or laughing 😂 on a complaint, an upset customer or an urgent "
+                            "case reads as mocking.",
                             "suggestion": "Remove 😂; acknowledge the problem.",
                             "source": "ReplyDesk support style policy.",
                         },

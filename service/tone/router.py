@@ -17,7 +17,7 @@ router = APIRouter(prefix="/tone", tags=["tone"])
     responses={422: {"description": "Blank or over-long text, or a locale that is not a BCP 47 tag."}},
 )
 def check_tone(body: ToneCheckRequest, checker: ToneCheckerDep) -> ToneCheckRead:
-    """Findings (`block` = must not be sent, `warn` = have a look, `info` = note), `ok` (no `block` finding) and a
-    `suggested_text` with the offending emoji removed. A well-formed but unknown locale is not an error: only the
-    rules that apply everywhere are used and `locale_recognised` is false."""
+    """Findings (`block` = must not be sent, `warn` = have a look, `info` = note), `ok` (no `block` finding)
+    and a `suggested_text` with the offending emoji removed. A well-formed but unknown locale is not an error:
+    only the rules that apply everywhere are used and `locale_recognised` is false."""
     return checker.check(body.text, body.locale, body.context)

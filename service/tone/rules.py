@@ -1,4 +1,5 @@
-"""Schema of the tone rules file (`rules.yaml`) and its loader. A bad file fails at start-up with a clear message."""
+"""Schema of the tone rules file (`rules.yaml`) and its loader. A bad file fails at start-up with a clear
+message."""
 
 from __future__ import annotations
 
@@ -167,7 +168,8 @@ class ShoutingRule(_Described):
     )
     command_words_after: list[str] = Field(
         default_factory=list,
-        description="Regexes (case-insensitive) for 'reply'/'send'-like verbs; ONE capitalised word right after one "
+        description="Regexes (case-insensitive) for 'reply'/'send'-like verbs; ONE capitalised word right "
+        "after one "
         "is a keyword to type (Reply STOP), not shouting.",
     )
     not_command_words: list[str] = Field(

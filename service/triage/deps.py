@@ -1,4 +1,5 @@
-"""`Annotated[..., Depends()]` alias for the triage service (tests swap it with `app.dependency_overrides`)."""
+"""`Annotated[..., Depends()]` alias for the triage service (tests swap it with
+`app.dependency_overrides`)."""
 
 from __future__ import annotations
 

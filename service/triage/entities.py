@@ -2,9 +2,9 @@
 and the reversible redaction built on them (PII never has to leave the service: redact before an LLM call,
 restore in the draft).
 
-Precedence when spans overlap: card (Luhn-valid) > email > order number > phone, so a card number is never also
-reported as a phone or an order. Phone numbers come from libphonenumber (`phonenumbers`): numbers written with
-`+`/`00` anywhere, national formats when the locale names a region (`es-MX` → MX).
+Precedence when spans overlap: card (Luhn-valid) > email > order number > phone, so a card number is never
+also reported as a phone or an order. Phone numbers come from libphonenumber (`phonenumbers`): numbers written
+with `+`/`00` anywhere, national formats when the locale names a region (`es-MX` → MX).
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def _candidates(text: str, region: str | None) -> list[_Candidate]:
             _Candidate("order_number", m.start("value"), m.end("value")) for m in pattern.finditer(text)
         ]
     region = region if region in phonenumbers.SUPPORTED_REGIONS else None
-    for m in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
-        found.append(_Candidate("phone", m.start, m.end))
+    for match in PhoneNumberMatcher(text, region, leniency=Leniency.VALID):
+        found.append(_Candidate("phone", match.start, match.end))
     return found
 
 
@@ -105,8 +105,8 @@ def extract_entities(text: str, locale: str | None = None) -> list[Entity]:
 
 
 def redact(text: str, entities: list[Entity]) -> tuple[str, dict[str, str]]:
-    """Replace each entity by a stable placeholder (`[EMAIL_1]`, `[CARD_1]`, ...; the same value always gets the
-    same placeholder) and return (redacted text, {placeholder: original value})."""
+    """Replace each entity by a stable placeholder (`[EMAIL_1]`, `[CARD_1]`, ...; the same value always gets
+    the same placeholder) and return (redacted text, {placeholder: original value})."""
     mapping: dict[str, str] = {}
     by_value: dict[tuple[str, str], str] = {}
     counters: dict[str, int] = {}

@@ -1,23 +1,25 @@
 """Intent classification with calibrated confidence and out-of-scope detection.
 
-Model (chosen by measurement on dev splits, see `scripts/select_intent_model.py`): a multinomial logistic regression
-over the sentence embedding from the shared embedding seam (weighted) concatenated with TF-IDF word 1-2-grams and
-character 2-5-grams. The TF-IDF half catches the exact words, typos and non-English phrasings the English MiniLM model
-blurs; the embedding half generalises to unseen phrasings.
+Model (chosen by measurement on dev splits, see `scripts/select_intent_model.py`): a multinomial logistic
+regression over the sentence embedding from the shared embedding seam (weighted) concatenated with TF-IDF word
+1-2-grams and character 2-5-grams. The TF-IDF half catches the exact words, typos and non-English phrasings
+the English MiniLM model blurs; the embedding half generalises to unseen phrasings.
 
 Calibration: logits are divided by a temperature fit (NLL) on cross-validated out-of-fold predictions, so
-`Intent.confidence` estimates the probability that the name is right; the expected calibration error (15 bins) of
-those out-of-fold predictions is reported by `describe()`.
+`Intent.confidence` estimates the probability that the name is right; the expected calibration error (15 bins)
+of those out-of-fold predictions is reported by `describe()`.
 
-Out of scope: when the training data has out-of-scope examples (label `out_of_scope`) they form one more class, and a
-message is out of scope when the *margin* log p(best intent) - log p(out of scope) falls below a threshold tuned on the
-out-of-fold predictions (the lowest margin whose out-of-fold OOS recall reaches `Settings.oos_recall_target`). The
-margin ranks unrelated messages better than the best intent's confidence alone: on CLINC150 val its ROC AUC is 0.986
-against 0.974, and at 90 % OOS recall it keeps 95.0 % in-scope accuracy against 91.6 %. Without OOS examples nothing
-is rejected by default. `Settings.oos_threshold` adds a minimum confidence: a best intent below it is out of scope.
+Out of scope: when the training data has out-of-scope examples (label `out_of_scope`) they form one more
+class, and a message is out of scope when the *margin* log p(best intent) - log p(out of scope) falls below a
+threshold tuned on the out-of-fold predictions (the lowest margin whose out-of-fold OOS recall reaches
+`Settings.oos_recall_target`). The margin ranks unrelated messages better than the best intent's confidence
+alone: on CLINC150 val its ROC AUC is
+0.986 against 0.974, and at 90 % OOS recall it keeps 95.0 % in-scope accuracy against 91.6 %. Without OOS
+examples nothing is rejected by default. `Settings.oos_threshold` adds a minimum confidence: a best intent
+below it is out of scope.
 
-A trained model is cached on disk (joblib) under a key of the training data, embedding model id, model config and
-`CODE_VERSION`; a restart with the same taxonomy loads it in milliseconds.
+A trained model is cached on disk (joblib) under a key of the training data, embedding model id, model config
+and `CODE_VERSION`; a restart with the same taxonomy loads it in milliseconds.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def normalise_for_ngrams(text: str) -> str:
 
 @dataclass(frozen=True)
 class IntentModelConfig:
-    """Hyper-parameters of the intent model (defaults chosen on a Banking77 dev split and the bundled dev messages)."""
+    """Hyper-parameters of the intent model (defaults chosen on a Banking77 dev split and the bundled dev
+    messages)."""
 
     kind: Literal["logreg", "linear_svm"] = "logreg"
     use_tfidf: bool = True
@@ -163,10 +166,11 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 
 
 class IntentClassifier:
-    """Shared-seam embeddings + TF-IDF n-grams → logistic regression, temperature-calibrated, with OOS detection.
+    """Shared-seam embeddings + TF-IDF n-grams → logistic regression, temperature-calibrated, with OOS
+    detection.
 
-    Use `IntentClassifier.from_settings(settings, embedder)` in the service; `fit(texts, labels)` to train on any
-    labelled data (`out_of_scope`/`oos` labels become the out-of-scope class).
+    Use `IntentClassifier.from_settings(settings, embedder)` in the service; `fit(texts, labels)` to train on
+    any labelled data (`out_of_scope`/`oos` labels become the out-of-scope class).
     """
 
     def __init__(
@@ -193,7 +197,8 @@ class IntentClassifier:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder) -> IntentClassifier:
-        """Load the taxonomy named by the settings (bundled by default) and train on it (or load the cached model)."""
+        """Load the taxonomy named by the settings (bundled by default) and train on it (or load the cached
+        model)."""
         taxonomy = load_taxonomy(settings.intents_path)
         clf = cls(
             embedder,
@@ -211,7 +216,8 @@ class IntentClassifier:
         return self.taxonomy.get(name) if self.taxonomy else None
 
     def with_embedder(self, embedder: Embedder) -> IntentClassifier:
-        """The same trained model reading vectors from another embedder of the same model (e.g. an uncached one)."""
+        """The same trained model reading vectors from another embedder of the same model (e.g. an uncached
+        one)."""
         if embedder.model_id != self.embedder.model_id:
             raise ValueError(f"embedder {embedder.model_id!r} differs from {self.embedder.model_id!r}")
         twin = IntentClassifier(
@@ -386,7 +392,8 @@ class IntentClassifier:
         emb = np.asarray(self.embedder.encode(texts), dtype=np.float32)
         word = char = None
         if cfg.use_tfidf:
-            # vocabulary and IDF from all training texts (unsupervised); folds only differ in the rows they fit on
+            # vocabulary and IDF from all training texts (unsupervised); folds only differ in the rows they
+            # fit on
             word, char = self._vectorizers()
             word.fit(texts)
             char.fit(texts)
@@ -484,13 +491,14 @@ class IntentClassifier:
         return softmax(np.asarray(scores), m.temperature)
 
     def _text_scores_one(self, text: str) -> np.ndarray:
-        """TF-IDF part of the logits for one text, computed as TfidfVectorizer.transform would (sublinear tf, idf,
-        l2 norm per vectorizer), without building a sparse matrix."""
+        """TF-IDF part of the logits for one text, computed as TfidfVectorizer.transform would (sublinear
+        tf, idf, l2 norm per vectorizer), without building a sparse matrix."""
         m = self._fitted
+        assert m.coef_txt is not None and m.word is not None and m.char is not None, "no TF-IDF part fitted"
         out = np.zeros(m.coef_txt.shape[1], dtype=np.float64)
         offset = 0
         for vec in (m.word, m.char):
-            counts = Counter(vec.build_analyzer()(text))
+            counts: Counter[str] = Counter(vec.build_analyzer()(text))
             vocab = vec.vocabulary_
             idx = np.fromiter((vocab[g] for g in counts if g in vocab), dtype=np.int64)
             if idx.size:
@@ -514,9 +522,10 @@ class IntentClassifier:
     def decide(self, p: np.ndarray) -> Intent:
         """Turn one row of calibrated probabilities into an `Intent`.
 
-        Out of scope when the margin of the best intent over the out-of-scope class is below the tuned margin, or
-        when the best intent's confidence is below `oos_threshold`. The confidence of an out-of-scope answer is the
-        out-of-scope class's probability when that class is the most probable, else 1 - the best intent's.
+        Out of scope when the margin of the best intent over the out-of-scope class is below the tuned margin,
+        or when the best intent's confidence is below `oos_threshold`. The confidence of an out-of-scope
+        answer is the out-of-scope class's probability when that class is the most probable, else 1 - the best
+        intent's.
         """
         m = self._fitted
         classes = m.classes
@@ -543,8 +552,8 @@ class IntentClassifier:
 
     @property
     def oos_margin(self) -> float | None:
-        """With an out-of-scope class: the margin log p(best intent) - log p(out of scope) under which a message is
-        out of scope (tuned at training time); None without one."""
+        """With an out-of-scope class: the margin log p(best intent) - log p(out of scope) under which a
+        message is out of scope (tuned at training time); None without one."""
         return self._fitted.oos_margin
 
     def describe(self) -> dict:
@@ -578,11 +587,13 @@ def cv_splits(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cross-validation folds: stratified for the intents; out-of-scope examples are split by *topic*.
 
-    Out-of-scope messages met in production are mostly about topics no training example covers. A plain stratified
-    split puts near-duplicate out-of-scope examples on both sides, so the out-of-fold OOS recall is optimistic and the
-    threshold tuned on it too low (on CLINC150: 0.74 out-of-fold at threshold 0 vs 0.64 on the validation split). So
-    out-of-scope rows are clustered (k-means on their embeddings, one cluster per fold) and each fold holds out
-    whole clusters: the fold model has never seen that kind of unrelated message, as in production.
+    Out-of-scope messages met in production are mostly about topics no training example covers. A plain
+    stratified
+    split puts near-duplicate out-of-scope examples on both sides, so the out-of-fold OOS recall is optimistic
+    and the threshold tuned on it too low (on CLINC150: 0.74 out-of-fold at threshold 0 vs 0.64 on the
+    validation split). So out-of-scope rows are clustered (k-means on their embeddings, one cluster per fold)
+    and each fold holds out whole clusters: the fold model has never seen that kind of unrelated message, as
+    in production.
     """
     n = len(y)
     fold_of = np.empty(n, dtype=np.int64)
@@ -620,13 +631,15 @@ def tune_oos_margin(
 ) -> tuple[float | None, str, list[dict]]:
     """Margin under which a message is out of scope, from out-of-fold probabilities.
 
-    With out-of-scope examples: the lowest margin whose out-of-fold OOS recall reaches `recall_target` (catch that
-    share of unrelated messages while turning away as few in-scope ones as possible), unless it would turn away more
-    than `max_lost` of the in-scope messages the model gets right; then the highest margin within that budget. On a
-    large training set (CLINC150) reaching 85 % recall costs 0.3 % of them; on the bundled taxonomy (small,
-    multilingual) the fold models are unsure of many in-scope messages, and the recall target alone would turn away
-    one in five of them out of fold (9 % of the in-scope dev messages; 0.7 % within the budget).
-    Returns (margin, rule, curve of both rates per margin); the margin is None when there is no out-of-scope class.
+    With out-of-scope examples: the lowest margin whose out-of-fold OOS recall reaches `recall_target` (catch
+    that
+    share of unrelated messages while turning away as few in-scope ones as possible), unless it would turn
+    away more than `max_lost` of the in-scope messages the model gets right; then the highest margin within
+    that budget. On a large training set (CLINC150) reaching 85 % recall costs 0.3 % of them; on the bundled
+    taxonomy (small, multilingual) the fold models are unsure of many in-scope messages, and the recall target
+    alone would turn away one in five of them out of fold (9 % of the in-scope dev messages; 0.7 % within the
+    budget). Returns (margin, rule, curve of both rates per margin); the margin is None when there is no
+    out-of-scope class.
     """
     if oos_idx is None or not (y == oos_idx).any() or not (y != oos_idx).any():
         # Without out-of-scope examples there is nothing to trade off against: every rejection of an in-scope
@@ -640,7 +653,7 @@ def tune_oos_margin(
     in_scope = np.delete(probs, oos_idx, axis=1)
     best = in_scope.argmax(axis=1)
     best = np.where(best >= oos_idx, best + 1, best)  # back to column numbers of `probs`
-    margin = oos_margins(in_scope.max(axis=1), probs[:, oos_idx])
+    margin = np.asarray(oos_margins(in_scope.max(axis=1), probs[:, oos_idx]))
     ins, oos = y != oos_idx, y == oos_idx
     right = ins & (best == y)
     curve = []

@@ -1,8 +1,10 @@
-"""Language of a customer message: langdetect for real sentences, a word vote for chat-length ones, then fallbacks.
+"""Language of a customer message: langdetect for real sentences, a word vote for chat-length ones, then
+fallbacks.
 
 Statistical detection is meaningless on `hola` or `ok 👍` (langdetect calls `hola` Welsh with 0.99999), so:
 
-1. the message itself decides when it is long enough (langdetect, seed fixed) or when its words are unmistakable
+1. the message itself decides when it is long enough (langdetect, seed fixed) or when its words are
+unmistakable
    (`gracias`, `danke`, `merci beaucoup`): `source="text"`;
 2. otherwise the customer's earlier messages in the thread: `source="history"`;
 3. otherwise the channel's locale hint (`es-MX` → `es`): `source="locale"`;
@@ -36,7 +38,8 @@ MIN_LETTERS = 2
 ACCEPT_PROB = 0.90  # langdetect probability accepted without corroboration
 COMBINED_ACCEPT = 0.60
 VOTE_MARGIN = 2  # frequent-word votes overrule langdetect when they lead by this many words
-# A sentence whose frequent words all but unanimously name one language (at least DECISIVE_VOTES distinct words,
+# A sentence whose frequent words all but unanimously name one language (at least DECISIVE_VOTES distinct
+# words,
 # DECISIVE_SHARE of its words, and DECISIVE_RATIO times the runner-up's votes) is decided without langdetect,
 # which costs ~4 ms a message; the vote agreed with the full detector on every such message of the eval sets.
 DECISIVE_VOTES = 3

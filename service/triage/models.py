@@ -18,7 +18,8 @@ def clean_text(value: str) -> str:
 
 
 def has_content(value: str) -> bool:
-    """False for text made only of whitespace and invisible format characters (zero-width space, joiners, BOM)."""
+    """False for text made only of whitespace and invisible format characters (zero-width space, joiners,
+    BOM)."""
     return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value)
 
 

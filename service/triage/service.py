@@ -87,9 +87,10 @@ class TriageService:
         )
 
 
-def is_automatable(intent: Intent, taxonomy: Taxonomy) -> bool:
-    """The intent's `automatable` flag; never for out-of-scope messages or intents the taxonomy does not know."""
-    if intent.out_of_scope:
+def is_automatable(intent: Intent, taxonomy: Taxonomy | None) -> bool:
+    """The intent's `automatable` flag; never for out-of-scope messages or intents the taxonomy does not
+    know."""
+    if intent.out_of_scope or taxonomy is None:
         return False
     spec = taxonomy.get(intent.name)
     return bool(spec is not None and spec.automatable)

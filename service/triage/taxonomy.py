@@ -2,8 +2,8 @@
 
 The bundled taxonomy (`taxonomy.yaml` beside this file) is the default. `Settings.intents_path`
 (`REPLYDESK_INTENTS_PATH`) may point at another YAML taxonomy of the same shape, or at a CSV/JSONL file of
-`text,label` rows; labels that only exist in such a file get urgency `normal` and `automatable: false`. Rows labelled
-`oos` / `out_of_scope` are not an intent: they become out-of-scope training data.
+`text,label` rows; labels that only exist in such a file get urgency `normal` and `automatable: false`. Rows
+labelled `oos` / `out_of_scope` are not an intent: they become out-of-scope training data.
 """
 
 from __future__ import annotations

@@ -2,19 +2,21 @@
 
 Levels (the contract agents and the evaluation set share):
 
-* critical: security or money at risk now (hacked account, fraud, stolen card, unauthorised charge), safety (fire,
+* critical: security or money at risk now (hacked account, fraud, stolen card, unauthorised charge), safety
+(fire,
   injury), legal threat (lawyer, police, consumer authority);
-* high: the customer is blocked now or has a deadline (payment failing, cannot log in, order overdue, needed today),
+* high: the customer is blocked now or has a deadline (payment failing, cannot log in, order overdue, needed
+today),
   explicit urgency, escalation threats, strong anger about a real problem, repeated contact;
 * normal: ordinary requests (track, change, return, refund status);
 * low: no time pressure (questions, feedback, thanks, newsletter).
 
-Signals: the intent's default urgency from the taxonomy, weighted by the classifier's probabilities; multilingual
-cue patterns (`lexicons/urgency.json`: en, es, de, fr, pt, it, nl); repeated contact in the thread; sentiment
-intensity. Critical/high cues only ever raise the level. Two things lower it: an explicit "no rush" (one level,
-never from critical), and a low-stakes topic (thanks, availability, newsletter...) when the intent classifier is
-unsure and the message names no real problem (no order, payment, account... words). Strong anger raises a normal
-request to high only when there is a real problem behind it.
+Signals: the intent's default urgency from the taxonomy, weighted by the classifier's probabilities;
+multilingual cue patterns (`lexicons/urgency.json`: en, es, de, fr, pt, it, nl); repeated contact in the
+thread; sentiment intensity. Critical/high cues only ever raise the level. Two things lower it: an explicit
+"no rush" (one level, never from critical), and a low-stakes topic (thanks, availability, newsletter...) when
+the intent classifier is unsure and the message names no real problem (no order, payment, account... words).
+Strong anger raises a normal request to high only when there is a real problem behind it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ LEXICON_PATH = Path(__file__).resolve().parent / "lexicons" / "urgency.json"
 
 ORDER = [UrgencyLevel.low, UrgencyLevel.normal, UrgencyLevel.high, UrgencyLevel.critical]
 RANK = {lvl: i for i, lvl in enumerate(ORDER)}
-# Score of each level and the score band it owns: low [0, .25), normal [.25, .5), high [.5, .8), critical [.8, 1].
+# Score of each level and the score band it owns: low [0, .25), normal [.25, .5), high [.5, .8), critical [.8,
+# 1].
 LEVEL_SCORE = {
     UrgencyLevel.low: 0.1,
     UrgencyLevel.normal: 0.35,
@@ -104,7 +107,8 @@ NEGATORS = frozenset(
 
 
 def _negated(normalised: str, start: int) -> bool:
-    """A negator among the two words before `start` (`not urgent`, `no es urgente`, `pas urgent`, `não é urgente`)."""
+    """A negator among the two words before `start` (`not urgent`, `no es urgente`, `pas urgent`, `não é
+    urgente`)."""
     before = re.findall(r"\w+", normalised[:start])[-2:]
     return any(w in NEGATORS for w in before)
 
@@ -113,8 +117,8 @@ def _negated(normalised: str, start: int) -> bool:
 class Cue:
     """One family of cue patterns; with several groups (`all_of`) every group must match.
 
-    kind: `raise` (critical/high evidence), `lower` (explicit no-rush), `topic` (low-stakes topic), `guard` (a real
-    service request)."""
+    kind: `raise` (critical/high evidence), `lower` (explicit no-rush), `topic` (low-stakes topic), `guard` (a
+    real service request)."""
 
     name: str
     level: UrgencyLevel
@@ -166,8 +170,10 @@ class UrgencyScorer:
         self.cues = tuple(cues) if cues is not None else load_cues()
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Taxonomy) -> UrgencyScorer:
-        return cls({name: spec.default_urgency for name, spec in taxonomy.intents.items()})
+    def from_taxonomy(cls, taxonomy: Taxonomy | None) -> UrgencyScorer:
+        """Each intent's default urgency; a classifier trained on plain labelled data has none."""
+        intents = taxonomy.intents if taxonomy is not None else {}
+        return cls({name: spec.default_urgency for name, spec in intents.items()})
 
     def assess(
         self,
@@ -214,7 +220,8 @@ class UrgencyScorer:
         for lvl, reason in raised:
             level = lvl if RANK[lvl] > RANK[level] else level
             reasons.append(reason)
-        # Anger makes a real problem high; anger about trivia (the newsletter, the website's colours) stays low.
+        # Anger makes a real problem high; anger about trivia (the newsletter, the website's colours) stays
+        # low.
         angry = sentiment is not None and sentiment.score <= ANGER_AT
         if (
             angry

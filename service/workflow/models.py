@@ -12,7 +12,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from service.triage.models import MAX_TEXT_CHARS, Channel, TriageRead, UrgencyLevel, clean_text
 
-# Row ids are 64-bit integers on every database: a larger id in a path or query is a 422, not a driver overflow.
+# Row ids are 64-bit integers on every database: a larger id in a path or query is a 422, not a driver
+# overflow.
 MAX_ROW_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 … 2^63 - 1).")]
 RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="A row id (1 … 2^63 - 1).")]
