@@ -31,9 +31,9 @@ test: $(STAMP)
 	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The inner loop: the unit tier only (no PostgreSQL, no eval gate, no slow end-to-end tests).
+# The inner loop: the unit tier only (no PostgreSQL, no ../shared datasets, no eval gate, no slow end-to-end tests).
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres and not shared"
 
 # ruff (lint + format), the type checker, the import-layers contract, and the help articles.
 lint: $(STAMP)

@@ -22,6 +22,13 @@ from service.settings import REPO_ROOT, Settings  # noqa: E402
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads ../shared/datasets is marked `shared`: `make test` runs it, `make test-fast` not."""
+    for item in items:
+        if "shared_datasets" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared)
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     """`../shared/datasets`; CI always has it, so its absence is a failure, not a skip."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from service.embeddings import PERSIST_MIN_BATCH, EmbeddingCache
 
@@ -68,6 +69,7 @@ def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
     np.testing.assert_array_equal(batched, one_by_one)
 
 
+@pytest.mark.slow  # exports and quantizes the model with both backends
 def test_each_quantization_has_its_own_model_id_so_indexes_and_caches_never_mix_them():
     # fp32 torch and ONNX give the same vectors and share an id; the two int8 quantizations do not
     from service.embeddings import build_embedder

@@ -120,6 +120,7 @@ def test_eval_retrieval_reads_beir_files_and_reports_every_mode(tmp_path):
     assert "MRR@10" in result.output
 
 
+@pytest.mark.slow  # builds and benchmarks flat, IVF and HNSW indexes
 def test_bench_retrieval_writes_json_with_every_index_type(tmp_path):
     out = tmp_path / "bench.json"
     result = runner.invoke(

@@ -11,6 +11,8 @@ import pytest
 
 from tests.workflow_harness import harness
 
+pytestmark = pytest.mark.slow  # the whole flow with the background worker and a live webhook receiver
+
 
 @pytest.fixture
 def h(db_url, tmp_path, app):
