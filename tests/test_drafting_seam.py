@@ -78,7 +78,9 @@ class ScriptedLLM:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     def answer(self, content: str, *, status: int = 200, delay: float = 0.0) -> None:
         self.script.append((status, json.dumps(completion(content)) if status == 200 else content, delay))
