@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
@@ -43,6 +42,7 @@ from eval import retrieval as retrieval_eval
 from eval import tone as tone_eval
 from eval import urgency as urgency_eval
 from eval.splits import load_rows, stratified_split
+from service import yamlfile
 from service.errors import InvalidInput
 from service.settings import REPO_ROOT, Settings
 from service.triage.intent import ECE_BINS
@@ -103,7 +103,7 @@ class IntentsPart(_Part):
 
 def load_label_map(path: Path) -> dict[str, str]:
     """A YAML mapping of dataset labels to taxonomy intents."""
-    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    spec = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(spec, dict) or not all(isinstance(v, str) for v in spec.values()):
         raise InvalidInput(f"{path}: needs a mapping of dataset labels to intent names")
     return {str(k): v for k, v in spec.items()}
@@ -177,8 +177,8 @@ class Suite(BaseModel):
 
 def load_suite(path: Path) -> Suite:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw = yamlfile.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yamlfile.YAMLError) as exc:
         raise InvalidInput(f"suite {path}: cannot read it ({exc})") from exc
     try:
         suite = Suite.model_validate(raw)

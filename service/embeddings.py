@@ -8,6 +8,7 @@ re-embeds a text the process has already seen.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -258,12 +259,13 @@ def _read_st_config(model_dir: Path) -> dict:
 
 
 def _export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool) -> Path:
-    """Export (once) the transformer of `model_dir` to ONNX; optionally a dynamically int8-quantized copy."""
-    import torch
+    """Export (once) the transformer of `model_dir` to ONNX; optionally a dynamically int8-quantized copy.
 
+    The cache key reads torch's version from its package metadata (the same string as `torch.__version__`):
+    importing torch only to look it up cost every process ~2-4 s even when the export was already cached."""
     weights = sorted(p for p in model_dir.iterdir() if p.suffix in {".safetensors", ".bin"})
     fingerprint = "|".join(
-        [str(model_dir.resolve()), torch.__version__, ONNX_EXPORT_VERSION]
+        [str(model_dir.resolve()), importlib.metadata.version("torch"), ONNX_EXPORT_VERSION]
         + [f"{p.name}:{p.stat().st_size}" for p in weights]
     )
     tag = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ import pytest
 from service.settings import REPO_ROOT
 from service.triage.language import LanguageDetector
 from service.triage.models import SentimentLabel
-from service.triage.sentiment import SentimentAnalyzer
+from service.triage.sentiment import SentimentAnalyzer, emoji_sentiment_ranking
 
 NEG, NEU, POS = SentimentLabel.negative, SentimentLabel.neutral, SentimentLabel.positive
 
@@ -17,6 +17,15 @@ NEG, NEU, POS = SentimentLabel.negative, SentimentLabel.neutral, SentimentLabel.
 @pytest.fixture(scope="module")
 def analyzer() -> SentimentAnalyzer:
     return SentimentAnalyzer()
+
+
+def test_the_emoji_ranking_is_exactly_the_emoji_sentiment_packages():
+    from emoji_sentiment import EmojiSentiment
+
+    ours = {char: (score, samples) for char, score, samples in emoji_sentiment_ranking()}
+    theirs = {e.char: (e.score, e.samples) for e in EmojiSentiment().all}
+    assert len(ours) == len(theirs) > 700
+    assert ours == theirs
 
 
 @pytest.mark.parametrize(

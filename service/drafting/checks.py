@@ -17,11 +17,11 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import langdetect
-import yaml
 from langdetect import DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from service import yamlfile
 from service.drafting.models import MAX_DRAFT_CHARS, MAX_PARAGRAPHS, GroundingArticle
 from service.drafting.templates import trim_to
 from service.errors import InvalidInput
@@ -184,12 +184,12 @@ class Policy:
 @cache
 def _load_policy(path: Path) -> PolicyBook:
     try:
-        book = PolicyBook.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        book = PolicyBook.model_validate(yamlfile.safe_load(path.read_text(encoding="utf-8")))
         for rule in book.rules:
             for p in rule.patterns:
                 re.compile(p)
         return book
-    except (OSError, yaml.YAMLError, ValidationError, re.error) as exc:
+    except (OSError, yamlfile.YAMLError, ValidationError, re.error) as exc:
         raise InvalidInput(f"cannot load drafting policy {path}: {exc}") from exc
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import frontmatter
-import yaml
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
 
+from service import yamlfile
 from service.errors import ServiceUnavailable
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "`": "\\u0060"}
@@ -72,8 +72,8 @@ class PromptRegistry:
         self._env = make_environment()
         registry_path = self.directory / "registry.yaml"
         try:
-            raw = yaml.safe_load(registry_path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            raw = yamlfile.safe_load(registry_path.read_text(encoding="utf-8"))
+        except (OSError, yamlfile.YAMLError) as exc:
             raise PromptsUnavailable(f"cannot read prompt registry {registry_path}: {exc}") from exc
         active = raw.get("active") if isinstance(raw, dict) else None
         if not isinstance(active, dict) or not active:
@@ -87,7 +87,7 @@ class PromptRegistry:
         try:
             source = path.read_text(encoding="utf-8")
             post = frontmatter.loads(source)
-        except (OSError, yaml.YAMLError, ValueError) as exc:
+        except (OSError, yamlfile.YAMLError, ValueError) as exc:
             raise PromptsUnavailable(f"cannot read prompt {path}: {exc}") from exc
         if str(post.get("name")) != name or str(post.get("version")) != version:
             raise PromptsUnavailable(

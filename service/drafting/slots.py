@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from service import yamlfile
 from service.errors import InvalidInput
 from service.triage.models import Entity
 
@@ -102,7 +102,7 @@ class SlotResolver:
 @cache
 def _load_book(path: Path) -> SlotBook:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8"))
         return SlotBook.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError, re.error) as exc:
+    except (OSError, yamlfile.YAMLError, ValidationError, re.error) as exc:
         raise InvalidInput(f"cannot load slot definitions {path}: {exc}") from exc

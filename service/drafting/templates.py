@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service import yamlfile
 from service.drafting.models import MAX_DRAFT_CHARS, MAX_DRAFTS, GroundingArticle
 from service.errors import InvalidInput
 
@@ -160,8 +160,8 @@ class TemplateLibrary:
         self.sets: dict[str, TemplateSet] = {}
         for path in sorted(Path(directory).glob("*.yaml")):
             try:
-                data = LanguageTemplates.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-            except (OSError, yaml.YAMLError, ValidationError) as exc:
+                data = LanguageTemplates.model_validate(yamlfile.safe_load(path.read_text(encoding="utf-8")))
+            except (OSError, yamlfile.YAMLError, ValidationError) as exc:
                 raise InvalidInput(f"invalid reply templates {path}: {exc}") from exc
             if "out_of_scope" not in data.ack:
                 raise InvalidInput(f"invalid reply templates {path}: `ack.out_of_scope` is required")

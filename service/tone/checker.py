@@ -20,6 +20,7 @@ from service.tone.locales import LocaleInfo, parse_locale
 from service.tone.models import Severity, TextSpan, ToneCheckRead, ToneContext, ToneFinding
 from service.tone.rules import EmojiRule, ToneConfigError, ToneRules, load_rules
 from service.triage.models import SentimentLabel, UrgencyLevel
+from service.triage.sentiment import emoji_sentiment_ranking
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -56,9 +57,7 @@ def emoji_key(chars: str) -> str:
 def emoji_sentiment_table() -> dict[str, EmojiScore]:
     """Emoji Sentiment Ranking v1.0 (Kralj Novak et al. 2015) from the `emoji-sentiment` package, by emoji
     key."""
-    from emoji_sentiment import EmojiSentiment
-
-    return {emoji_key(e.char): EmojiScore(e.score, e.samples) for e in EmojiSentiment().all}
+    return {emoji_key(char): EmojiScore(score, samples) for char, score, samples in emoji_sentiment_ranking()}
 
 
 def _range_class(chars: set[str], gap: int = 256) -> str:

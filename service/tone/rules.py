@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service import yamlfile
 from service.errors import ServiceUnavailable
 from service.tone.models import Severity, ToneContext
 from service.triage.models import SentimentLabel, UrgencyLevel
@@ -253,10 +253,10 @@ class ToneRules(_Strict):
 def load_rules(path: Path | str | None = None) -> ToneRules:
     path = Path(path) if path else DEFAULT_RULES_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RulesFileError(f"cannot read tone rules {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
+    except yamlfile.YAMLError as exc:
         raise RulesFileError(f"tone rules {path} are not valid YAML: {exc}") from exc
     try:
         return ToneRules.model_validate(raw)

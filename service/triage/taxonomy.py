@@ -15,9 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from service import yamlfile
 from service.errors import InvalidInput
 from service.triage.models import UrgencyLevel, clean_text
 
@@ -90,8 +90,8 @@ def _invalid(path: Path, message: str, **details: Any) -> InvalidInput:
 
 def _from_yaml(path: Path, raw_text: str) -> Taxonomy:
     try:
-        raw = yaml.safe_load(raw_text)
-    except yaml.YAMLError as exc:
+        raw = yamlfile.safe_load(raw_text)
+    except yamlfile.YAMLError as exc:
         raise _invalid(path, f"not valid YAML ({exc})") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("intents"), list | dict):
         raise _invalid(path, "expected a mapping with an `intents:` list (see service/triage/taxonomy.yaml)")
