@@ -22,6 +22,28 @@ from service.settings import REPO_ROOT, Settings  # noqa: E402
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+SLOW_MODULE = "pytestmark = pytest.mark.slow"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A module marked slow as a whole (a line `pytestmark = pytest.mark.slow`) is not even imported when the
+    `-m` expression deselects slow tests (`make test-fast`): importing one builds an app or a schema, seconds
+    of collection in every worker, only to deselect it all."""
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    markexpr = config.getoption("markexpr", "")
+    if not markexpr or not _deselects_slow(markexpr):
+        return None
+    return any(line.startswith(SLOW_MODULE) for line in collection_path.read_text("utf-8").splitlines())
+
+
+def _deselects_slow(markexpr: str) -> bool:
+    """Whether `markexpr` rejects a test whose only mark is `slow` (pytest's own expression parser)."""
+    from _pytest.mark.expression import Expression  # no public API for this; stable since pytest 6
+
+    return not Expression.compile(markexpr).evaluate(lambda name, **_: name == "slow")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that reads ../shared/datasets is marked `shared`: `make test` runs it, `make test-fast` not."""
     for item in items:
