@@ -10,6 +10,8 @@ embedding,
    on unique texts (no embedding-cache hits).
 3. Retrieval scale curve: the knowledge base's ANN benchmark (`bench.kb.run_ann_bench`, the same code as
    `replydesk bench retrieval`) at a few collection sizes.
+4. Slow LLM (`bench.slow_llm`, issue #12): `/health` and `GET /v1/queue` latency while 120 ingests wait on a
+   4.5 s stand-in LLM, with LLM-bound work on its own pool and, for comparison, on the shared request pool.
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
 and the table between the markers in `bench/README.md`.
@@ -150,6 +152,12 @@ def retrieval_scale(args: argparse.Namespace, log) -> dict[str, Any]:
     return result
 
 
+def slow_llm(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.slow_llm import run_slow_llm_bench
+
+    return run_slow_llm_bench(delay_s=args.llm_delay, ingests=args.llm_ingests, log=log)
+
+
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     load_r = results.get("http-load", {})
     batch = results.get("batch-triage", {})
@@ -164,6 +172,9 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
         "messages_errors==0": messages.get("errors", 1) == 0,
         "lost==0": dur.get("lost_messages", 1) == 0 and dur.get("lost_suggestions", 1) == 0,
     }
+    slow = results.get("slow-llm", {}).get("modes", {}).get("own")
+    if slow:
+        checks["slow_llm_ingest_errors==0"] = slow["ingest_errors"] == 0
     return {"checks": checks, "all_met": all(checks.values())}
 
 
@@ -206,6 +217,21 @@ def readme_table(results: dict[str, Any]) -> str:
             f"build s | {entry['query_ms']['p95']} / {entry['query_cpu_ms']['p95']}, "
             f"{entry.get('recall@10')}, {entry['build_s']} |"
         )
+    slow = results.get("slow-llm") or {}
+    for mode, label in (("own", "own pool (default)"), ("shared", "shared request pool (before #12)")):
+        r = slow.get("modes", {}).get(mode)
+        if not r:
+            continue
+        h, q = r["health_ms"], r["queue_ms"]
+        rows.append(
+            f"| slow LLM ({slow['llm_delay_s']} s, {slow['ingests']} concurrent ingests), {label} | "
+            f"`/health` p50 / p95 / max ms; `/v1/queue` same | {h['p50']} / {h['p95']} / {h['max']}; "
+            f"{q['p50']} / {q['p95']} / {q['max']} |"
+        )
+        rows.append(
+            f"| | burst, ingest errors, LLM calls at once | {r['burst_s']} s, {r['ingest_errors']}, "
+            f"{r['llm_peak_in_flight']} |"
+        )
     targets = results.get("targets", {})
     if targets:
         met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
@@ -245,16 +271,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="Messages in the batch triage benchmark.")
     parser.add_argument("--sizes", default="1000,10000,50000", help="Retrieval scale curve sizes.")
     parser.add_argument("--dim", type=int, default=384, help="Vector dimension of the retrieval benchmark.")
+    parser.add_argument("--llm-delay", type=float, default=4.5, help="Slow-LLM benchmark: seconds per call.")
+    parser.add_argument(
+        "--llm-ingests", type=int, default=120, help="Slow-LLM benchmark: concurrent ingests."
+    )
     parser.add_argument(
         "--only",
         action="append",
-        choices=["http-load", "batch-triage", "retrieval-scale"],
+        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm"],
         help="Run only these benchmarks (repeatable).",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    benches = {"http-load": http_load, "batch-triage": batch_triage, "retrieval-scale": retrieval_scale}
+    benches = {
+        "http-load": http_load,
+        "batch-triage": batch_triage,
+        "retrieval-scale": retrieval_scale,
+        "slow-llm": slow_llm,
+    }
     results: dict[str, Any] = {
         "meta": {
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

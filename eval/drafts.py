@@ -4,7 +4,7 @@ drafts.
 Rows of `eval/data/drafts.jsonl`: `{"id", "text", "locale", "language", "intent", "relevant_article_ids":
 [...], "needs_human": bool}` (`language` defaults to the locale's primary subtag).
 
-Each case goes through the same code as `POST /v1/drafts` (`service.drafting.router.create_drafts`, with the
+Each case goes through the same code as `POST /v1/drafts` (`service.drafting.router.draft_request`, with the
 triage result computed first so intent accuracy is measured too). Metrics, each a share in [0, 1] unless said
 otherwise:
 
@@ -201,7 +201,7 @@ def evaluate(
     again by `template_container` (no LLM), as the service would when its LLM is unreachable, and counted as
     `cassette_miss`.
     """
-    from service.drafting.router import create_drafts
+    from service.drafting.router import draft_request
     from service.kb.for_triage import suggest_for_triage
 
     triage, kb, drafter = container.triage, container.kb, container.drafter
@@ -227,10 +227,10 @@ def evaluate(
         tri = triage.triage(TriageRequest(text=case.text, locale=case.locale))
         body = DraftCreate(text=case.text, locale=case.locale, triage=tri)
         try:
-            result: DraftsRead = create_drafts(body, triage, kb, drafter)
+            result: DraftsRead = draft_request(body, triage, kb, drafter)
         except replay_miss:
             outcomes["cassette_miss"] += 1
-            result = create_drafts(
+            result = draft_request(
                 body, template_container.triage, template_container.kb, template_container.drafter
             )
         latencies.append((time.perf_counter() - t0) * 1000)

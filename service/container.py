@@ -10,10 +10,13 @@ component without forcing any of them to load.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from service.logging import install_log_redaction
+from service.redaction import redact_values
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from service.db import Database
     from service.db.llm_calls import LLMCallSink
     from service.drafting.drafter import Drafter
+    from service.drafting.offload import LLMWorkPool
     from service.embeddings import Embedder
     from service.integrations.context import ContextProviders
     from service.kb.service import KnowledgeBase
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from service.workflow.worker import WorkflowWorker
 
 ComponentHealth = dict[str, Any]
+
+log = logging.getLogger("replydesk.config")
 
 
 class Container:
@@ -53,7 +59,11 @@ class Container:
     def start(self, *, warm: bool = True) -> None:
         """Start-up of `replydesk serve`: load the models and the index (`warm`), migrate the database, store
         every LLM call in the `llm_calls` table, and run the background worker (webhooks, SLA events) when
-        enabled. A missing index only degrades search."""
+        enabled. A missing index only degrades search. Log records are credential-redacted from here on, and
+        each of `warnings()` is logged once."""
+        install_log_redaction()
+        for warning in self.warnings():
+            log.warning(warning["message"], extra={"warning": warning["code"]})
         if warm:
             _ = self.triage, self.tone, self.drafter
             self.kb.warm_up()
@@ -81,20 +91,49 @@ class Container:
             kb.close()
         if drafter is not None:
             drafter.close()
+        keys = self.loaded("keys")
+        if keys is not None:
+            keys.close()  # writes the pending last-used times
 
     # -- health
     # ------------------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, ComponentHealth]:
         """State of each component (`ok | degraded | unavailable | not_loaded`), without loading any of
-        them."""
-        return {
-            "model": self._model_health(),
-            "index": self._index_health(),
-            "database": self._database_health(),
-            "llm": self._llm_health(),
-            "tone": self._tone_health(),
-        }
+        them; every string credential-redacted (the route needs no key)."""
+        components: dict[str, ComponentHealth] = redact_values(
+            {
+                "model": self._model_health(),
+                "index": self._index_health(),
+                "database": self._database_health(),
+                "llm": self._llm_health(),
+                "tone": self._tone_health(),
+            }
+        )
+        return components
+
+    def warnings(self) -> list[dict[str, str]]:
+        """Settings that work but leave a webhook unauthenticated: logged at start, listed by /health."""
+        s, found = self.settings, []
+        if s.webhook_url and not s.webhook_secret:
+            found.append(
+                {
+                    "code": "outbound_webhooks_unsigned",
+                    "message": "REPLYDESK_WEBHOOK_URL is set but REPLYDESK_WEBHOOK_SECRET is not: outbound "
+                    "webhooks go unsigned, so the receiver cannot tell them from forged or replayed requests",
+                }
+            )
+        if (s.chatwoot_base_url or s.chatwoot_api_token) and not s.chatwoot_webhook_secret:
+            found.append(
+                {
+                    "code": "chatwoot_webhooks_unverified",
+                    "message": "the Chatwoot adapter is configured (REPLYDESK_CHATWOOT_BASE_URL / "
+                    "REPLYDESK_CHATWOOT_API_TOKEN) but REPLYDESK_CHATWOOT_WEBHOOK_SECRET is not: Chatwoot "
+                    "webhooks are accepted without a signature check (only the API key in the URL guards "
+                    "them)",
+                }
+            )
+        return found
 
     def _model_health(self) -> ComponentHealth:
         detail: dict[str, Any] = {"embedding_model": self.settings.embedding_model}
@@ -185,6 +224,13 @@ class Container:
 
         return MessagePipeline(self.triage, self.kb, self.drafter)
 
+    @cached_property
+    def llm_work(self) -> LLMWorkPool:
+        """Threads of their own for LLM-bound requests, so a slow LLM never holds the shared request pool."""
+        from service.drafting.offload import LLMWorkPool
+
+        return LLMWorkPool.from_settings(self.settings)
+
     # -- workflow: storage, keys, conversations (service/db, service/auth, service/workflow)
     # --------------------
 
@@ -232,6 +278,7 @@ class Container:
     @cached_property
     def workflow(self) -> Workflow:
         """Conversations, suggestions and decisions, outbound webhooks, SLA, surveys."""
+        from service.drafting.offload import io_bound
         from service.workflow.service import Workflow
 
         def tone_check(text: str, locale: str | None, context: dict[str, Any]) -> ToneCheckRead:
@@ -245,7 +292,8 @@ class Container:
             self.settings,
             pipeline=PipelineOnFirstUse(lambda: self.pipeline),
             tone_check=tone_check,
-            facts=self.context_providers.lookup if self.context_providers.providers else None,
+            # the providers' HTTP waits lend the pipeline thread's CPU slot, as LLM waits do
+            facts=io_bound(self.context_providers.lookup) if self.context_providers.providers else None,
         )
 
 

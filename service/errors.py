@@ -7,6 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.redaction import redact, redact_values
 
 log = logging.getLogger("replydesk.errors")
 
@@ -62,6 +65,12 @@ class IndexUnavailable(ServiceUnavailable):
     code = "index_unavailable"
 
 
+class Overloaded(ServiceUnavailable):
+    """More LLM-bound requests are running and waiting than the pipeline pool admits; retry later."""
+
+    code = "overloaded"
+
+
 class LLMError(ReplyDeskError):
     """The LLM failed (timeout, transport error, unusable output). Callers fall back; never surfaces as
     500."""
@@ -70,8 +79,15 @@ class LLMError(ReplyDeskError):
     code = "llm_error"
 
 
-def _body(code: str, message: str, details: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+_HTTP_ERRORS = {
+    404: ("not_found", "not found"),
+    405: ("method_not_allowed", "method not allowed on this route"),
+}
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The project's error envelope: `{"error": {"code", "message", "details"}}`, credentials redacted."""
+    return {"error": {"code": code, "message": redact(message), "details": redact_values(details or {})}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -80,10 +96,25 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
-        elif isinstance(exc, RateLimited) and "retry_after_s" in exc.details:
+        elif isinstance(exc, RateLimited | Overloaded) and "retry_after_s" in exc.details:
             headers = {"Retry-After": str(exc.details["retry_after_s"])}
         return JSONResponse(
-            _body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+            error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Errors the framework raises itself (unknown route, wrong method) in the same envelope as ours."""
+        code, message = _HTTP_ERRORS.get(exc.status_code, ("http_error", str(exc.detail)))
+        details: dict = {}
+        if exc.status_code == 404 and exc.detail == "Not Found":  # the router's own: no such route
+            message = f"no route {request.url.path!r}; see /docs for the API"
+        elif exc.status_code == 405:
+            details = {"method": request.method}
+        return JSONResponse(
+            error_body(code, message, details),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)
@@ -99,4 +130,4 @@ def install_error_handlers(app: FastAPI) -> None:
                 )
             problems.append({"field": loc or "body", "message": msg})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
-        return JSONResponse(_body("invalid_input", message, {"problems": problems}), status_code=422)
+        return JSONResponse(error_body("invalid_input", message, {"problems": problems}), status_code=422)

@@ -1,75 +1,125 @@
-"""HMAC-SHA256 signatures: ReplyDesk's signed outbound webhooks (over `timestamp.body`) and their
-verification, Meta's X-Hub-Signature-256 and Chatwoot's timestamped signature on inbound webhooks.
+"""HMAC-SHA256 signatures: ReplyDesk's signed outbound webhooks and their verification, Meta's
+X-Hub-Signature-256 and Chatwoot's timestamped signature on inbound webhooks.
 
-Receivers verify a delivery with `verify_signature(...)` and drop replays by the event id (`ReplayGuard`):
-every retry of one event carries the same `X-ReplyDesk-Event-Id`, so handling is idempotent.
+An outbound delivery carries two headers: `X-ReplyDesk-Event-Id: <id>` and
+`X-ReplyDesk-Signature: t=<unix>,v2=<hex>`, with <hex> = HMAC-SHA256(secret, "v2:{t}:{id}:{raw body}").
+The event id is inside the signed string, so a receiver's replay guard can trust it: `verify_signature`
+checks the MAC and that `t` is within `TOLERANCE_S` of now, and returns the verified event id for
+`ReplayGuard.first_time`. Every retry of one event carries the same event id (and a fresh `t`), so
+handling stays idempotent. README "Secrets and webhook verification" has stand-alone Python and Node
+versions (`docs/examples/`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from service.errors import Unauthorized
 
 SIGNATURE_HEADER = "X-ReplyDesk-Signature"
-TIMESTAMP_HEADER = "X-ReplyDesk-Timestamp"
 EVENT_ID_HEADER = "X-ReplyDesk-Event-Id"
 EVENT_TYPE_HEADER = "X-ReplyDesk-Event"
 DELIVERY_HEADER = "X-ReplyDesk-Delivery"
-SIGNATURE_VERSION = "v1"
+SIGNATURE_VERSION = "v2"  # v1 signed "{t}.{body}" (t in X-ReplyDesk-Timestamp), without the event id
+TOLERANCE_S = 300
+# No ":" in an event id: with a digits-only timestamp the signed string then splits one way only.
+_EVENT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 
 
 class InvalidSignature(Unauthorized):
     code = "invalid_signature"
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={mac}"
+@dataclass(frozen=True)
+class VerifiedWebhook:
+    """What a valid signature vouches for: this event id, signed at this time, with this body."""
+
+    event_id: str
+    timestamp: int
+
+
+def signed_string(timestamp: int, event_id: str, body: bytes) -> bytes:
+    """The bytes the signature covers: `v2:{timestamp}:{event_id}:{raw body}`."""
+    return f"{SIGNATURE_VERSION}:{timestamp}:{event_id}:".encode() + body
+
+
+def sign(secret: str, timestamp: int, event_id: str, body: bytes) -> str:
+    """The `X-ReplyDesk-Signature` value: `t=<timestamp>,v2=<hex HMAC-SHA256>`."""
+    if not _EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"event id {event_id!r} is not 1-128 of [A-Za-z0-9_.-]")
+    mac = hmac.new(secret.encode("utf-8"), signed_string(timestamp, event_id, body), hashlib.sha256)
+    return f"t={timestamp},{SIGNATURE_VERSION}={mac.hexdigest()}"
 
 
 def signed_headers(
-    secret: str | None, timestamp: int, body: bytes, *, event_id: int, event_type: str, delivery_id: str
+    secret: str | None,
+    timestamp: int,
+    body: bytes,
+    *,
+    event_id: int | str,
+    event_type: str,
+    delivery_id: str,
 ) -> dict[str, str]:
+    """Headers of one delivery; without a secret there is no signature header (the service warns at start
+    and in /health)."""
     headers = {
         "Content-Type": "application/json",
-        TIMESTAMP_HEADER: str(timestamp),
         EVENT_ID_HEADER: str(event_id),
         EVENT_TYPE_HEADER: event_type,
         DELIVERY_HEADER: delivery_id,
         "Idempotency-Key": f"evt_{event_id}",
-        "User-Agent": "ReplyDesk-Webhooks/1",
+        "User-Agent": "ReplyDesk-Webhooks/2",
     }
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, str(event_id), body)
     return headers
 
 
+def _signature_parts(header: str) -> tuple[int | None, list[str]]:
+    timestamp: int | None = None
+    macs: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit() and timestamp is None:
+            timestamp = int(value)
+        elif key == SIGNATURE_VERSION and value:
+            macs.append(value)
+    return timestamp, macs
+
+
 def verify_signature(
-    secret: str, headers: Mapping[str, str], body: bytes, now: datetime, tolerance_s: int = 300
-) -> None:
-    """Raise InvalidSignature unless the delivery is signed with `secret` and its timestamp is fresh."""
+    secret: str, headers: Mapping[str, str], body: bytes, now: datetime, tolerance_s: int = TOLERANCE_S
+) -> VerifiedWebhook:
+    """The verified event id and timestamp of a delivery; raises InvalidSignature unless it is signed with
+    `secret` over its event id and raw body, and its timestamp is within `tolerance_s` of `now`."""
     lower = {k.lower(): v for k, v in headers.items()}
-    ts_raw = lower.get(TIMESTAMP_HEADER.lower(), "")
-    provided = lower.get(SIGNATURE_HEADER.lower(), "")
-    if not ts_raw.isdigit() or not provided:
-        raise InvalidSignature("webhook is not signed (timestamp or signature header missing)")
-    timestamp = int(ts_raw)
+    event_id = lower.get(EVENT_ID_HEADER.lower(), "")
+    timestamp, macs = _signature_parts(lower.get(SIGNATURE_HEADER.lower(), ""))
+    if timestamp is None or not macs:
+        raise InvalidSignature(f"webhook is not signed ({SIGNATURE_HEADER}: t=...,v2=... missing)")
+    if not _EVENT_ID.fullmatch(event_id):
+        raise InvalidSignature(f"webhook has no valid {EVENT_ID_HEADER} header")
     if abs(now.timestamp() - timestamp) > tolerance_s:
         raise InvalidSignature(f"webhook timestamp is more than {tolerance_s} s away from now (replay?)")
-    expected = sign(secret, timestamp, body)
-    if not any(hmac.compare_digest(expected, part.strip()) for part in provided.split(",")):
-        raise InvalidSignature("webhook signature does not match the body")
+    expected = sign(secret, timestamp, event_id, body).rpartition("=")[2]
+    if not any(hmac.compare_digest(expected, mac) for mac in macs):
+        raise InvalidSignature("webhook signature does not match its timestamp, event id and body")
+    return VerifiedWebhook(event_id=event_id, timestamp=timestamp)
 
 
 class ReplayGuard:
     """Remembers recently seen event ids; `first_time(id)` is False for a replay or a retry already
-    handled."""
+    handled. Pass it `VerifiedWebhook.event_id`, never an unverified header. An id must be remembered for at
+    least `TOLERANCE_S` (older signatures are refused anyway), and for the retry span too to drop retries of
+    an event already handled; bounded by count here, a shared store with a TTL in a multi-process
+    receiver."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._seen: OrderedDict[str, None] = OrderedDict()

@@ -108,13 +108,14 @@ class WebhookReceiver:
                     self._answer(500, {"error": "try later"})
                     return
                 try:
-                    verify_signature(receiver.secret, dict(self.headers), raw, receiver.clock.now())
+                    now = receiver.clock.now()
+                    verified = verify_signature(receiver.secret, dict(self.headers), raw, now)
                 except InvalidSignature as exc:
                     receiver.rejected.append(exc.message)
                     self._answer(401, {"error": exc.message})
                     return
                 body = json.loads(raw)
-                if not receiver.guard.first_time(self.headers["X-ReplyDesk-Event-Id"]):
+                if not receiver.guard.first_time(verified.event_id):  # the signed id, not a bare header
                     receiver.replays += 1
                     self._answer(200, {"duplicate": True})
                     return

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import InvalidInput, ServiceUnavailable
+from service.redaction import redact
 
 log = logging.getLogger("replydesk.db")
 
@@ -29,13 +30,6 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def redact(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid url>"
 
 
 def alembic_config(url: str) -> Config:
@@ -54,7 +48,7 @@ class Database:
         try:
             parsed = make_url(self.url)
         except ArgumentError as exc:
-            raise InvalidInput(f"database URL is not a valid SQLAlchemy URL: {exc}") from exc
+            raise InvalidInput(f"database URL is not a valid SQLAlchemy URL: {redact(str(exc))}") from exc
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.dialect == "sqlite":
@@ -84,7 +78,9 @@ class Database:
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
             except OperationalError as exc:
-                raise ServiceUnavailable(f"database {redact(self.url)} is unreachable: {exc.orig}") from exc
+                raise ServiceUnavailable(
+                    f"database {redact(self.url)} is unreachable: {redact(str(exc.orig))}"
+                ) from exc
             self._migrated = True
             log.info("database migrated", extra={"database": redact(self.url)})
 
@@ -99,7 +95,10 @@ class Database:
             with self.engine.connect() as conn:
                 conn.execute(text("select 1"))
         except OperationalError as exc:
-            return {"status": "unavailable", "detail": {"url": redact(self.url), "error": str(exc.orig)}}
+            return {
+                "status": "unavailable",
+                "detail": {"url": redact(self.url), "error": redact(str(exc.orig))},
+            }
         return {
             "status": "ok",
             "detail": {"url": redact(self.url), "dialect": self.dialect, "migrated": self._migrated},

@@ -29,7 +29,9 @@ from typing import Any, Literal, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
+from service.drafting.offload import waiting_on_io
 from service.errors import LLMError
+from service.redaction import redact
 from service.settings import Settings
 
 log = logging.getLogger("replydesk.llm")
@@ -174,7 +176,7 @@ class LLMClient:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "base_url": self.base_url,
+            "base_url": redact(self.base_url),  # a userinfo password or ?api_key= never leaves
             "model": self.model,
             "timeout_s": self.timeout_s,
             "response_format": self.response_format,
@@ -271,10 +273,11 @@ class LLMClient:
         )
         started = time.perf_counter()
         try:
-            completion = self._client.chat.completions.create(
-                messages=messages,  # type: ignore[arg-type]
-                **self._request_kwargs(prompt, schema),
-            )
+            with waiting_on_io():  # a pipeline thread lends its CPU slot while the LLM answers
+                completion = self._client.chat.completions.create(
+                    messages=messages,  # type: ignore[arg-type]
+                    **self._request_kwargs(prompt, schema),
+                )
         except openai.APITimeoutError as exc:
             record.outcome, record.error = "timeout", _clip(str(exc))
         except openai.APIConnectionError as exc:

@@ -23,10 +23,19 @@ class ComponentState(BaseModel):
     detail: dict = Field(default_factory=dict)
 
 
+class HealthWarning(BaseModel):
+    code: str = Field(description="outbound_webhooks_unsigned | chatwoot_webhooks_unverified")
+    message: str = Field(description="What is unsafe and which setting fixes it.")
+
+
 class HealthRead(BaseModel):
-    status: str = Field(description="ok when every component is ok, else degraded")
+    status: str = Field(description="ok when every component is ok, else degraded (warnings do not count)")
     version: str
     components: dict[str, ComponentState]
+    warnings: list[HealthWarning] = Field(
+        default_factory=list,
+        description="Unsafe settings that still work (unsigned or unverified webhooks); logged at start too.",
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -39,6 +48,12 @@ class HealthRead(BaseModel):
                         "index": {"status": "ok", "detail": {"chunks": 212}},
                         "database": {"status": "ok", "detail": {"url": "sqlite:///data/replydesk.db"}},
                     },
+                    "warnings": [
+                        {
+                            "code": "outbound_webhooks_unsigned",
+                            "message": "REPLYDESK_WEBHOOK_URL is set but REPLYDESK_WEBHOOK_SECRET is not: …",
+                        }
+                    ],
                 }
             ]
         }
@@ -50,4 +65,7 @@ def health(container: ContainerDep) -> HealthRead:
     components = {name: ComponentState(**state) for name, state in container.health().items()}
     # `not_loaded` is a lazy component nobody has needed yet, not a fault.
     overall = "ok" if all(c.status in {"ok", "not_loaded"} for c in components.values()) else "degraded"
-    return HealthRead(status=overall, version=__version__, components=components)
+    # Warnings are about configuration, not a failing component: they leave `status` alone (an orchestrator
+    # would otherwise restart a service that a restart cannot fix).
+    warnings = [HealthWarning(**w) for w in container.warnings()]
+    return HealthRead(status=overall, version=__version__, components=components, warnings=warnings)

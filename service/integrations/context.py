@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from service.redaction import redact
 from service.settings import Settings
 from service.triage.entities import extract_entities
 from service.workflow.models import ContextFact
@@ -84,7 +85,9 @@ class HttpOrderStatusProvider:
                 response.raise_for_status()
                 body = response.json()
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("order-status provider failed", extra={"order_number": number, "error": str(exc)})
+                log.warning(
+                    "order-status provider failed", extra={"order_number": number, "error": redact(str(exc))}
+                )
                 continue
             if not isinstance(body, dict):
                 log.warning("order-status provider returned non-object JSON", extra={"order_number": number})

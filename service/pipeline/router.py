@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
+from service.drafting.deps import LLMWorkDep
+from service.drafting.offload import OVERLOADED_RESPONSE
 from service.pipeline.deps import MessagePipelineDep
 from service.pipeline.models import TriagePipelineRead
 from service.triage.models import TriageRequest
@@ -58,14 +60,17 @@ EXAMPLES = {
         422: {
             "description": "Body is not JSON, `text` is missing, not a string, blank after removing "
             "control characters, or longer than 4000 characters."
-        }
+        },
+        **OVERLOADED_RESPONSE,
     },
 )
-def triage(
-    body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)], pipeline: MessagePipelineDep
+async def triage(
+    body: Annotated[TriageRequest, Body(openapi_examples=EXAMPLES)],
+    pipeline: MessagePipelineDep,
+    work: LLMWorkDep,
 ) -> TriagePipelineRead:
     """`language.source` says what decided the language (`text`, the customer's earlier messages in `history`,
     the `locale` hint, or the service `default`). `intent.name` is `out_of_scope` when no intent fits.
     `urgency.reasons` explains the level in words; `entities` carry character offsets into the cleaned `text`
     (control characters removed, NFC, trimmed)."""
-    return pipeline.run(body)
+    return await work.run(pipeline.run, body)

@@ -19,6 +19,7 @@ from service.clock import Clock
 from service.db import Database
 from service.db.models import Event, WebhookDelivery
 from service.db.rows import changed, get_row
+from service.redaction import redact
 from service.signing import signed_headers
 
 log = logging.getLogger("replydesk.webhooks")
@@ -135,7 +136,7 @@ class WebhookDispatcher:
             if not response.is_success:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")  # stored and logged: no credentials
         with self.db.session() as s:
             delivery = get_row(s, WebhookDelivery, delivery_id)
             event = get_row(s, Event, delivery.event_id)

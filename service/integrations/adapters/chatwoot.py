@@ -17,6 +17,7 @@ import httpx
 from pydantic import ValidationError
 
 from service.errors import InvalidInput
+from service.redaction import redact
 from service.triage.models import Channel
 from service.workflow.models import Attachment, CustomerIn, IngestRead, MessageCreate
 
@@ -160,7 +161,8 @@ class ChatwootNotes:
             response.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning(
-                "could not post Chatwoot note", extra={"conversation_id": conversation_id, "error": str(exc)}
+                "could not post Chatwoot note",
+                extra={"conversation_id": conversation_id, "error": redact(str(exc))},
             )
             return False
         return True

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from service.auth.deps import PrincipalDep, require_roles
 from service.auth.models import Principal, Role
+from service.drafting.deps import LLMWorkDep
+from service.drafting.offload import OVERLOADED_RESPONSE
 from service.errors import Forbidden, InvalidInput, ServiceUnavailable
 from service.integrations.adapters.chatwoot import ChatwootNotes, parse_message_created
 from service.integrations.adapters.meta import ParsedWebhook, handshake, parse_messenger, parse_whatsapp
@@ -114,6 +115,7 @@ def whatsapp_verify(request: Request, settings: SettingsDep) -> PlainTextRespons
     "/whatsapp/webhook",
     response_model=AdapterRead,
     summary="WhatsApp Cloud API webhook (messages and statuses), X-Hub-Signature-256 verified",
+    responses=OVERLOADED_RESPONSE,
 )
 async def whatsapp_webhook(
     request: Request,
@@ -121,11 +123,12 @@ async def whatsapp_webhook(
     workflow: WorkflowDep,
     pipeline: MessagePipelineDep,
     principal: PrincipalDep,
+    work: LLMWorkDep,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> AdapterRead:
     body = await _meta_post(request, settings.whatsapp_app_secret, "whatsapp", x_hub_signature_256)
     parsed = parse_whatsapp(_json(body))
-    return await to_thread.run_sync(_apply, workflow, parsed, "whatsapp", principal, pipeline)
+    return await work.run(_apply, workflow, parsed, "whatsapp", principal, pipeline)
 
 
 @router.get(
@@ -139,6 +142,7 @@ def messenger_verify(request: Request, settings: SettingsDep) -> PlainTextRespon
     "/messenger/webhook",
     response_model=AdapterRead,
     summary="Messenger webhook (messages, deliveries, reads), X-Hub-Signature-256 verified",
+    responses=OVERLOADED_RESPONSE,
 )
 async def messenger_webhook(
     request: Request,
@@ -146,17 +150,19 @@ async def messenger_webhook(
     workflow: WorkflowDep,
     pipeline: MessagePipelineDep,
     principal: PrincipalDep,
+    work: LLMWorkDep,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> AdapterRead:
     body = await _meta_post(request, settings.messenger_app_secret, "messenger", x_hub_signature_256)
     parsed = parse_messenger(_json(body))
-    return await to_thread.run_sync(_apply, workflow, parsed, "messenger", principal, pipeline)
+    return await work.run(_apply, workflow, parsed, "messenger", principal, pipeline)
 
 
 @router.post(
     "/chatwoot/webhook",
     response_model=AdapterRead,
     summary="Chatwoot `message_created` webhook; suggestions go back as a private note when configured",
+    responses=OVERLOADED_RESPONSE,
 )
 async def chatwoot_webhook(
     request: Request,
@@ -165,6 +171,7 @@ async def chatwoot_webhook(
     pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     background: BackgroundTasks,
+    work: LLMWorkDep,
     x_chatwoot_signature: Annotated[str | None, Header()] = None,
     x_chatwoot_timestamp: Annotated[str | None, Header()] = None,
 ) -> AdapterRead:
@@ -180,7 +187,7 @@ async def chatwoot_webhook(
     parsed = parse_message_created(_json(body))
     if parsed is None:
         return AdapterRead(ingested=0, skipped=1)
-    result = await to_thread.run_sync(workflow.ingest, parsed.message, principal, pipeline)
+    result = await work.run(workflow.ingest, parsed.message, principal, pipeline)
     if (
         settings.chatwoot_base_url
         and settings.chatwoot_api_token
