@@ -192,6 +192,33 @@ def tone(
         typer.echo(line)
 
 
+@app.command("pii")
+def pii(
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Labelled PII messages (JSONL); repeatable. Default: eval/data/pii/{dev,test}.jsonl.",
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the full JSON report (misses, leaks) here.")] = None,
+) -> None:
+    """Recall per PII type, precision and false alarms on negatives, and the share of LLM requests (through
+    the real Drafter, LLM answered in-process) that still contain a labelled value."""
+    from eval.pii import DEFAULT_FILES, run, summary_lines
+    from service.errors import InvalidInput
+    from service.settings import get_settings
+
+    try:
+        report = run(data or list(DEFAULT_FILES), get_settings(), out)
+    except InvalidInput as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    for line in summary_lines(report):
+        typer.echo(line)
+
+
 @app.command("urgency")
 def urgency(
     data: Annotated[
@@ -364,7 +391,8 @@ def run_suite(
         Path | None, typer.Option(help="Also write the metrics as a new baseline file.")
     ] = None,
 ) -> None:
-    """Run every part of a suite (intents, urgency, retrieval, tone, drafts) with peers; write JSON + HTML."""
+    """Run every part of a suite (intents, urgency, retrieval, tone, drafts, pii) with peers; write JSON +
+    HTML."""
     import json
 
     from eval.run import execute, summary_lines

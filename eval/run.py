@@ -2,7 +2,7 @@
 gate.
 
 A suite file (see `eval/suites/default.yaml`) names parts (`intents`, `urgency`, `retrieval`, `tone`,
-`drafts`), each with its data, plus tolerances for the baseline comparison. Paths are relative to the
+`drafts`, `pii`), each with its data, plus tolerances for the baseline comparison. Paths are relative to the
 repository root. A part marked `optional: true` whose data is absent is reported as `not run: <path> missing`
 (never silently passed); a required part with missing data is an error.
 
@@ -38,6 +38,7 @@ from sklearn.model_selection import train_test_split
 
 from eval import drafts as drafts_eval
 from eval import peers
+from eval import pii as pii_eval
 from eval import retrieval as retrieval_eval
 from eval import tone as tone_eval
 from eval import urgency as urgency_eval
@@ -61,6 +62,9 @@ LOWER_IS_BETTER = (
     "uncited_draft_rate",
     "oos_false_alarm_rate",
     "clean_cases_flagged",
+    "negatives_flagged",
+    "leak_rate",
+    "drafts_payment_data_in_clear",
 )
 RELIABILITY_BINS = ECE_BINS  # the intent capability's own ECE binning
 CONFUSION_MAX_LABELS = 20
@@ -145,8 +149,13 @@ class DraftsPart(_Part):
     )
 
 
+class PiiPart(_Part):
+    kind: Literal["pii"]
+    data: str = Field(description="Labelled PII messages (JSONL, see eval/pii.py).")
+
+
 Part = Annotated[
-    IntentsPart | UrgencyPart | RetrievalPart | TonePart | DraftsPart, Field(discriminator="kind")
+    IntentsPart | UrgencyPart | RetrievalPart | TonePart | DraftsPart | PiiPart, Field(discriminator="kind")
 ]
 
 
@@ -671,6 +680,20 @@ def run_drafts(part: DraftsPart, ctx: RunContext) -> dict:
     }
 
 
+def run_pii(part: PiiPart, ctx: RunContext) -> dict:
+    data = ctx.path(part.data, optional=part.optional)
+    runner = pii_eval.PiiRun.build(ctx.settings, ctx.container.tone)
+    try:
+        report = pii_eval.evaluate(pii_eval.load_cases(data), runner)
+    finally:
+        runner.close()
+    return {
+        "metrics": pii_eval.metrics(report),
+        "peers": {},
+        "details": {k: report[k] for k in ("per_language", "per_type_n", "misses", "false_alarms", "leaks")},
+    }
+
+
 def _sibling(ctx: RunContext, **updates: Any) -> Any:
     """A container on the same scratch data (index) with other LLM settings; shares the loaded
     embedder/triage."""
@@ -688,6 +711,7 @@ RUNNERS: dict[str, Callable[[Any, RunContext], dict]] = {
     "retrieval": run_retrieval,
     "tone": run_tone,
     "drafts": run_drafts,
+    "pii": run_pii,
 }
 
 

@@ -32,7 +32,7 @@ TOLERANCES = {"*/peer:*": None, "*latency*": None, "*/ece": 0.03, "*": 0.02}
 
 def test_the_default_suite_names_every_part_kind_and_parses():
     suite = load_suite(DEFAULT_SUITE)
-    assert {p.kind for p in suite.parts} == {"intents", "urgency", "retrieval", "tone", "drafts"}
+    assert {p.kind for p in suite.parts} == {"intents", "urgency", "retrieval", "tone", "drafts", "pii"}
     assert any(p.kind == "intents" and p.optional and "clinc150" in p.data for p in suite.parts)
 
 

@@ -1,10 +1,12 @@
 """The `Drafter`: triage result + retrieved articles + thread history → 1-3 checked reply drafts.
 
-LLM path: PII is replaced by placeholders, the versioned prompts are rendered (customer text only as quoted
-JSON data), the LLM seam returns a validated `LLMReply`, placeholders are restored and every draft is
-checked/repaired (`checks.py`). Template path (no LLM configured, LLM failure, or no LLM draft survived the
-checks): deterministic drafts from `templates/<lang>.yaml`. Either way the service answers; an LLM failure
-never becomes an HTTP error.
+LLM path: PII is replaced by placeholders in everything customer-derived that enters a prompt (the message,
+the thread, context facts; `service.pii`), the versioned prompts are rendered (customer text only as quoted
+JSON data), the LLM seam returns a validated `LLMReply`, placeholders are restored (cards and IBANs only
+masked: "card ending 0004"; security codes and passwords never) and every draft is checked/repaired
+(`checks.py`). Template path (no LLM configured, LLM failure, or no LLM draft survived the checks):
+deterministic drafts from `templates/<lang>.yaml`. Either way the service answers; an LLM failure never
+becomes an HTTP error.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.drafting.checks import CheckContext, CheckResult, DraftChecker, Policy
+from service.drafting.claims import ClaimChecker, ClaimSources
 from service.drafting.llm import SCHEMA_MODES, ChatPrompt, LLMClient, LLMSink, schema_hint
 from service.drafting.models import (
     MAX_DRAFT_CHARS,
@@ -33,10 +36,14 @@ from service.drafting.prompts import PromptRegistry, PromptsUnavailable
 from service.drafting.slots import SlotResolver, SlotStatus
 from service.drafting.templates import DraftPlan, TemplateLibrary, TemplateSet
 from service.errors import LLMError
+from service.kb.links import LinkPolicy, split_list
+from service.pii.detect import find_pii
+from service.pii.models import PiiHints, PiiSpan, PiiType
+from service.pii.redaction import Redactor, masked, restore_draft
 from service.settings import Settings
 from service.tone.checker import ToneChecker
 from service.tone.models import ToneContext
-from service.triage.entities import extract_entities, redact, restore
+from service.triage.entities import extract_entities
 from service.triage.language import primary_subtag
 from service.triage.models import Entity, HistoryMessage, SentimentLabel, TriageRead, UrgencyLevel
 from service.triage.taxonomy import OUT_OF_SCOPE, Taxonomy, load_taxonomy
@@ -48,9 +55,8 @@ CUSTOMER_ROLE = "customer"
 PROMPT_HISTORY_MESSAGES = 6
 PROMPT_ARTICLES = 3
 PROMPT_SNIPPET_CHARS = 600
-_SEPARATOR = (
-    "\n\n\u241e\n\n"  # joins message and history for one consistent redaction; never part of an entity
-)
+# entity types the agent's handoff note lists as known (cards and IBANs masked); the other PII stays out of it
+_KNOWN_TYPES = frozenset({"order_number", "email", "phone", "card_number", "iban"})
 _LLM_UNREACHABLE = frozenset(
     {"not_configured", "fallback:timeout", "fallback:transport_error", "fallback:http_error"}
 )
@@ -64,6 +70,7 @@ class _Redacted:
     history: list[dict[str, str]]
     mapping: dict[str, str]
     entities: list[Entity]  # found in the message and the customer's history
+    facts: list[str] = field(default_factory=list)  # context facts, redacted with the same placeholders
 
 
 class Drafter:
@@ -80,6 +87,7 @@ class Drafter:
         prompts: PromptRegistry | None = None,
         default_locale: str = "en",
         max_drafts: int = MAX_DRAFTS,
+        pii_default_region: str | None = None,
     ) -> None:
         self.templates = templates
         self.slots = slots
@@ -90,6 +98,7 @@ class Drafter:
         self.prompts = prompts
         self.default_language = primary_subtag(default_locale) or "en"
         self.max_drafts = max(1, min(MAX_DRAFTS, max_drafts))
+        self.pii_default_region = pii_default_region
 
     @classmethod
     def from_settings(
@@ -111,11 +120,17 @@ class Drafter:
         return cls(
             templates=TemplateLibrary(default_language=default_language),
             slots=SlotResolver.load(),
-            checker=DraftChecker(tone, Policy.load()),
+            checker=DraftChecker(
+                tone,
+                Policy.load(),
+                links=LinkPolicy.from_config(settings.kb_help_base_url, settings.kb_link_allowed_hosts),
+                claims=ClaimChecker(split_list(settings.brand_contacts, separators=r"\s*[,;]\s*")),
+            ),
             taxonomy=taxonomy or load_taxonomy(settings.intents_path),
             llm=llm,
             prompts=prompts,
             default_locale=settings.default_locale,
+            pii_default_region=settings.pii_default_region,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -159,15 +174,33 @@ class Drafter:
         history: Sequence[HistoryMessage] = (),
         locale: str | None = None,
         facts: Sequence[Any] = (),
+        *,
+        country: str | None = None,
+        customer_name: str | None = None,
     ) -> DraftsRead:
-        """`facts` are context-provider facts (objects with `.text`, e.g. an order's status from the shop)."""
+        """`facts` are context-provider facts (objects with `.text`, e.g. an order's status from the shop).
+        `country` (the sender's, ISO 3166-1) and `customer_name` (the channel profile's) help redaction find
+        national phone numbers and the customer's name before any LLM call."""
         grounding = as_grounding(list(articles))
         fact_texts = [str(f.text) for f in facts if str(getattr(f, "text", "")).strip()]
+        # what the drafts' contacts, identifiers, amounts and "done" claims may rest on besides the articles
+        sources = ClaimSources(
+            thread=(text, *(m.text for m in history)), facts=tuple(fact_texts), locale=locale
+        )
         language = triage.language.code
         intent = OUT_OF_SCOPE if triage.intent.out_of_scope else triage.intent.name
         use_llm = self.llm is not None and self.prompts is not None
+        hints = PiiHints(
+            locale=locale,
+            country=country,
+            default_region=self.pii_default_region,
+            language=language,
+            names=(customer_name,) if customer_name else (),
+        )
         redacted = (
-            self._redact(text, history, locale) if use_llm else self._known_entities(triage, history, locale)
+            self._redact(text, history, hints, fact_texts)
+            if use_llm
+            else self._known_entities(triage, history, locale)
         )
         customer_texts = [
             text,
@@ -191,7 +224,15 @@ class Drafter:
                 outcome = f"fallback:{exc.details.get('reason', 'llm_error')}"
             else:
                 drafts = self._check_llm_drafts(
-                    llm_reply, redacted.mapping, grounding, status, needs_human, language, locale, tone_ctx
+                    llm_reply,
+                    redacted.mapping,
+                    grounding,
+                    status,
+                    needs_human,
+                    language,
+                    locale,
+                    tone_ctx,
+                    sources,
                 )
                 outcome = "ok" if drafts else "fallback:all_drafts_rejected"
                 # the LLM may escalate to a human, never de-escalate; an answer whose drafts all failed is
@@ -204,7 +245,7 @@ class Drafter:
         else:
             tset = self.templates.for_language(language)
             drafts = self._template_drafts(
-                tset, triage, intent, grounding, status, needs_human, locale, tone_ctx
+                tset, triage, intent, grounding, status, needs_human, locale, tone_ctx, sources
             )
             prompt_version, draft_language = tset.ref, tset.language
 
@@ -235,33 +276,24 @@ class Drafter:
     # ----------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _redact(text: str, history: Sequence[HistoryMessage], locale: str | None) -> _Redacted:
-        """One redaction over the message and the whole thread, so a value keeps one placeholder
+    def _redact(
+        text: str, history: Sequence[HistoryMessage], hints: PiiHints, facts: Sequence[str] = ()
+    ) -> _Redacted:
+        """One redaction over the message, the recent thread and the facts, so a value keeps one placeholder
         everywhere."""
-        recent = list(history)[-PROMPT_HISTORY_MESSAGES:]
-        parts = [text, *(m.text for m in recent)]
-        joined = _SEPARATOR.join(parts)
-        entities = extract_entities(joined, locale)
-        red, mapping = redact(joined, entities)
-        pieces = red.split(_SEPARATOR)
-        if len(pieces) != len(
-            parts
-        ):  # an entity swallowed a separator: send the message alone, without history
-            entities = extract_entities(text, locale)
-            red, mapping = redact(text, entities)
-            pieces, parts, recent = [red], [text], []
-        customer_idx = {0} | {i + 1 for i, m in enumerate(recent) if _is_customer(m)}
-        spans = _part_spans(parts)
-        customer_entities = [
-            e
-            for e in entities
-            if any(s <= e.start < t for i, (s, t) in enumerate(spans) if i in customer_idx)
-        ]
+        redactor = Redactor()
+        spans = find_pii(text, hints)
+        message = redactor.redact(text, spans)
+        entities = _as_entities(spans)
+        earlier = []
+        for m in list(history)[-PROMPT_HISTORY_MESSAGES:]:
+            spans = find_pii(m.text, hints)
+            earlier.append({"role": m.role, "text": redactor.redact(m.text, spans)})
+            if _is_customer(m):
+                entities += _as_entities(spans)
+        safe_facts = [_mask_known(redactor.redact(f, find_pii(f, hints)), redactor.mapping) for f in facts]
         return _Redacted(
-            message=pieces[0],
-            history=[{"role": m.role, "text": pieces[i + 1]} for i, m in enumerate(recent)],
-            mapping=mapping,
-            entities=customer_entities,
+            message=message, history=earlier, mapping=redactor.mapping, entities=entities, facts=safe_facts
         )
 
     @staticmethod
@@ -316,7 +348,7 @@ class Drafter:
             needs_human=needs_human,
             articles=[_prompt_article(a) for a in grounding[:PROMPT_ARTICLES]],
             customer={"message": red.message, "earlier_messages": red.history},
-            facts=[_mask_known(f, red.mapping) for f in facts],
+            facts=red.facts if len(red.facts) == len(facts) else [_mask_known(f, red.mapping) for f in facts],
             schema_hint=self._schema_hint(LLMReply),
         )
         prompt = ChatPrompt(
@@ -343,14 +375,17 @@ class Drafter:
         language: str,
         locale: str | None,
         tone_ctx: ToneContext,
+        sources: ClaimSources = ClaimSources(),
     ) -> list[Draft]:
-        ctx = CheckContext(language=language, locale=locale or language, tone=tone_ctx, articles=grounding)
+        ctx = CheckContext(
+            language=language, locale=locale or language, tone=tone_ctx, articles=grounding, sources=sources
+        )
         tset = self.templates.sets.get(language)
         asks = self._asks(status, language, fallback=False)
         out: list[Draft] = []
         seen: set[str] = set()
         for raw in reply.drafts[: self.max_drafts]:
-            text = restore(raw, mapping)
+            text = restore_draft(raw, mapping, language)
             extra_repairs: list[str] = []
             if asks and not needs_human and tset is not None and not _QUESTION.search(text):
                 # the intent needs information the customer has not given: the draft must ask for it
@@ -394,6 +429,7 @@ class Drafter:
         needs_human: bool,
         locale: str | None,
         tone_ctx: ToneContext,
+        sources: ClaimSources = ClaimSources(),
     ) -> list[Draft]:
         article = grounding[0] if grounding else None
         in_language = True
@@ -412,7 +448,9 @@ class Drafter:
         )
         # the checker needs the draft's locale: the customer's when the templates are in their language
         locale_for_tone = locale if primary_subtag(locale) == tset.language else tset.language
-        ctx = CheckContext(language=tset.language, locale=locale_for_tone, tone=tone_ctx, articles=grounding)
+        ctx = CheckContext(
+            language=tset.language, locale=locale_for_tone, tone=tone_ctx, articles=grounding, sources=sources
+        )
         out: list[Draft] = []
         for d in tset.drafts(plan, self.max_drafts):
             result = self.checker.check_template_draft(d.text, d.cited_article_ids, ctx)
@@ -449,12 +487,16 @@ class Drafter:
             f"language {triage.language.code}",
         ]
         inverse = {v: k for k, v in red.mapping.items()}
-        safe_known = list(known)
+        safe_known = [_mask_known(k, red.mapping) for k in known]
         for ent in red.entities:
+            if ent.type not in _KNOWN_TYPES:
+                continue
             known.append(_describe_entity(ent, ent.value))
             safe_known.append(_describe_entity(ent, inverse.get(ent.value, f"[{ent.type.upper()}]")))
         known.extend(facts)
-        safe_known.extend(_mask_known(f, red.mapping) for f in facts)
+        safe_known.extend(
+            red.facts if len(red.facts) == len(facts) else [_mask_known(f, red.mapping) for f in facts]
+        )
         known, safe_known = list(dict.fromkeys(known)), list(dict.fromkeys(safe_known))
         missing = [self.slots.spec(s).label for s in status.missing]
         generator = Generator.template
@@ -464,7 +506,7 @@ class Drafter:
             except LLMError:
                 answer = None
             if answer is not None:
-                candidate = restore(answer.wants, red.mapping).strip()
+                candidate = restore_draft(answer.wants, red.mapping).strip()
                 if 10 <= len(candidate) <= 300 and "[" not in candidate:
                     wants, generator = candidate, Generator.llm
         note = (
@@ -507,22 +549,20 @@ class Drafter:
 
 
 def _mask_known(text: str, mapping: dict[str, str]) -> str:
-    """Replace values the message redaction already mapped (placeholder -> value) by their placeholders."""
+    """Replace values the message redaction already mapped (placeholder -> value) by their placeholders,
+    wherever they stand as whole words."""
     for placeholder, value in sorted(mapping.items(), key=lambda kv: -len(kv[1])):
-        text = text.replace(value, placeholder)
+        if value.strip():
+            text = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", placeholder, text)
     return text
+
+
+def _as_entities(spans: Sequence[PiiSpan]) -> list[Entity]:
+    return [Entity(type=s.type.value, value=s.value, start=s.start, end=s.end) for s in spans]
 
 
 def _is_customer(m: HistoryMessage) -> bool:
     return m.role.strip().lower() == CUSTOMER_ROLE
-
-
-def _part_spans(parts: list[str]) -> list[tuple[int, int]]:
-    spans, pos = [], 0
-    for p in parts:
-        spans.append((pos, pos + len(p)))
-        pos += len(p) + len(_SEPARATOR)
-    return spans
 
 
 def _to_draft(result: CheckResult, generator: Generator, extra_repairs: Sequence[str] = ()) -> Draft:
@@ -533,6 +573,7 @@ def _to_draft(result: CheckResult, generator: Generator, extra_repairs: Sequence
         cited_article_ids=result.cited_article_ids,
         tone_findings=result.tone_findings,
         repairs=[*extra_repairs, *result.repairs],
+        safety_findings=result.safety_findings,
     )
 
 
@@ -566,5 +607,7 @@ def _clip(text: str, limit: int) -> str:
 def _describe_entity(ent: Entity, shown: str) -> str:
     """`order number NW-1` for the agent; with `shown` a placeholder, the same fact for the LLM."""
     if ent.type == "card_number" and shown == ent.value:
-        return f"payment card ending {re.sub(r'[^0-9]', '', ent.value)[-4:]}"
+        return f"payment {masked(PiiType.card_number, ent.value)}"
+    if ent.type == "iban" and shown == ent.value:
+        return masked(PiiType.iban, ent.value)
     return f"{ent.type.replace('_', ' ')} {shown}"

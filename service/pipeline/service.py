@@ -32,7 +32,16 @@ class MessagePipeline:
         triage, vector = self.triage.triage_with_embedding(request)
         articles = suggest_for_triage(self.kb, request.text, request.locale, triage, vector)
         drafted = (
-            self.drafter.draft(request.text, triage, articles, request.history, request.locale, facts)
+            self.drafter.draft(
+                request.text,
+                triage,
+                articles,
+                request.history,
+                request.locale,
+                facts,
+                country=request.country,
+                customer_name=request.customer_name,
+            )
             if drafts
             else None
         )

@@ -60,6 +60,23 @@ class TriageBase(BaseModel):
     history: list[HistoryMessage] = Field(
         default_factory=list, max_length=100, description="Earlier messages of the thread, oldest first."
     )
+    country: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2}$",
+        description="ISO 3166-1 alpha-2 country of the sender (WhatsApp: from the phone number): reads "
+        "national phone numbers when the locale names no region.",
+    )
+    customer_name: str | None = Field(
+        None,
+        max_length=200,
+        description="The customer's display name on the channel; never sent to an LLM (redacted wherever "
+        "it appears, case- and accent-insensitively).",
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str | None) -> str | None:
+        return v.upper() if v else None
 
     @field_validator("text")
     @classmethod

@@ -82,7 +82,7 @@ class TriageService:
             intent=intent,
             urgency=urgency,
             sentiment=sentiment,
-            entities=extract_entities(request.text, request.locale),
+            entities=extract_entities(request.text, request.locale, country=request.country),
             automatable=is_automatable(intent, self.classifier.taxonomy),
         )
 
