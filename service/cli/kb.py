@@ -50,6 +50,7 @@ def lint(
         target,
         known_intents=default_intent_names(settings.intents_path),
         help_base_url=settings.kb_help_base_url,
+        allowed_link_hosts=settings.kb_link_allowed_hosts,
         collection_root=root,
     )
     errors = errors_of(issues)

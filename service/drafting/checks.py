@@ -1,10 +1,13 @@
 """Validation of one draft before it ships, with repairs where a repair is safe.
 
-Order: Markdown clean-up → citations (only ids of the given articles) → URLs (only cited articles' URLs, at
-most one) → paragraphs (≤ 3) → length (≤ 600, cut at a sentence) → leftover placeholders → policy (no refund /
-discount promise an article does not ground) → language (the target's, by langdetect) → tone (no `block`
-finding; the tone checker's `suggested_text` is tried once). A draft that cannot be repaired is dropped with a
-reason.
+Order: Markdown clean-up → citations (only ids of the given articles) → links (the link policy of
+`service.kb.links`: nothing off the help host and the allow-list, however disguised; then only a given
+article's URL, at most one) → paragraphs (≤ 3) → length (≤ 600, cut at a sentence) → leftover placeholders →
+claims (`claims.py`: a sentence whose contact, identifier, amount or "it is done" claim has no source of its
+own is dropped) → policy (no refund / credit / discount promise that no cited article sentence makes the same
+way) → language (the target's, by langdetect) → tone (no `block` finding; the tone checker's `suggested_text`
+is tried once). A draft that cannot be repaired is dropped with a reason. Template drafts get the links, the
+claims and the tone check. What the link and claim checks remove is listed in `safety_findings`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from langdetect.lang_detect_exception import LangDetectException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service import yamlfile
-from service.drafting.models import MAX_DRAFT_CHARS, MAX_PARAGRAPHS, GroundingArticle
+from service.drafting.claims import ClaimChecker, ClaimSources, amounts, sentences
+from service.drafting.models import MAX_DRAFT_CHARS, MAX_PARAGRAPHS, GroundingArticle, SafetyFinding
 from service.drafting.templates import trim_to
 from service.errors import InvalidInput
+from service.kb.links import LinkPolicy, LinkProblem
+from service.settings import Settings
 from service.tone.checker import ToneChecker
 from service.tone.models import Severity, ToneContext, ToneFinding
 from service.triage.entities import has_placeholders
@@ -34,7 +40,8 @@ POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 MIN_DRAFT_CHARS = 20
 
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+", re.IGNORECASE)
-_MD_LINK = re.compile(r"\[([^\]\n]{1,200})\]\(((?:https?://|www\.)[^)\s]+)\)")
+# any target: `[click](javascript:alert(1))` is flattened too, and its target then meets the link policy
+_MD_LINK = re.compile(r"\[([^\]\n]{1,200})\]\(([^()\s]+(?:\([^()\s]*\)[^()\s]*)?)\)")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s.*$", re.MULTILINE)
 _MD_TABLE = re.compile(r"^\s*\|.*\|\s*$|^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
@@ -154,6 +161,7 @@ class PolicyRule(BaseModel):
     id: str
     description: str
     patterns: list[str]
+    terms: dict[str, str] = {}  # kind of commitment -> regex over accent-free lower-case text
 
 
 class PolicyBook(BaseModel):
@@ -163,22 +171,82 @@ class PolicyBook(BaseModel):
     rules: list[PolicyRule]
 
 
+# a commitment an article sentence negates ("we do not refund", "erstatten wir keine") grounds nothing
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|nicht|kein\w*|nie|niemals|nunca|"
+    r"jamas|jamais|pas|ne|n'|nao|nem)\b"
+)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    rx: re.Pattern[str]
+    terms: dict[str, re.Pattern[str]]
+
+
 class Policy:
-    """Commitments a draft may only make when a cited article makes them too (`policy.yaml`)."""
+    """Commitments a draft may only make when a cited article's sentence makes the same one
+    (`policy.yaml`)."""
 
     def __init__(self, book: PolicyBook) -> None:
         self.book = book
         self._rules = [
-            (r.id, re.compile("|".join(f"(?:{p})" for p in r.patterns), re.IGNORECASE)) for r in book.rules
+            _Rule(
+                r.id,
+                re.compile("|".join(f"(?:{p})" for p in r.patterns), re.IGNORECASE),
+                {k: re.compile(v) for k, v in r.terms.items()},
+            )
+            for r in book.rules
         ]
 
     @classmethod
     def load(cls, path: Path = POLICY_PATH) -> Policy:
         return cls(_load_policy(Path(path)))
 
-    def violations(self, text: str, grounding: str) -> list[str]:
-        """Rule ids the text breaks (matches while the grounding text does not)."""
-        return [rid for rid, rx in self._rules if rx.search(text) and not rx.search(grounding)]
+    def violations(self, text: str, grounding: str | Sequence[str]) -> list[str]:
+        """Rule ids the text breaks: a sentence makes a commitment that no grounding sentence makes too (same
+        rule, same term, not negated, every amount and percentage of the draft's sentence in it)."""
+        sources = [grounding] if isinstance(grounding, str) else list(grounding)
+        grounds = [g for src in sources for g in sentences(src)]
+        broken = []
+        for rule in self._rules:
+            if not rule.rx.search(text):
+                continue
+            for sentence in sentences(text):
+                commitments = {self._term(rule, m, sentence) for m in rule.rx.finditer(sentence)}
+                said = amounts(sentence)
+                if any(not self._grounded(rule, term, said, grounds) for term in commitments):
+                    broken.append(rule.id)
+                    break
+        return broken
+
+    @staticmethod
+    def _term(rule: _Rule, match: re.Match[str], sentence: str) -> str:
+        """The kind of commitment a match makes: the first term in the matched words, else in the sentence."""
+        for where in (match.group(0), sentence):
+            folded = strip_accents(where.lower())
+            for term, rx in rule.terms.items():
+                if rx.search(folded):
+                    return term
+        return ""
+
+    def _grounded(self, rule: _Rule, term: str, said: frozenset, grounds: Sequence[str]) -> bool:
+        for g in grounds:
+            if not said <= amounts(g):
+                continue
+            for m in rule.rx.finditer(g):
+                if self._term(rule, m, g) == term and not _negated(g, m):
+                    return True
+        return False
+
+
+def _negated(sentence: str, m: re.Match[str]) -> bool:
+    """A negation among the three words before the match, in it, or in the two words after it."""
+    before = " ".join(sentence[: m.start()].split()[-3:])
+    after = " ".join(sentence[m.end() :].split()[:2])
+    window = strip_accents(f"{before} {m.group(0)} {after}".lower()).replace("’", "'")
+    return bool(_NEGATION.search(window))
 
 
 @cache
@@ -209,6 +277,7 @@ class CheckResult:
     repairs: list[str] = field(default_factory=list)
     tone_findings: list[ToneFinding] = field(default_factory=list)
     dropped_because: str | None = None
+    safety_findings: list[SafetyFinding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -217,20 +286,50 @@ class CheckContext:
     locale: str | None  # for the tone check (register, culture)
     tone: ToneContext
     articles: Sequence[GroundingArticle]
+    sources: ClaimSources = field(default_factory=ClaimSources)  # what claims may rest on besides articles
+
+
+def default_link_policy() -> LinkPolicy:
+    """The policy of the default settings (help host and allow-list), for checkers built without one."""
+    fields = Settings.model_fields
+    return LinkPolicy.from_config(fields["kb_help_base_url"].default, fields["kb_link_allowed_hosts"].default)
 
 
 class DraftChecker:
-    def __init__(self, tone: ToneChecker, policy: Policy, language: DraftLanguage | None = None) -> None:
+    def __init__(
+        self,
+        tone: ToneChecker,
+        policy: Policy,
+        language: DraftLanguage | None = None,
+        *,
+        links: LinkPolicy | None = None,
+        claims: ClaimChecker | None = None,
+    ) -> None:
         self.language = language or DraftLanguage()
         self.tone = tone
         self.policy = policy
+        self.links = links or default_link_policy()
+        self.claims = claims or ClaimChecker()
 
     # -- the structural repairs (cheap, deterministic)
     # --------------------------------------------------------
 
-    @staticmethod
-    def _strip_markdown(text: str, repairs: list[str]) -> str:
-        out = _MD_LINK.sub(lambda m: f"{m.group(1)}: {m.group(2)}", text)
+    def _strip_markdown(self, text: str, repairs: list[str], findings: list[SafetyFinding]) -> str:
+        def flatten(m: re.Match[str]) -> str:
+            label, target = m.group(1), m.group(2)
+            if self.links.deceptive(label, target):
+                findings.append(
+                    SafetyFinding(
+                        rule="deceptive_link",
+                        action="removed",
+                        text=m.group(0),
+                        reason="the link's text shows another address than the one it opens",
+                    )
+                )
+                return label  # the address it shows is checked like any other
+            return f"{label}: {target}"
+
+        out = _MD_LINK.sub(flatten, text)
         out = _MD_HEADING.sub("", out)
         out = _MD_TABLE.sub("", out)
         out = _MD_EMPHASIS.sub(r"\2", out)
@@ -238,6 +337,29 @@ class DraftChecker:
         if out != text:
             repairs.append("markdown_removed")
         return out
+
+    def _links(
+        self,
+        text: str,
+        cited: list[str],
+        articles: Sequence[GroundingArticle],
+        repairs: list[str],
+        findings: list[SafetyFinding],
+    ) -> tuple[str, list[str]]:
+        """The link policy first (no link off the help host and the allow-list, however disguised), then the
+        draft rule: only the URL of a given article, at most one."""
+        text, removed = self.links.scrub(text)
+        for link in removed:
+            repairs.append("foreign_url_removed")
+            findings.append(
+                SafetyFinding(
+                    rule="link_not_allowed",
+                    action="removed",
+                    text=link.text,
+                    reason=self.links.reason(link.problem or LinkProblem.foreign_host),
+                )
+            )
+        return self._urls(text, cited, articles, repairs)
 
     @staticmethod
     def _urls(
@@ -297,35 +419,73 @@ class DraftChecker:
 
     def check_llm_draft(self, text: str, cited_ids: Sequence[str], ctx: CheckContext) -> CheckResult:
         repairs: list[str] = []
+        findings: list[SafetyFinding] = []
         known = {a.article_id for a in ctx.articles}
         cited = [i for i in dict.fromkeys(cited_ids) if i in known]
         if len(cited) < len(set(cited_ids)):
             repairs.append("unknown_citation_removed")
-        text = self._strip_markdown(text, repairs)
-        text, cited = self._urls(text, cited, ctx.articles, repairs)
+        text = self._strip_markdown(text, repairs, findings)
+        text, cited = self._links(text, cited, ctx.articles, repairs, findings)
         text = self._layout(text, repairs)
         if len(text) < MIN_DRAFT_CHARS:
-            return CheckResult(None, repairs=repairs, dropped_because="too_short")
+            return CheckResult(None, repairs=repairs, dropped_because="too_short", safety_findings=findings)
         if _ARTIFACT.search(_URL.sub(" ", text)):
             return CheckResult(None, repairs=repairs, dropped_because="prompt_artifact")
         if any(_id_pattern(a.article_id).search(text) for a in ctx.articles if "-" in a.article_id):
             return CheckResult(None, repairs=repairs, dropped_because="internal_id")
         if has_placeholders(text):
             return CheckResult(None, repairs=repairs, dropped_because="unknown_placeholder")
-        grounding = " ".join(f"{a.summary} {a.snippet}" for a in ctx.articles if a.article_id in cited)
+        text, cited, dropped = self._claims(text, cited, ctx, repairs, findings)
+        if dropped:
+            return CheckResult(None, repairs=repairs, dropped_because=dropped, safety_findings=findings)
+        grounding = [f"{a.summary}\n{a.snippet}" for a in ctx.articles if a.article_id in cited]
         broken = self.policy.violations(text, grounding)
         if broken:
             return CheckResult(None, repairs=repairs, dropped_because=f"policy:{broken[0]}")
         other = self.language.mismatch(text, ctx.language)
         if other is not None:
             return CheckResult(None, repairs=repairs, dropped_because=f"language:{other}")
-        return self._tone(text, cited, repairs, ctx)
+        return self._tone(text, cited, repairs, ctx, findings)
 
     def check_template_draft(self, text: str, cited_ids: Sequence[str], ctx: CheckContext) -> CheckResult:
-        """Template drafts are ours: only the tone check applies (their findings are reported)."""
-        return self._tone(text, list(cited_ids), [], ctx)
+        """Template drafts are ours, but they paste an article's summary and URL: the same link check as LLM
+        drafts, the claim checks, then the tone check (its findings are reported)."""
+        repairs: list[str] = []
+        findings: list[SafetyFinding] = []
+        text, cited = self._links(text, list(cited_ids), ctx.articles, repairs, findings)
+        text, cited, dropped = self._claims(text, cited, ctx, repairs, findings)
+        if dropped:
+            return CheckResult(None, repairs=repairs, dropped_because=dropped, safety_findings=findings)
+        return self._tone(text, cited, repairs, ctx, findings)
 
-    def _tone(self, text: str, cited: list[str], repairs: list[str], ctx: CheckContext) -> CheckResult:
+    def _claims(
+        self,
+        text: str,
+        cited: list[str],
+        ctx: CheckContext,
+        repairs: list[str],
+        findings: list[SafetyFinding],
+    ) -> tuple[str, list[str], str | None]:
+        """Drop sentences whose contacts, identifiers, amounts or "done" claims have no source; the reason
+        when too little is left to send."""
+        outcome = self.claims.check(text, cited, ctx.articles, ctx.sources)
+        repairs.extend(outcome.repairs)
+        findings.extend(outcome.findings)
+        if not outcome.findings:
+            return outcome.text, outcome.cited, None
+        if len(outcome.text) < MIN_DRAFT_CHARS:
+            return outcome.text, outcome.cited, "claims:" + outcome.findings[0].rule
+        return outcome.text, outcome.cited, None
+
+    def _tone(
+        self,
+        text: str,
+        cited: list[str],
+        repairs: list[str],
+        ctx: CheckContext,
+        findings: list[SafetyFinding] | None = None,
+    ) -> CheckResult:
+        safety = list(findings or [])
         result = self.tone.check(text, ctx.locale, ctx.tone)
         if not result.ok:
             fixed = result.suggested_text.strip()
@@ -335,6 +495,7 @@ class DraftChecker:
                     repairs=repairs,
                     tone_findings=result.findings,
                     dropped_because="tone:" + _first_block(result.findings),
+                    safety_findings=safety,
                 )
             second = self.tone.check(fixed, ctx.locale, ctx.tone)
             if not second.ok:
@@ -343,9 +504,12 @@ class DraftChecker:
                     repairs=repairs,
                     tone_findings=second.findings,
                     dropped_because="tone:" + _first_block(second.findings),
+                    safety_findings=safety,
                 )
-            return CheckResult(fixed, cited, [*repairs, "tone_suggestion_applied"], second.findings)
-        return CheckResult(text, cited, repairs, result.findings)
+            return CheckResult(
+                fixed, cited, [*repairs, "tone_suggestion_applied"], second.findings, safety_findings=safety
+            )
+        return CheckResult(text, cited, repairs, result.findings, safety_findings=safety)
 
 
 def _first_block(findings: Sequence[ToneFinding]) -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,6 +85,22 @@ class Generator(StrEnum):
     template = "template"
 
 
+class SafetyFinding(BaseModel):
+    """Something the link and claim checks removed from a draft, so the agent sees what and why."""
+
+    rule: str = Field(
+        description="`link_not_allowed`, `deceptive_link`, `ungrounded_contact`, `foreign_identifier`, "
+        "`ungrounded_amount` or `ungrounded_claim`."
+    )
+    action: Literal["removed", "sentence_dropped"] = Field(
+        description="`removed`: the link alone was taken out; `sentence_dropped`: its whole sentence was."
+    )
+    text: str = Field(
+        description="What was taken out (identifiers of other customers masked to their last characters)."
+    )
+    reason: str = Field(description="Why, in words.")
+
+
 class Draft(BaseModel):
     text: str = Field(description=f"Reply text, at most {MAX_DRAFT_CHARS} characters, plain text.")
     generator: Generator = Field(description="`llm` or `template`: what produced this draft.")
@@ -96,6 +112,11 @@ class Draft(BaseModel):
     )
     repairs: list[str] = Field(
         default_factory=list, description="What validation changed in an LLM draft (e.g. `trimmed`)."
+    )
+    safety_findings: list[SafetyFinding] = Field(
+        default_factory=list,
+        description="Links and claims the checks removed (disallowed links, contacts or amounts without a "
+        "source, other customers' identifiers); empty when nothing was.",
     )
 
 

@@ -12,6 +12,7 @@ that a bot can send verbatim as one chat bubble.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 from service.kb import markdown
 from service.kb.articles import REQUIRED_FIELDS, Article, ArticleParseError, ParsedDoc, load_documents
+from service.kb.links import LinkPolicy, LinkProblem
 
 SUMMARY_MAX_CHARS = 300
 PARAGRAPH_MAX_CHARS = 400
@@ -35,6 +37,7 @@ HTML_IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 HTML_ALT_RE = re.compile(r"\balt\s*=\s*(\"[^\"]+\"|'[^']+'|[^\s>\"']+)", re.IGNORECASE)
 HTML_TABLE_RE = re.compile(r"<table\b", re.IGNORECASE)
 EXTERNAL_SCHEMES = frozenset({"http", "https", "mailto", "tel", "sms", "whatsapp"})
+CONTACT_SCHEMES = frozenset({"mailto", "tel", "sms"})  # contacts, judged by the drafting claim checks
 
 
 class Severity(StrEnum):
@@ -81,6 +84,9 @@ RULES: dict[str, str] = {
     ),
     "broken-link": "internal links must point to an existing article, article url or heading",
     "duplicate-id": "article ids are unique across the knowledge base",
+    "disallowed-link": "links may point only to https:// pages of the help host or an allowed host "
+    "(REPLYDESK_KB_HELP_BASE_URL, REPLYDESK_KB_LINK_ALLOWED_HOSTS)",
+    "deceptive-link": "a link's text must not show another URL or host than the one it opens",
     "long-title": f"titles longer than {TITLE_MAX_CHARS} characters are cut in chat previews",
 }
 
@@ -101,6 +107,7 @@ class _Context:
     files: dict[str, str]  # resolved path -> article id
     anchors: dict[str, set[str]]  # article id -> heading slugs
     help_host: str | None
+    links: LinkPolicy | None = None  # None: no help host configured, links are not restricted
 
 
 def _norm_url(url: str) -> str:
@@ -305,6 +312,70 @@ def _lint_body(doc: ParsedDoc, article: Article, ctx: _Context | None) -> list[L
     return out
 
 
+def _lint_links(doc: ParsedDoc, article: Article, policy: LinkPolicy) -> list[LintIssue]:
+    """The link policy over everything of an article that reaches a customer: its `url`, title, summary and
+    body (raw Markdown with HTML entities decoded, so a link hidden in markup, code or an image is found
+    too), plus Markdown link targets (protocol-relative ones) and link texts that show another URL."""
+    aid = article.id
+    out: list[LintIssue] = []
+    flagged_lines: set[int] = set()
+
+    def disallowed(where: str, text: str, problem: LinkProblem | None, line: int) -> None:
+        flagged_lines.add(line)
+        reason = policy.reason(problem or LinkProblem.foreign_host)
+        out.append(
+            _issue(doc, aid, "disallowed-link", f"{where} link `{text}` is not allowed: {reason}", line)
+        )
+
+    if article.url:
+        problem = policy.problem(article.url)
+        if problem is not None:
+            disallowed("url:", article.url, problem, 1)
+    for name, value in (("title", article.title), ("summary", article.summary)):
+        for found in policy.scan(html.unescape(value)):
+            if not found.allowed:
+                disallowed(f"{name}:", found.text, found.problem, 1)
+    body = html.unescape(doc.body)
+    for found in policy.scan(body):
+        if not found.allowed:
+            disallowed(
+                "body:", found.text, found.problem, doc.body_start_line + body.count("\n", 0, found.start)
+            )
+    tokens = markdown.parse(doc.body)
+    for tok in tokens:
+        if tok.type != "inline":
+            continue
+        line = doc.body_start_line + (tok.map[0] if tok.map else 0)
+        children = tok.children or []
+        for i, child in enumerate(children):
+            if child.type != "link_open":
+                continue
+            href = str(child.attrs.get("href", ""))
+            label_parts = []
+            for nxt in children[i + 1 :]:
+                if nxt.type == "link_close":
+                    break
+                label_parts.append(nxt.content)
+            label = "".join(label_parts)
+            parts = urlsplit(href)
+            external = bool(parts.scheme) or href.startswith("//")
+            if external and parts.scheme.lower() not in CONTACT_SCHEMES:
+                problem = policy.problem(href)
+                if problem is not None and line not in flagged_lines:
+                    disallowed("body:", href, problem, line)
+            if policy.deceptive(label, href):
+                out.append(
+                    _issue(
+                        doc,
+                        aid,
+                        "deceptive-link",
+                        f"link text `{label}` shows another address than its target `{href}`",
+                        line,
+                    )
+                )
+    return out
+
+
 def _lint_html(doc: ParsedDoc, aid: str, html: str, line: int) -> list[LintIssue]:
     out = []
     if HTML_TABLE_RE.search(html):
@@ -315,7 +386,9 @@ def _lint_html(doc: ParsedDoc, aid: str, html: str, line: int) -> list[LintIssue
     return out
 
 
-def build_context(docs: Iterable[ParsedDoc], help_base_url: str | None) -> _Context:
+def build_context(
+    docs: Iterable[ParsedDoc], help_base_url: str | None, allowed_link_hosts: str | Collection[str] = ()
+) -> _Context:
     ids: set[str] = set()
     urls: set[str] = set()
     files: dict[str, str] = {}
@@ -331,7 +404,8 @@ def build_context(docs: Iterable[ParsedDoc], help_base_url: str | None) -> _Cont
             files[str(Path(doc.source).resolve())] = article.id
         anchors[article.id] = _anchors(doc.body)
     host = urlsplit(help_base_url).netloc.lower() if help_base_url else None
-    return _Context(ids=ids, urls=urls, files=files, anchors=anchors, help_host=host)
+    links = LinkPolicy.from_config(help_base_url, allowed_link_hosts) if help_base_url else None
+    return _Context(ids=ids, urls=urls, files=files, anchors=anchors, help_host=host, links=links)
 
 
 def lint_documents(
@@ -339,11 +413,13 @@ def lint_documents(
     *,
     known_intents: Collection[str] | None = None,
     help_base_url: str | None = None,
+    allowed_link_hosts: str | Collection[str] = (),
     only: Collection[str] | None = None,
 ) -> list[LintIssue]:
     """Lint a collection. `only` restricts the report to these sources (the collection still resolves
-    links)."""
-    ctx = build_context(docs, help_base_url)
+    links). With `help_base_url`, every link must pass the link policy (`service.kb.links`): that host and
+    `allowed_link_hosts` only."""
+    ctx = build_context(docs, help_base_url, allowed_link_hosts)
     issues: list[LintIssue] = []
     id_counts = Counter(Article.from_doc(d).id for d in docs)
     for doc in docs:
@@ -353,6 +429,8 @@ def lint_documents(
         issues.extend(_lint_front_matter(doc, known_intents))
         if doc.has_front_matter:
             issues.extend(_lint_body(doc, article, ctx))
+            if ctx.links is not None:
+                issues.extend(_lint_links(doc, article, ctx.links))
         if article.id and id_counts[article.id] > 1:
             others = [d.source for d in docs if d is not doc and Article.from_doc(d).id == article.id]
             issues.append(
@@ -372,6 +450,7 @@ def lint_path(
     *,
     known_intents: Collection[str] | None = None,
     help_base_url: str | None = None,
+    allowed_link_hosts: str | Collection[str] = (),
     collection_root: Path | None = None,
 ) -> list[LintIssue]:
     """Lint a directory of articles, or one file (resolved against `collection_root` for links and ids)."""
@@ -389,7 +468,13 @@ def lint_path(
         LintIssue(rule="unreadable", severity=Severity.error, message=str(e), source=e.source, line=1)
         for e in parse_errors
     ]
-    issues += lint_documents(docs, known_intents=known_intents, help_base_url=help_base_url, only=only)
+    issues += lint_documents(
+        docs,
+        known_intents=known_intents,
+        help_base_url=help_base_url,
+        allowed_link_hosts=allowed_link_hosts,
+        only=only,
+    )
     return issues
 
 

@@ -154,6 +154,7 @@ class KnowledgeBase:
             recall_target=s.kb_recall_target,
             known_intents=self.known_intents,
             help_base_url=s.kb_help_base_url,
+            allowed_link_hosts=s.kb_link_allowed_hosts,
             skip_invalid=skip_invalid,
             force=force,
         )
@@ -373,6 +374,7 @@ class KnowledgeBase:
                     others + [doc],
                     known_intents=self.known_intents,
                     help_base_url=self.settings.kb_help_base_url,
+                    allowed_link_hosts=self.settings.kb_link_allowed_hosts,
                     only={doc.source},
                 )
             )

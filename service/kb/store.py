@@ -79,6 +79,7 @@ class BuildOptions:
     recall_target: float = 0.95
     known_intents: Collection[str] | None = None
     help_base_url: str | None = None
+    allowed_link_hosts: str = ""  # comma-separated, see `service.kb.links`
     skip_invalid: bool = False
     force: bool = False
 
@@ -252,7 +253,12 @@ def collect_articles(articles_dir: Path, options: BuildOptions) -> tuple[list[Ar
     """Parse and lint the articles. Errors reject the build, or drop the failing articles with
     `skip_invalid`."""
     docs, parse_errors = load_documents(articles_dir)
-    issues = lint_documents(docs, known_intents=options.known_intents, help_base_url=options.help_base_url)
+    issues = lint_documents(
+        docs,
+        known_intents=options.known_intents,
+        help_base_url=options.help_base_url,
+        allowed_link_hosts=options.allowed_link_hosts,
+    )
     bad: dict[str, list[str]] = {}
     for err in parse_errors:
         bad.setdefault(err.source, []).append(str(err))
