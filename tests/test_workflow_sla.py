@@ -97,7 +97,7 @@ def test_at_risk_and_breach_are_emitted_once_each_over_webhook_and_sse(flat):
     flat.clock.advance(minutes=8)
     assert wf.scan_sla() == 1
     assert wf.scan_sla() == 0
-    flat.get("/v1/queue")  # the queue scans too; still nothing new
+    flat.get("/v1/queue")  # reading the queue announces nothing (tests/test_workflow_recovery.py)
     flat.clock.advance(minutes=2)
     assert wf.scan_sla() == 1
     flat.clock.advance(minutes=30)

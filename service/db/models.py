@@ -117,6 +117,7 @@ class Message(Base):
         UniqueConstraint("channel", "channel_message_id"),
         UniqueConstraint("idempotency_key"),
         Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_pipeline", "pipeline_status", "pipeline_lease_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -143,6 +144,10 @@ class Message(Base):
     suggestion_id: Mapped[int | None] = mapped_column(BigId)
     pipeline_status: Mapped[str | None] = mapped_column(String(16))  # pending | done | failed | skipped
     pipeline_error: Mapped[str | None] = mapped_column(Text)
+    # While `pending`: when a run that has not finished by then counts as stranded (the process died) and may
+    # be re-run; every run claims the message by moving this forward (see workflow/recovery.py).
+    pipeline_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pipeline_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     triage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     facts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 

@@ -2,8 +2,11 @@
 continues the SLA wait, may answer a survey, and runs through the message pipeline; the result becomes the
 message's triage and the pending suggestions.
 
-A failed pipeline (or one that never finished) is retried when the helpdesk re-sends the message; storing a
-result is claimed by a conditional UPDATE, so a concurrent re-run never stores suggestions twice.
+A failed pipeline, or one that never finished (the process died between storing the message and storing
+its suggestions), is re-run when the helpdesk re-sends the message, and by the worker (`recovery`). Every
+run is claimed first: a conditional UPDATE moves the message's lease forward, so one stranded message is
+re-run by one caller at a time, on any number of processes. Storing a result is claimed too (`pending` →
+`done`), so even two runs that overlap (a slow first run and its re-run) never store suggestions twice.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,8 +48,6 @@ from service.workflow.sla import URGENCY_RANK
 from service.workflow.survey_flow import open_survey, take_survey_answer
 
 log = logging.getLogger("replydesk.workflow")
-
-STALE_PIPELINE = timedelta(seconds=30)
 
 
 @dataclass
@@ -116,12 +117,10 @@ def store_inbound(ctx: WorkflowContext, req: MessageCreate) -> Stored:
             with ctx.db.session() as s:
                 dup = find_duplicate(s, req)
                 if dup is not None:
-                    # A failed pipeline (or one that never finished: the process or database died mid-way)
-                    # is retried when the helpdesk re-sends the message.
-                    stale = ctx.clock.now() - dup.created_at > STALE_PIPELINE
-                    rerun = dup.pipeline_status == PipelineStatus.failed.value or (
-                        dup.pipeline_status == PipelineStatus.pending.value and stale
-                    )
+                    # A failed pipeline, or a stranded one (its run never finished: the process or the
+                    # database died mid-way), is re-run now. One still within its lease is probably running
+                    # elsewhere: the answer says `pending`, and the worker re-runs it if that run never ends.
+                    rerun = claim_run(ctx, s, dup.id, ctx.clock.now(), retry_failed=True)
                     return Stored(dup.id, dup.conversation_id, True, run_pipeline=rerun)
                 return insert_inbound(ctx, s, req)
         except IntegrityError:
@@ -177,6 +176,8 @@ def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate) -> Stor
         created_at=now,
         customer_sent_at=ensure_utc(req.sent_at),
         pipeline_status=PipelineStatus.pending.value,
+        pipeline_lease_until=now + timedelta(seconds=ctx.settings.pipeline_stale_s),
+        pipeline_attempts=1,  # the run this request starts after the commit
     )
     s.add(msg)
     s.flush()
@@ -249,6 +250,41 @@ def history(ctx: WorkflowContext, s: Session, msg: Message) -> list[HistoryMessa
     return out
 
 
+# -- claiming a run ------------------------------------------------------------------------------------------
+
+
+def stranded(now: datetime) -> ColumnElement[bool]:
+    """A pending pipeline whose last run should have finished by `now` (its lease ran out)."""
+    return (Message.pipeline_status == PipelineStatus.pending.value) & or_(
+        Message.pipeline_lease_until.is_(None), Message.pipeline_lease_until <= now
+    )
+
+
+def claim_run(
+    ctx: WorkflowContext, s: Session, message_id: int, now: datetime, *, retry_failed: bool
+) -> bool:
+    """Claim the next run of a stranded pipeline (and of a failed one when `retry_failed`): a conditional
+    UPDATE that moves the lease `pipeline_stale_s` ahead and counts the run. True when this caller won; a
+    stranded message that used up `pipeline_max_attempts` runs is left to the worker to mark failed."""
+    cond: ColumnElement[bool] = stranded(now) & (
+        Message.pipeline_attempts < ctx.settings.pipeline_max_attempts
+    )
+    if retry_failed:
+        cond = or_(cond, Message.pipeline_status == PipelineStatus.failed.value)
+    won = changed(
+        s,
+        update(Message)
+        .where(Message.id == message_id, cond)
+        .values(
+            pipeline_status=PipelineStatus.pending.value,
+            pipeline_error=None,
+            pipeline_lease_until=now + timedelta(seconds=ctx.settings.pipeline_stale_s),
+            pipeline_attempts=Message.pipeline_attempts + 1,
+        ),
+    )
+    return won == 1
+
+
 # -- the pipeline --------------------------------------------------------------------------------------------
 
 
@@ -259,6 +295,7 @@ def run_pipeline(ctx: WorkflowContext, message_id: int, pipeline: MessagePipelin
         customer = get_row(s, Customer, conv.customer_id)
         text = triage_text(msg)
         locale = customer.locale
+        country, name = customer.country, customer.name  # PII hints: national phones, the profile name
         past = history(ctx, s, msg)
         channel = conv.channel
     facts: list[ContextFact] = []
@@ -268,7 +305,9 @@ def run_pipeline(ctx: WorkflowContext, message_id: int, pipeline: MessagePipelin
     error: str | None = None
     result: TriagePipelineRead | None = None
     try:
-        request = TriageRequest(text=text, locale=locale, channel=channel, history=past)
+        request = TriageRequest(
+            text=text, locale=locale, channel=channel, history=past, country=country, customer_name=name
+        )
         result = pipeline.run(request, facts=facts)
     except ValidationError as exc:
         error = f"invalid_input: {exc.errors()[0].get('msg', 'invalid')}"
@@ -299,6 +338,7 @@ def store_pipeline(
                 .where(Message.id == message_id, Message.pipeline_status != PipelineStatus.done.value)
                 .values(
                     pipeline_status=PipelineStatus.failed.value,
+                    pipeline_lease_until=None,
                     pipeline_error=error or "pipeline returned nothing",
                     facts=[f.model_dump(mode="json") for f in facts],
                 )
@@ -309,7 +349,9 @@ def store_pipeline(
             s,
             update(Message)
             .where(Message.id == message_id, Message.pipeline_status != PipelineStatus.done.value)
-            .values(pipeline_status=PipelineStatus.done.value, pipeline_error=None),
+            .values(
+                pipeline_status=PipelineStatus.done.value, pipeline_error=None, pipeline_lease_until=None
+            ),
         )
         if claimed != 1:
             return
@@ -354,6 +396,7 @@ def store_pipeline(
                     details={
                         "cited_article_ids": list(draft.cited_article_ids),
                         "tone_findings": [f.model_dump(mode="json") for f in draft.tone_findings],
+                        "safety_findings": [f.model_dump(mode="json") for f in draft.safety_findings],
                     },
                     created_at=now,
                 )

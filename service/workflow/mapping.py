@@ -140,6 +140,7 @@ def suggestion_read(x: Suggestion) -> SuggestionRead:
         generator=x.generator,
         cited_article_ids=details.get("cited_article_ids", []),
         draft_tone_findings=details.get("tone_findings", []),
+        draft_safety_findings=details.get("safety_findings", []),
         created_at=x.created_at,
         decided_at=x.decided_at,
         decided_by=x.decided_by,

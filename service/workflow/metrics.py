@@ -49,6 +49,12 @@ class WorkflowMetrics:
         self.pipeline_failures = Counter(
             "replydesk_pipeline_failures", "Pipeline runs that failed", ["code"], registry=r
         )
+        self.pipeline_recoveries = Counter(
+            "replydesk_pipeline_recoveries",
+            "Stranded pipelines the worker re-ran (`rerun`) or marked failed (`gave_up`)",
+            ["outcome"],
+            registry=r,
+        )
         self.suggestions = Counter("replydesk_suggestions_created", "Suggestions stored", registry=r)
         self.decisions = Counter(
             "replydesk_suggestion_decisions", "Agent decisions on suggestions", ["decision"], registry=r

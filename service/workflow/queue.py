@@ -1,5 +1,8 @@
 """The agents' queue and the SLA: response-time cycles (one per customer wait), the queue ordered by SLA
-state, the `sla.at_risk` / `sla.breached` events and the counts behind the Prometheus gauges."""
+state, the `sla.at_risk` / `sla.breached` events and the counts behind the Prometheus gauges.
+
+Reads never write: the queue computes each wait's state from its stored `at_risk_at` / `due_at` at read time,
+so it answers while the database is write-locked; announcing a state (`scan_sla`) is the worker's job."""
 
 from __future__ import annotations
 
@@ -69,7 +72,6 @@ def close_cycle(s: Session, conv: Conversation, now: datetime, by: str) -> None:
 
 def queue(ctx: WorkflowContext, *, state: SlaState | None = None, limit: int = 100) -> QueueRead:
     now = ctx.clock.now()
-    scan_sla(ctx)
     with ctx.db.session() as s:
         convs = list(
             s.scalars(select(Conversation).where(Conversation.status == ConversationStatus.open.value))

@@ -9,6 +9,7 @@ or two retries racing on the same suggestion or message cannot both win, on SQLi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -16,7 +17,7 @@ from service.auth.models import Principal
 from service.clock import Clock
 from service.db import Database
 from service.settings import Settings
-from service.workflow import conversations, ingest, outbound, queue, suggestions, survey_flow
+from service.workflow import conversations, ingest, outbound, queue, recovery, suggestions, survey_flow
 from service.workflow.context import WorkflowContext
 from service.workflow.events import EventLog
 from service.workflow.metrics import WorkflowMetrics
@@ -137,6 +138,18 @@ class Workflow:
     def ingest_result(self, message_id: int, *, duplicate: bool) -> IngestRead:
         return ingest.ingest_result(self.ctx, message_id, duplicate=duplicate)
 
+    def recover_pipelines(
+        self,
+        pipeline: MessagePipelinePort | None = None,
+        *,
+        limit: int = 100,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> recovery.RecoveryCounts:
+        """Re-run pipelines stranded by a crash (pending past their lease); the worker calls this."""
+        return recovery.recover_pipelines(
+            self.ctx, pipeline or self.ctx.pipeline, limit=limit, should_stop=should_stop
+        )
+
     # -- surveys ---------------------------------------------------------------------------------------------
 
     def answer_survey(self, survey_id: int, text: str) -> SurveyRead:
@@ -207,10 +220,12 @@ class Workflow:
         return conversations.resolve(self.ctx, conversation_id, req, principal)
 
     def queue(self, *, state: SlaState | None = None, limit: int = 100) -> QueueRead:
+        """Read-only: SLA states are computed from the stored due times (the worker announces them)."""
         return queue.queue(self.ctx, state=state, limit=limit)
 
     def scan_sla(self) -> int:
-        """Emit `sla.at_risk` and `sla.breached` once per wait. Returns how many events were emitted."""
+        """Emit `sla.at_risk` and `sla.breached` once per wait (the worker's job; never done by a read).
+        Returns how many events were emitted."""
         return queue.scan_sla(self.ctx)
 
     def snapshot(self) -> dict[str, dict[str, int]]:

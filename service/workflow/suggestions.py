@@ -2,11 +2,13 @@
 agent's own words. A reply goes through the tone check first; `block` findings need an override reason.
 
 Every decision is a conditional UPDATE on the suggestion's status, so two agents (or two retries) racing on
-the same suggestion cannot both win.
+the same suggestion cannot both win. Approving with `send` records the decision and queues the outbound
+message in one transaction (crash-safe), and a sequential retry of the same approval is answered from storage.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
@@ -109,9 +111,16 @@ def check_tone(
 def approve(
     ctx: WorkflowContext, suggestion_id: int, req: ApproveRequest, principal: Principal
 ) -> DecisionRead:
+    """Record the decision and, with `send` (the default), queue the outbound message in the same
+    transaction: a crash leaves the suggestion either pending or sent, never approved without its message.
+    Repeating the same approval (same key, same text: a retry whose answer was lost) answers 200 with the
+    stored result and queues nothing again."""
     with ctx.db.session() as s:
         sug = suggestion_or_404(s, suggestion_id)
         if sug.status != SuggestionStatus.pending.value:
+            repeated = repeated_approval(s, sug, req, principal)
+            if repeated is not None:
+                return repeated
             raise Conflict(
                 f"suggestion {suggestion_id} is {sug.status}; only pending suggestions can be approved",
                 details={"status": sug.status},
@@ -151,12 +160,72 @@ def approve(
             now=now,
             conversation_id=conversation_id,
         )
+        out = queue_send(ctx, s, suggestion_id, principal, now) if req.send else None
+        sug = get_row(s, Suggestion, suggestion_id)
+        s.refresh(sug)
+        result = DecisionRead(
+            suggestion=suggestion_read(sug), message=message_read(out) if out else None, tone=tone
+        )
     ctx.metrics.decisions.labels(decision.value).inc()
-    if req.send:
-        out = send(ctx, suggestion_id, principal)
-        out.tone = tone
-        return out
-    return DecisionRead(suggestion=get_suggestion(ctx, suggestion_id), tone=tone)
+    return result
+
+
+def repeated_approval(
+    s: Session, sug: Suggestion, req: ApproveRequest, principal: Principal
+) -> DecisionRead | None:
+    """The stored result when `req` repeats the approval already recorded (same key, same final text, and
+    sent iff `send`); None when it is a different decision (a conflict)."""
+    final = req.text if req.text is not None else sug.draft_text
+    if sug.decided_by_key_id != principal.key_id or sug.final_text != final:
+        return None
+    decided = (SuggestionStatus.approved.value, SuggestionStatus.edited.value)
+    if req.send and sug.status == SuggestionStatus.sent.value and sug.outbound_message_id is not None:
+        out: Message | None = get_row(s, Message, sug.outbound_message_id)
+    elif not req.send and sug.status in decided:
+        out = None
+    else:
+        return None
+    findings = sug.tone_findings
+    tone = (
+        None
+        if findings is None
+        else ToneReport(
+            ok=not any(str(f.get("severity")) == "block" for f in findings),
+            findings=findings,
+            overridden=sug.tone_override_reason is not None,
+        )
+    )
+    return DecisionRead(
+        suggestion=suggestion_read(sug), message=message_read(out) if out else None, tone=tone
+    )
+
+
+def queue_send(
+    ctx: WorkflowContext, s: Session, suggestion_id: int, principal: Principal, now: datetime
+) -> Message | None:
+    """In the caller's transaction: move an approved/edited suggestion to `sent` and queue its outbound
+    message. None when it was not approved/edited any more (someone else sent it)."""
+    won = changed(
+        s,
+        update(Suggestion)
+        .where(
+            Suggestion.id == suggestion_id,
+            Suggestion.status.in_([SuggestionStatus.approved.value, SuggestionStatus.edited.value]),
+        )
+        .values(status=SuggestionStatus.sent.value, sent_at=now),
+    )
+    if won != 1:
+        return None
+    sug = get_row(s, Suggestion, suggestion_id)
+    s.refresh(sug)
+    conv = get_row(s, Conversation, sug.conversation_id)
+    out = queue_outbound(
+        ctx, s, conv, sug.final_text or sug.draft_text, MessageKind.reply, principal, sug.id, now
+    )
+    sug.outbound_message_id = out.id
+    supersede(s, conv.id, up_to_message_id=sug.message_id, keep=sug.id)
+    s.flush()
+    return out
 
 
 def send(ctx: WorkflowContext, suggestion_id: int, principal: Principal) -> DecisionRead:
@@ -173,24 +242,10 @@ def send(ctx: WorkflowContext, suggestion_id: int, principal: Principal) -> Deci
                 "can be sent",
                 details={"status": sug.status},
             )
-        won = changed(
-            s,
-            update(Suggestion)
-            .where(
-                Suggestion.id == suggestion_id,
-                Suggestion.status.in_([SuggestionStatus.approved.value, SuggestionStatus.edited.value]),
-            )
-            .values(status=SuggestionStatus.sent.value, sent_at=now),
-        )
-        if won != 1:
+        out = queue_send(ctx, s, suggestion_id, principal, now)
+        if out is None:
             raise Conflict(f"suggestion {suggestion_id} was sent by someone else meanwhile")
-        conv = get_row(s, Conversation, sug.conversation_id)
-        out = queue_outbound(
-            ctx, s, conv, sug.final_text or sug.draft_text, MessageKind.reply, principal, sug.id, now
-        )
-        sug.outbound_message_id = out.id
-        supersede(s, conv.id, up_to_message_id=sug.message_id, keep=sug.id)
-        s.flush()
+        s.refresh(sug)
         return DecisionRead(suggestion=suggestion_read(sug), message=message_read(out))
 
 
