@@ -96,3 +96,20 @@ def drafting(
     from bench.drafting import run_drafting_bench
 
     typer.echo(f"written to {write_result(run_drafting_bench(rounds, log=typer.echo), out, 'drafting')}")
+
+
+@app.command("body-limit")
+def body_limit(
+    size_mb: Annotated[int, typer.Option(min=2, max=200, help="Size of each oversized POST, in MiB.")] = 50,
+    uploads: Annotated[int, typer.Option(min=1, help="POSTs per server.")] = 3,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/body-limit-<time>.json).")
+    ] = None,
+) -> None:
+    """An oversized authenticated POST against the default 1 MiB limit and against a limit above it (the
+    former behaviour), side by side: response time and /health latency during the uploads."""
+    from bench import write_result
+    from bench.body_limit import run_body_limit_bench
+
+    result = run_body_limit_bench(size_mb=size_mb, uploads=uploads, log=typer.echo)
+    typer.echo(f"written to {write_result(result, out, 'body-limit')}")

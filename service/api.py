@@ -10,6 +10,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from service import __version__
+from service.body_limit import BodyLimitMiddleware
 from service.container import Container
 from service.errors import install_error_handlers
 from service.logging import configure_logging
@@ -45,6 +46,7 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(authenticate)],
     )
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.container = container
     install_error_handlers(app)
     from service.db.errors import install_db_error_handlers
@@ -56,8 +58,9 @@ def create_app(
     from service.pipeline.router import router as triage_router
     from service.tone.router import router as tone_router
 
-    # Analysis routers are written without auth; their roles are set here.
-    analysis = [Depends(require_roles(Role.integration, Role.agent, Role.evaluator))]
+    # Analysis routers are written without auth; their roles are set here. Integration keys (they sit in
+    # channel callback URLs) are not analysis keys: they ingest and report receipts only.
+    analysis = [Depends(require_roles(Role.agent, Role.evaluator, Role.auditor))]
     app.include_router(health_router)
     app.include_router(triage_router, prefix="/v1", dependencies=analysis)
     app.include_router(drafting_router, prefix="/v1", dependencies=analysis)
@@ -65,7 +68,7 @@ def create_app(
 
     from service.kb.router import router as kb_router
 
-    app.include_router(kb_router, prefix="/v1", dependencies=analysis)
+    app.include_router(kb_router, prefix="/v1")  # its routes set their own roles (readers, editors)
 
     from service.auth.router import router as keys_router
     from service.integrations.adapters.router import router as channels_router
@@ -76,6 +79,10 @@ def create_app(
     app.include_router(channels_router, prefix="/v1")
     app.include_router(keys_router, prefix="/v1")
     app.include_router(metrics_router)
+    from service.auth.deps import PUBLIC_PATHS
+    from service.openapi import install_openapi
+
+    install_openapi(app, PUBLIC_PATHS)
     return app
 
 

@@ -92,10 +92,29 @@ class Settings(BaseSettings):
         None, description="Where the FAISS index is published (default data_dir/index)."
     )
     default_locale: str = Field("en", description="Locale used when nothing matches the customer's locale.")
+    pii_default_region: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}$",
+        description="Region (ISO 3166-1 alpha-2, e.g. `ES`) in which phone numbers written without `+`/`00` "
+        "are read before redaction when neither the locale nor the sender's country names one; after it, the "
+        "usual regions of the message's language are tried.",
+    )
     kb_help_base_url: str = Field(
         "https://help.northwind.example",
         description="Public help site: links to this "
-        "host inside articles must point to an article's `url` (checked by `kb lint`).",
+        "host inside articles must point to an article's `url` (checked by `kb lint`). With "
+        "`kb_link_allowed_hosts`, the only host links in articles and drafts may point to (https only).",
+    )
+    kb_link_allowed_hosts: str = Field(
+        "northwind.example",
+        description="More hosts (comma-separated, exact: a subdomain must be listed itself) that links in "
+        "articles and drafts may point to over https, e.g. the shop's own site or a carrier's tracking site; "
+        "every other link is rejected by `kb lint` and removed from drafts.",
+    )
+    brand_contacts: str = Field(
+        "",
+        description="The brand's own e-mail addresses and phone numbers (comma-separated) a draft may give "
+        "besides the customer's own and those in a cited article; other contacts are dropped from drafts.",
     )
     kb_index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
         "auto",
@@ -163,6 +182,26 @@ class Settings(BaseSettings):
         description="Re-asks after an unparsable or invalid LLM answer "
         "(transport errors and timeouts are never retried).",
     )
+    pipeline_concurrency: int = Field(
+        64,
+        ge=0,
+        description="LLM-bound requests (`POST /v1/messages`, `/v1/triage`, `/v1/drafts`, channel webhooks) "
+        "that run at once, on threads of their own, so a slow LLM never holds the thread pool that serves "
+        "every other route; 0 runs them on that shared pool (the behaviour before, for comparison only).",
+    )
+    pipeline_queue_limit: int = Field(
+        256,
+        ge=0,
+        description="LLM-bound requests that may wait for one of those threads (without holding one); the "
+        "next is answered 503 `overloaded` with Retry-After (0 = no limit).",
+    )
+    pipeline_cpu_slots: int = Field(
+        0,
+        ge=0,
+        description="Of the LLM-bound requests running, how many may compute (triage, retrieval, checks) "
+        "at once; one waiting on the LLM holds no slot. Keeps a burst of them from crowding the routes "
+        "that serve everything else off the cores. 0 = the number of CPU cores.",
+    )
     prompts_dir: Path = Field(
         REPO_ROOT / "prompts", description="Versioned Jinja2 prompts and their registry.yaml."
     )
@@ -180,13 +219,23 @@ class Settings(BaseSettings):
         "600/minute",
         description="Default per-API-key request limit (`N/second|minute|hour`); a key may carry its own.",
     )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body accepted, in bytes; a bigger one is answered 413 before it is read "
+        "(by its Content-Length) or as soon as the bytes received pass the limit.",
+    )
     webhook_url: str | None = Field(
         None,
         description="Helpdesk endpoint that receives outbound messages and events "
         "(signed POSTs). Unset: outbound messages stay `queued` for "
         "the helpdesk to pull (GET /v1/messages?status=queued).",
     )
-    webhook_secret: str | None = Field(None, description="HMAC-SHA256 secret signing outbound webhooks.")
+    webhook_secret: str | None = Field(
+        None,
+        description="HMAC-SHA256 secret signing outbound webhooks; unset, they go unsigned (warned at start "
+        "and in /health).",
+    )
     webhook_max_attempts: int = Field(
         8, ge=1, description="Delivery attempts before an outbound webhook fails."
     )
@@ -198,9 +247,25 @@ class Settings(BaseSettings):
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST, in seconds.")
     workers_enabled: bool = Field(
-        True, description="Run the webhook dispatcher and SLA scanner in the API process."
+        True, description="Run the webhook dispatcher, SLA scanner and pipeline recovery in the API process."
     )
     worker_interval_s: float = Field(1.0, gt=0, description="How often the background workers look for work.")
+    pipeline_stale_s: float = Field(
+        30.0,
+        gt=0,
+        description="A stored message whose pipeline has not finished this long after it was stored (or "
+        "after its last re-run began) counts as stranded: the worker re-runs it, and so does a helpdesk "
+        "re-send.",
+    )
+    pipeline_recovery_interval_s: float = Field(
+        10.0, gt=0, description="How often the worker looks for stranded pipelines (and once at start)."
+    )
+    pipeline_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Runs of one message's pipeline (the first included) that may be left unfinished before "
+        "the worker marks it `failed` instead of re-running it again.",
+    )
     sla_first_response_minutes: dict[str, float] = Field(
         {"critical": 2, "high": 5, "normal": 10, "low": 60},
         description="First-response target per urgency, in minutes (JSON object).",
@@ -249,7 +314,9 @@ class Settings(BaseSettings):
         None, description="Chatwoot `api_access_token` (agent bot or user)."
     )
     chatwoot_webhook_secret: str | None = Field(
-        None, description="Verifies X-Chatwoot-Signature on Chatwoot webhooks when set."
+        None,
+        description="Verifies X-Chatwoot-Signature on Chatwoot webhooks when set (unset with the adapter "
+        "configured: warned at start and in /health).",
     )
     context_order_status_url: str | None = Field(
         None, description="Order-status provider: URL template with `{order_number}`, called with GET."

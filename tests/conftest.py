@@ -7,6 +7,7 @@ texts.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -117,11 +118,27 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    from service.db import Database
+
+    path = tmp_path_factory.mktemp("migrated") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    db.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database URL. The postgres case FAILS (never skips) when the server is unreachable."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'replydesk.db'}"
+        target = tmp_path / "replydesk.db"
+        if request.node.get_closest_marker("empty_db") is None:
+            # a copy of a database migrated once per test process: the same schema as migrating this one, a
+            # tenth of the time (`@pytest.mark.empty_db` for a test that needs to run the migrations itself)
+            shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), target)
+        yield f"sqlite:///{target}"
         return
     import uuid
 

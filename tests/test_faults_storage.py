@@ -70,6 +70,24 @@ def test_a_locked_database_is_a_clear_503_and_nothing_is_half_written(sqlite_app
     assert again.status_code == 201, again.text  # recovered once the lock is gone
 
 
+def test_a_key_used_for_the_first_time_still_reads_while_the_database_is_write_locked(sqlite_app):
+    """Authenticating never writes (`last_used_at` is written later by a background flush)."""
+    live, db_file = sqlite_app
+    created = live.client.post("/v1/keys", json={"name": "fresh-agent", "role": "agent"}).json()
+    locker = sqlite3.connect(db_file, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        r = live.client.get("/v1/suggestions", headers={"Authorization": f"Bearer {created['key']}"})
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert r.status_code == 200, r.text
+    keys = live.app.state.container.keys
+    assert keys.flush_last_used() >= 1  # the use was noted, and is written once the lock is gone
+    listed = {k["id"]: k for k in live.client.get("/v1/keys").json()}
+    assert listed[created["id"]]["last_used_at"] is not None
+
+
 def test_a_database_that_is_gone_is_a_clear_503_and_health_says_unavailable(sqlite_app):
     live, db_file = sqlite_app
     shutil.rmtree(db_file.parent)

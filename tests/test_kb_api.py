@@ -252,6 +252,7 @@ def test_a_build_published_by_another_process_is_hot_reloaded(kb_client):
         kb_client.post("/v1/kb/reindex")
 
 
+@pytest.mark.slow  # a stress test: two threads search through two forced rebuilds
 def test_concurrent_searches_never_fail_while_the_index_is_swapped(kb_client):
     kb = kb_client.app.state.container.kb
     errors: list[BaseException] = []

@@ -1,25 +1,34 @@
-"""API key store: keys are random, only their SHA-256 is kept; lookups are cached briefly in the process."""
+"""API key store: keys are random, only their SHA-256 is kept; lookups are cached briefly in the process.
+
+Authenticating never writes: `last_used_at` is noted in memory and written by a background flush (at most
+once per key per `LAST_USED_EVERY`, and on close), so a read answers while the database is write-locked and a
+failed flush only delays the timestamp."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from limits import parse
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal, Role
-from service.clock import Clock
+from service.clock import Clock, ensure_utc
 from service.db import Database
 from service.db.models import ApiKey
 from service.errors import InvalidInput, NotFound
 
+log = logging.getLogger("replydesk.auth")
+
 KEY_PREFIX = "rdk_"
 CACHE_TTL_S = 5.0
 LAST_USED_EVERY = timedelta(minutes=1)
+FLUSH_EVERY_S = 10.0
 
 
 def hash_key(raw: str) -> str:
@@ -45,6 +54,11 @@ class KeyStore:
         self.clock = clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        self._used: dict[str, datetime] = {}  # key id -> last use not yet written
+        self._written: dict[str, datetime | None] = {}  # key id -> last_used_at as stored
+        self._flush_wake = threading.Event()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def create(self, request: ApiKeyCreate) -> ApiKeyCreated:
         validate_rate_limit(request.rate_limit)
@@ -82,26 +96,79 @@ class KeyStore:
         return result
 
     def authenticate(self, raw: str) -> Principal | None:
-        """The principal of a valid, unrevoked key, else None."""
+        """The principal of a valid, unrevoked key, else None. Reads only; the use is noted for the flush."""
         digest = hash_key(raw)
         now_mono = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-            if hit is not None and hit[0] > now_mono:
-                return hit[1]
-        principal: Principal | None = None
-        with self.db.session() as s:
-            row = s.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
-            if row is not None and row.revoked_at is None:
-                principal = Principal(
-                    key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit
-                )
-                now = self.clock.now()
-                if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-                    s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        with self._lock:
-            self._cache[digest] = (now_mono + CACHE_TTL_S, principal)
+        if hit is not None and hit[0] > now_mono:
+            principal = hit[1]
+        else:
+            principal = None
+            with self.db.session() as s:
+                row = s.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+                if row is not None and row.revoked_at is None:
+                    principal = Principal(
+                        key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit
+                    )
+                    with self._lock:
+                        self._written.setdefault(
+                            row.id, ensure_utc(row.last_used_at) if row.last_used_at else None
+                        )
+            with self._lock:
+                self._cache[digest] = (now_mono + CACHE_TTL_S, principal)
+        if principal is not None:
+            self._note_use(principal.key_id)
         return principal
+
+    def _note_use(self, key_id: str) -> None:
+        now = self.clock.now()
+        with self._lock:
+            written = self._written.get(key_id)
+            if written is not None and now - written < LAST_USED_EVERY:
+                return
+            self._used[key_id] = now
+            start = self._flusher is None and not self._closed.is_set()
+            if start:
+                self._flusher = threading.Thread(target=self._flush_loop, name="replydesk-keys", daemon=True)
+        if start and self._flusher is not None:
+            self._flusher.start()
+
+    def flush_last_used(self) -> int:
+        """Write the noted uses; returns how many keys were updated. A database error keeps them for the next
+        flush."""
+        with self._lock:
+            pending, self._used = self._used, {}
+        if not pending:
+            return 0
+        try:
+            with self.db.session() as s:
+                for key_id, when in pending.items():
+                    s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+        except SQLAlchemyError as exc:
+            log.warning("could not record API key use; retrying later", extra={"error": str(exc)})
+            with self._lock:
+                for key_id, when in pending.items():
+                    self._used.setdefault(key_id, when)
+            return 0
+        with self._lock:
+            self._written.update(pending)
+        return len(pending)
+
+    def _flush_loop(self) -> None:
+        while not self._closed.is_set():
+            self._flush_wake.wait(FLUSH_EVERY_S)
+            self._flush_wake.clear()
+            self.flush_last_used()
+
+    def close(self) -> None:
+        """Stop the background flush and write what is pending."""
+        self._closed.set()
+        self._flush_wake.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+            self._flusher = None
+        self.flush_last_used()
 
 
 def _read(row: ApiKey) -> ApiKeyRead:

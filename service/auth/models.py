@@ -12,10 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class Role(StrEnum):
     """What a key may do. `admin` may do everything."""
 
-    integration = "integration"  # a helpdesk or channel: ingest messages, report receipts
-    agent = "agent"  # a person working the queue: approve, edit, reject, reply, resolve
+    # The full route x role table is README § Security › Roles, checked by tests/test_security_roles.py.
+    integration = "integration"  # a helpdesk or channel: ingest, receipts, outbound delivery, resolve
+    agent = "agent"  # a person working the queue: approve, edit, reject, reply, resolve; analysis
+    editor = "editor"  # maintains the help articles: KB reads and writes, reindex
+    evaluator = "evaluator"  # analysis endpoints and metrics, no customer data
+    auditor = "auditor"  # an evaluator granted read-only access to customer data (messages, threads)
     admin = "admin"  # keys and everything else
-    evaluator = "evaluator"  # read-only metrics and the analysis endpoints
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def _container():
 
 @app.command("create")
 def create(
-    role: Annotated[Role, typer.Option(help="integration | agent | admin | evaluator")],
+    role: Annotated[Role, typer.Option(help=" | ".join(r.value for r in Role))],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
     rate_limit: Annotated[str | None, typer.Option(help="Own limit, e.g. 120/minute.")] = None,
 ) -> None:

@@ -22,8 +22,10 @@ from service.kb.models import (
 )
 
 router = APIRouter(prefix="/kb", tags=["knowledge base"])
-# Reading is open to every analysis role; editing the knowledge base is for admins and helpdesk integrations.
-EDITORS = [Depends(require_roles(Role.admin, Role.integration))]
+# Reading is open to every analysis role and to editors; editing the knowledge base is for editors (and
+# admins). Integration keys can do neither: they travel in channel callback URLs.
+READERS = [Depends(require_roles(Role.agent, Role.evaluator, Role.auditor, Role.editor))]
+EDITORS = [Depends(require_roles(Role.editor))]
 
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 MAX_ARTICLE_BYTES = 200_000
@@ -59,7 +61,12 @@ _UPSERT_BODY = {
 }
 
 
-@router.get("/search", response_model=KBSearchRead, summary="Hybrid search of help articles")
+@router.get(
+    "/search",
+    response_model=KBSearchRead,
+    summary="Hybrid search of help articles",
+    dependencies=READERS,
+)
 def search_articles(
     kb: KnowledgeBaseDep,
     q: Annotated[str, Query(min_length=1, max_length=1000, description="What the customer asked.")],
@@ -71,7 +78,12 @@ def search_articles(
     return kb.search_page(q, locale=locale, k=k, intent=intent, tags=tags)
 
 
-@router.get("/articles/{article_id}", response_model=ArticleRead, summary="One article as indexed")
+@router.get(
+    "/articles/{article_id}",
+    response_model=ArticleRead,
+    summary="One article as indexed",
+    dependencies=READERS,
+)
 def get_article(kb: KnowledgeBaseDep, article_id: ArticleId) -> ArticleRead:
     return kb.get(article_id)
 

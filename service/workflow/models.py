@@ -10,7 +10,14 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.triage.models import MAX_TEXT_CHARS, Channel, TriageRead, UrgencyLevel, clean_text
+from service.triage.models import (
+    MAX_TEXT_CHARS,
+    Channel,
+    TriageRead,
+    UrgencyLevel,
+    clean_text,
+    has_content,
+)
 
 # Row ids are 64-bit integers on every database: a larger id in a path or query is a 422, not a driver
 # overflow.
@@ -94,6 +101,11 @@ def _clean_optional_text(v: str | None, field: str) -> str | None:
     if v is None:
         return None
     v = clean_text(v)
+    if v and not has_content(v):
+        raise ValueError(
+            f"{field} has only invisible characters (zero-width spaces, joiners); send visible text, or omit "
+            "it for an attachment-only message"
+        )
     if len(v) > MAX_TEXT_CHARS:
         raise ValueError(f"{field} has {len(v)} characters; the limit is {MAX_TEXT_CHARS}")
     return v
@@ -247,6 +259,9 @@ class SuggestionRead(BaseModel):
     generator: str | None = None
     cited_article_ids: list[str] = Field(default_factory=list)
     draft_tone_findings: list[dict[str, Any]] = Field(default_factory=list)
+    draft_safety_findings: list[dict[str, Any]] = Field(
+        default_factory=list, description="Links and claims the drafting checks removed, and why."
+    )
     created_at: datetime
     decided_at: datetime | None = None
     decided_by: str | None = None

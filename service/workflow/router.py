@@ -19,11 +19,14 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.auth.deps import PrincipalDep, require_roles
 from service.auth.models import Role
+from service.drafting.deps import LLMWorkDep
+from service.drafting.offload import OVERLOADED_RESPONSE
 from service.errors import InvalidInput
 from service.pipeline.deps import MessagePipelineDep
 from service.workflow.deps import WorkflowDep
 from service.workflow.kpis import compute_kpis
 from service.workflow.models import (
+    MAX_ROW_ID,
     ApproveRequest,
     ConversationDetail,
     DecisionRead,
@@ -51,11 +54,14 @@ from service.workflow.models import (
 
 router = APIRouter(tags=["workflow"])
 
+# Who may do what (admin always may): README § Security › Roles, checked by tests/test_security_roles.py.
 INTEGRATION = Depends(require_roles(Role.integration))
 AGENT = Depends(require_roles(Role.agent))
 AGENT_OR_INTEGRATION = Depends(require_roles(Role.agent, Role.integration))
-AGENT_OR_EVALUATOR = Depends(require_roles(Role.agent, Role.evaluator))
-EVALUATOR = Depends(require_roles(Role.evaluator))
+# Reading customer data: the people who work it, the channel that delivers it, auditors granted it.
+READ_CUSTOMER_DATA = Depends(require_roles(Role.agent, Role.integration, Role.auditor))
+READ_THREADS = Depends(require_roles(Role.agent, Role.auditor))
+EVALUATOR = Depends(require_roles(Role.evaluator, Role.auditor))
 
 
 @router.post(
@@ -68,17 +74,19 @@ EVALUATOR = Depends(require_roles(Role.evaluator))
         200: {
             "model": IngestRead,
             "description": "Already ingested (same idempotency key or channel message id): the first result",
-        }
+        },
+        **OVERLOADED_RESPONSE,
     },
 )
-def ingest_message(
+async def ingest_message(
     body: MessageCreate,
     workflow: WorkflowDep,
     pipeline: MessagePipelineDep,
     principal: PrincipalDep,
     response: Response,
+    work: LLMWorkDep,
 ) -> IngestRead:
-    result = workflow.ingest(body, principal, pipeline)
+    result = await work.run(workflow.ingest, body, principal, pipeline)
     if result.duplicate:
         response.status_code = status.HTTP_200_OK
     return result
@@ -87,7 +95,7 @@ def ingest_message(
 @router.get(
     "/messages",
     response_model=list[MessageRead],
-    dependencies=[AGENT_OR_INTEGRATION],
+    dependencies=[READ_CUSTOMER_DATA],
     summary="List messages, e.g. `?direction=outbound&status=queued` for helpdesks that pull",
 )
 def list_messages(
@@ -105,7 +113,7 @@ def list_messages(
 @router.get(
     "/messages/{message_id}",
     response_model=MessageRead,
-    dependencies=[AGENT_OR_INTEGRATION],
+    dependencies=[READ_CUSTOMER_DATA],
     summary="One message with its delivery or read state",
 )
 def get_message(message_id: RowId, workflow: WorkflowDep) -> MessageRead:
@@ -135,7 +143,7 @@ def mark_read(message_id: RowId, workflow: WorkflowDep, principal: PrincipalDep)
 @router.get(
     "/suggestions",
     response_model=list[SuggestionRead],
-    dependencies=[AGENT_OR_EVALUATOR],
+    dependencies=[READ_THREADS],
     summary="Suggestions, newest first",
 )
 def list_suggestions(
@@ -150,7 +158,7 @@ def list_suggestions(
 @router.get(
     "/suggestions/{suggestion_id}",
     response_model=SuggestionRead,
-    dependencies=[AGENT_OR_EVALUATOR],
+    dependencies=[READ_THREADS],
     summary="One suggestion with its decision",
 )
 def get_suggestion(suggestion_id: RowId, workflow: WorkflowDep) -> SuggestionRead:
@@ -194,7 +202,7 @@ def reject(
 @router.get(
     "/conversations/{conversation_id}",
     response_model=ConversationDetail,
-    dependencies=[Depends(require_roles(Role.agent, Role.integration, Role.evaluator))],
+    dependencies=[READ_THREADS],
     summary="A conversation with its messages, suggestions, surveys and SLA state",
 )
 def get_conversation(conversation_id: RowId, workflow: WorkflowDep) -> ConversationDetail:
@@ -239,7 +247,7 @@ def survey_response(survey_id: RowId, body: SurveyResponseCreate, workflow: Work
 @router.get(
     "/queue",
     response_model=QueueRead,
-    dependencies=[AGENT],
+    dependencies=[READ_THREADS],
     summary="Open conversations, most at risk first (breached, at_risk, ok), then by urgency and due time",
 )
 def queue(
@@ -250,7 +258,7 @@ def queue(
 
 @router.get(
     "/events",
-    dependencies=[AGENT_OR_INTEGRATION],
+    dependencies=[READ_CUSTOMER_DATA],
     response_class=EventSourceResponse,
     summary="Server-sent events: message, suggestion, SLA (at_risk, breached), survey events",
     responses={
@@ -263,9 +271,9 @@ def queue(
 async def events(
     request: Request,
     workflow: WorkflowDep,
-    since: Annotated[int | None, Query(ge=0, description="Start after this event id.")] = None,
-    types: Annotated[str | None, Query(description="Comma-separated event types.")] = None,
-    max_events: Annotated[int | None, Query(ge=1, description="Close after this many.")] = None,
+    since: Annotated[int | None, Query(ge=0, le=MAX_ROW_ID, description="Start after this event id.")] = None,
+    types: Annotated[str | None, Query(max_length=500, description="Comma-separated event types.")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=100_000, description="Close after this many.")] = None,
     max_wait_s: Annotated[
         float | None, Query(gt=0, le=3600, description="Close after this long idle.")
     ] = None,
@@ -273,8 +281,8 @@ async def events(
 ) -> EventSourceResponse:
     start = since
     if start is None and last_event_id:
-        if not last_event_id.isdigit():
-            raise InvalidInput("Last-Event-ID must be an event id")
+        if not last_event_id.isascii() or not last_event_id.isdigit() or int(last_event_id) > MAX_ROW_ID:
+            raise InvalidInput("Last-Event-ID must be an event id (0 … 2^63 - 1)")
         start = int(last_event_id)
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
     poll = workflow.settings.events_poll_s
