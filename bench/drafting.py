@@ -22,6 +22,7 @@ from typing import Any
 import httpx2
 import openai
 
+from bench.stub_llm import chat_completion
 from service.drafting.drafter import Drafter
 from service.drafting.llm import PROMPT_HEADER, LLMCallLog, LLMClient
 from service.drafting.models import GroundingArticle
@@ -160,20 +161,9 @@ def _answer_transport(answers: dict[str, list[str]]) -> httpx2.MockTransport:
             )
         return httpx2.Response(
             200,
-            json={
-                "id": "bench",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "bench",
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": content},
-                    }
-                ],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-            },
+            json=chat_completion(
+                content, completion_id="bench", model="bench", prompt_tokens=1, completion_tokens=1
+            ),
         )
 
     return httpx2.MockTransport(handle)

@@ -80,22 +80,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_health(
+    process: subprocess.Popen, base_url: str, log_path: Path, *, require_ok: bool = True, poll_s: float = 0.25
+) -> None:
+    """Wait until `GET {base_url}/health` answers (200, with `require_ok`), at most START_TIMEOUT_S; raises
+    if the server exits first (with the end of its log) or does not answer in time."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200 or not require_ok:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(poll_s)
+    raise RuntimeError("server did not answer /health in time")
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Terminate a server still running (SIGTERM, 20 s grace, then SIGKILL)."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def _check_loopback(url: str) -> None:
     host = httpx.URL(url).host
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"load tests only target loopback addresses, not {host}")
 
 
-@dataclass
-class Server:
-    """`replydesk serve` in a subprocess with its own data directory."""
+class ServerPaths:
+    """Where a `replydesk serve` on `port` with its data directory under `root / "data"` answers and keeps
+    its database."""
 
     root: Path
     port: int
-    env: dict[str, str]
-    process: subprocess.Popen | None = None
-    api_key: str = ""
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
 
     @property
     def base_url(self) -> str:
@@ -104,6 +129,18 @@ class Server:
     @property
     def db_file(self) -> Path:
         return self.root / "data" / "replydesk.db"
+
+
+@dataclass
+class Server(ServerPaths):
+    """`replydesk serve` in a subprocess with its own data directory."""
+
+    root: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    api_key: str = ""
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
 
     @classmethod
     def create(cls, *, extra_env: dict[str, str] | None = None) -> Server:
@@ -160,17 +197,8 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=2).status_code == 200:
-                    return time.perf_counter() - t0
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError("server did not answer /health in time")
+        wait_for_health(self.process, self.base_url, self.log_path)
+        return time.perf_counter() - t0
 
     def warm(self) -> None:
         """One triage and one ingest so lazy components are loaded before measuring."""
@@ -217,13 +245,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import httpx
 import numpy as np
 
 from bench import write_result
+from bench.stub_llm import StubHandler, StubServer, chat_completion
 from service.settings import Settings
 
 MODES = {"own": None, "shared": "0"}  # value of REPLYDESK_PIPELINE_CONCURRENCY (None: the default)
@@ -65,18 +65,15 @@ class SlowLLM:
     in_flight: int = 0
     peak_in_flight: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
-    _server: ThreadingHTTPServer | None = None
+    _server: StubServer | None = None
     _released: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> SlowLLM:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(StubHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.read_body()
                 prompt = self.headers.get("X-ReplyDesk-Prompt", "")
                 with stub._cond:
                     stub.calls += 1
@@ -90,36 +87,19 @@ class SlowLLM:
                     else:
                         time.sleep(delay)
                     answer = HANDOFF_REPLY if prompt.startswith("handoff") else DRAFT_REPLY
-                    self._send(_completion(json.dumps(answer)))
+                    self.send_json(200, _completion(json.dumps(answer)))
                 finally:
                     with stub._cond:
                         stub.in_flight -= 1
                         stub._cond.notify_all()
 
-            def _send(self, payload: bytes) -> None:
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up: nothing to do
-                    pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 512  # the default backlog (5) would drop a burst of connections
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        ).start()
+        self._server = StubServer(Handler).start()
         return self
 
     @property
     def base_url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return self._server.base_url
 
     def wait_in_flight(self, n: int, timeout_s: float) -> bool:
         """Whether `n` requests were waiting on the stand-in at once within `timeout_s`."""
@@ -137,23 +117,14 @@ class SlowLLM:
     def stop(self) -> None:
         self.release()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 def _completion(content: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "cmpl-slow",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "slow-stub",
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-            ],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
-        }
-    ).encode()
+    body = chat_completion(
+        content, completion_id="cmpl-slow", model="slow-stub", prompt_tokens=100, completion_tokens=40
+    )
+    return json.dumps(body).encode()
 
 
 def _stats(values_ms: list[float]) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from bench.stub_llm import StubHandler, StubServer, chat_completion
 from service.drafting.drafter import Drafter
 from service.drafting.llm import PROMPT_HEADER, ChatPrompt, LLMCallLog, LLMClient
 from service.drafting.models import LLMReply
@@ -34,16 +33,9 @@ GOOD = {
 
 
 def completion(content: str) -> dict:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "scripted",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-        ],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
-    }
+    return chat_completion(
+        content, completion_id="chatcmpl-1", model="scripted", prompt_tokens=120, completion_tokens=30
+    )
 
 
 class ScriptedLLM:
@@ -55,32 +47,17 @@ class ScriptedLLM:
         self.headers: list[dict[str, str]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("content-length", 0))
-                owner.requests.append(json.loads(self.rfile.read(length)))
+                owner.requests.append(json.loads(self.read_body()))
                 owner.headers.append({k.lower(): v for k, v in self.headers.items()})
                 status, body, delay = owner.script.pop(0) if owner.script else (500, "{}", 0.0)
                 time.sleep(delay)
-                payload = (body or "").encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and hung up
-                    pass
+                self.send_json(status, (body or "").encode())  # a client that timed out and hung up: ignored
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        self.server = StubServer(Handler)
+        self.url = self.server.base_url
+        self.thread = self.server.thread
 
     def answer(self, content: str, *, status: int = 200, delay: float = 0.0) -> None:
         self.script.append((status, json.dumps(completion(content)) if status == 200 else content, delay))

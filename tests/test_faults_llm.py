@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from bench.stub_llm import StubHandler, StubServer, chat_completion
 from tests.robustness_harness import LiveApp, isolated_settings, start, stop
 
 TIMEOUT_S = 0.5
@@ -37,17 +36,14 @@ class FakeLLM:
         self.calls = 0
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
+        class Handler(StubHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.read_body()
                 fake.calls += 1
                 if fake.mode == "slow":
                     time.sleep(TIMEOUT_S * 4)
                 if fake.mode == "http500":
-                    self._send(500, b'{"error": {"message": "model crashed"}}')
+                    self.send_json(500, b'{"error": {"message": "model crashed"}}')
                     return
                 content = {
                     "ok": json.dumps(GOOD_REPLY),
@@ -55,46 +51,16 @@ class FakeLLM:
                     "garbage": "Sure! Here are some drafts: <<<not json>>>",
                     "wrong_schema": json.dumps({"answer": 42, "drafts": "not a list"}),
                 }[fake.mode]
-                body = {
-                    "id": "cmpl-1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": "fake",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": content},
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-                }
-                self._send(200, json.dumps(body).encode())
+                self.send_json(200, chat_completion(content, model="fake"))
 
-            def _send(self, status: int, payload: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): nothing to do
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
+        self.server = StubServer(Handler).start()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return self.server.base_url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,8 @@ The counts are printed (`-s`) for the README (§ Crash recovery).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,19 +28,25 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from bench.load import (
+    LOOPBACK,
+    START_TIMEOUT_S,
+    ServerPaths,
+    free_port,
+    stop_process,
+    wait_for_health,
+)
+from bench.stub_llm import StubHandler, StubServer
 from service.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # two real server start-ups and a burst: `make test` only
 
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT_S = 300.0
 RECOVERY_BUDGET_S = 60.0
 LLM_DELAY_S = 0.8
 INGEST_THREADS = 6
@@ -51,53 +55,29 @@ KILL_AFTER_ACKED = 24  # acknowledged ingests before the kill...
 KILL_AFTER_APPROVED = 4  # ...and acknowledged approvals
 
 
-class _SlowFailingLLM(BaseHTTPRequestHandler):
+class _SlowFailingLLM(StubHandler):
     """An OpenAI-compatible endpoint that is slow and then unavailable: every call takes LLM_DELAY_S and
     answers 503, so drafting falls back to templates after a long pipeline run."""
 
     calls = 0
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
         type(self).calls += 1
-        self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        self.read_body()
         time.sleep(LLM_DELAY_S)
-        body = json.dumps({"error": {"message": "overloaded", "type": "server_error"}}).encode()
-        try:
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server that asked was killed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+        # a client that hung up (the server that asked was killed) is ignored
+        self.send_json(503, {"error": {"message": "overloaded", "type": "server_error"}})
 
 
 @dataclass
-class LiveServer:
+class LiveServer(ServerPaths):
     """`replydesk serve` in a subprocess on its own data directory, started and killed on demand."""
 
     root: Path
     env: dict[str, str]
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     api_key: str = ""
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def db_file(self) -> Path:
-        return self.root / "data" / "replydesk.db"
 
     def _exe(self) -> str:
         return str(Path(sys.executable).with_name("replydesk"))
@@ -136,15 +116,8 @@ class LiveServer:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        while time.monotonic() - t0 < START_TIMEOUT_S:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.root / 'server.log').read_text()[-3000:]}")
-            try:
-                httpx.get(f"{self.base_url}/health", timeout=2)
-                return time.monotonic() - t0
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("server did not answer /health in time")
+        wait_for_health(self.process, self.base_url, self.root / "server.log", require_ok=False, poll_s=0.2)
+        return time.monotonic() - t0
 
     def kill(self) -> None:
         assert self.process is not None
@@ -152,25 +125,16 @@ class LiveServer:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
 def llm_stub() -> Iterator[str]:
-    server = ThreadingHTTPServer((LOOPBACK, 0), _SlowFailingLLM)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    server = StubServer(_SlowFailingLLM).start()
     try:
-        yield f"http://{LOOPBACK}:{server.server_address[1]}/v1"
+        yield server.base_url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from bench.stub_llm import StubHandler, chat_completion
+from bench.stub_llm import StubServer as StandInServer
 from service.api import create_app
 from service.container import Container
 from service.db import Database
@@ -101,64 +101,33 @@ class StubServer:
 
     get_status: int = 200
     requests: list[dict[str, str]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+    _server: StandInServer | None = None
 
     @property
     def port(self) -> int:
         assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._server.port
 
     def start(self) -> StubServer:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(StubHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.read_body()
                 stub.requests.append(dict(self.headers))
                 content = json.dumps({"text": "Your parcel left the warehouse today."})
-                self._send(
-                    200,
-                    {
-                        "id": "cmpl-1",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": "stub",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": content},
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-                    },
-                )
+                self.send_json(200, chat_completion(content, prompt_tokens=5, completion_tokens=7))
 
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 stub.requests.append(dict(self.headers))
-                self._send(stub.get_status, {"error": "down"})
+                self.send_json(stub.get_status, {"error": "down"})
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        ).start()
+        self._server = StandInServer(Handler).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 @pytest.fixture
