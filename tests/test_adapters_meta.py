@@ -45,7 +45,10 @@ def _post(h, path: str, payload: dict, *, signature: str | None = "auto", query_
     return h.client.post(path, content=body, headers=headers, params=params)
 
 
-def wa_message(text: str, wamid: str, sender: str = "5215512345678") -> dict:
+def wa_message(
+    text: str, wamid: str, sender: str = "5215512345678", *, name: str = "Ana", timestamp: int = T
+) -> dict:
+    """A WhatsApp Cloud API text-message webhook payload (shape: Meta's webhook reference, `messages`)."""
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -57,12 +60,12 @@ def wa_message(text: str, wamid: str, sender: str = "5215512345678") -> dict:
                         "value": {
                             "messaging_product": "whatsapp",
                             "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
-                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": sender}],
+                            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
                             "messages": [
                                 {
                                     "from": sender,
                                     "id": wamid,
-                                    "timestamp": str(T),
+                                    "timestamp": str(timestamp),
                                     "type": "text",
                                     "text": {"body": text},
                                 }

@@ -18,6 +18,7 @@ from service.pipeline.service import MessagePipeline
 from service.settings import Settings
 from service.tone.checker import ToneChecker
 from tests.pii_harness import ask, reaches
+from tests.test_adapters_meta import wa_message
 from tests.workflow_harness import harness, use_pipeline
 
 CARD = "4386 2093 0506 7590"
@@ -126,36 +127,6 @@ def test_context_facts_from_the_shop_are_redacted_too(run):
 SECRET = "meta-app-secret"
 
 
-def _wa_message(text: str, sender: str, name: str) -> dict:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "WABA",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
-                            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
-                            "messages": [
-                                {
-                                    "from": sender,
-                                    "id": "wamid.pii1",
-                                    "timestamp": "1767603600",
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-
-
 def test_a_whatsapp_senders_country_and_profile_name_reach_the_redaction(db_url, tmp_path, app, tone):
     """The WhatsApp payload carries the sender's international number (`wa_id`, German here) and profile
     name, but no locale: the national number and the name in the text never reach the LLM."""
@@ -165,7 +136,7 @@ def test_a_whatsapp_senders_country_and_profile_name_reach_the_redaction(db_url,
         use_pipeline(h.app, MessagePipeline(shared.triage, shared.kb, runner.drafter))
         # English text: only the sender's country (DE, from the wa_id) reads the national number
         text = "Hi, it's Jonas. The courier can use 0151 23456789 when he is at the door."
-        body = json.dumps(_wa_message(text, "4917612345678", "Jonas Weber")).encode()
+        body = json.dumps(wa_message(text, "wamid.pii1", "4917612345678", name="Jonas Weber")).encode()
         r = h.client.post(
             "/v1/channels/whatsapp/webhook",
             content=body,
