@@ -18,6 +18,7 @@ from service.settings import Settings
 from service.tone.checker import ToneChecker
 from service.tone.models import ToneContext
 from service.triage.models import SentimentLabel, UrgencyLevel
+from tests.test_drafting_checks import RETURNS  # the same sample article
 from tests.test_drafting_templates import make_triage
 from tests.test_kb_api import NEW_ARTICLE, authorise, make_settings
 from tests.test_kb_lint import article_text
@@ -25,14 +26,6 @@ from tests.test_kb_lint import article_text
 HELP = "https://help.northwind.example"
 POLICY = LinkPolicy.from_config(HELP, "northwind.example, track.parcelco.example")
 KNOWN = default_intent_names()
-RETURNS = GroundingArticle(
-    article_id="returns",
-    title="Returns",
-    locale="en",
-    url="https://help.northwind.example/en/returns",
-    summary="You can return most items within 30 days from Orders > Return item.",
-    snippet="Refunds go back to the original payment method within 5 business days.",
-)
 NEUTRAL = ToneContext(intent="return_item", sentiment=SentimentLabel.neutral, urgency=UrgencyLevel.normal)
 
 # every disguise the issue names, and a few more; none of them may reach a customer
