@@ -48,7 +48,9 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.container = container
-    install_error_handlers(app)
+    from service.console.app import install_console, render_error
+
+    install_error_handlers(app, html=render_error)
     from service.db.errors import install_db_error_handlers
 
     install_db_error_handlers(app)
@@ -79,6 +81,7 @@ def create_app(
     app.include_router(channels_router, prefix="/v1")
     app.include_router(keys_router, prefix="/v1")
     app.include_router(metrics_router)
+    install_console(app, settings)  # the agent console's pages (not in the OpenAPI schema)
     from service.auth.deps import PUBLIC_PATHS
     from service.openapi import install_openapi
 

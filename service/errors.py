@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.redaction import redact, redact_values
@@ -90,9 +91,18 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": redact(message), "details": redact_values(details or {})}}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# A page renderer for requests that are not API calls (the agent console): given the request and the mapped
+# status, code, message and details, a Response, or None to answer with the JSON envelope.
+HtmlErrors = Callable[[Request, int, str, str, dict], Response | None]
+
+
+def install_error_handlers(app: FastAPI, html: HtmlErrors | None = None) -> None:
+    """Domain errors → HTTP status, in one place; `html` may show them as pages for the console."""
+
     @app.exception_handler(ReplyDeskError)
-    async def _domain(_: Request, exc: ReplyDeskError) -> JSONResponse:
+    async def _domain(request: Request, exc: ReplyDeskError) -> Response:
+        if html is not None and (page := html(request, exc.status_code, exc.code, exc.message, exc.details)):
+            return page
         headers = None
         if isinstance(exc, Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}
@@ -103,7 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         """Errors the framework raises itself (unknown route, wrong method) in the same envelope as ours."""
         code, message = _HTTP_ERRORS.get(exc.status_code, ("http_error", str(exc.detail)))
         details: dict = {}
@@ -111,6 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route {request.url.path!r}; see /docs for the API"
         elif exc.status_code == 405:
             details = {"method": request.method}
+        if html is not None and (page := html(request, exc.status_code, code, message, details)):
+            return page
         return JSONResponse(
             error_body(code, message, details),
             status_code=exc.status_code,
@@ -118,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
@@ -130,4 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 )
             problems.append({"field": loc or "body", "message": msg})
         message = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid request"
-        return JSONResponse(error_body("invalid_input", message, {"problems": problems}), status_code=422)
+        details = {"problems": problems}
+        if html is not None and (page := html(request, 422, "invalid_input", message, details)):
+            return page
+        return JSONResponse(error_body("invalid_input", message, details), status_code=422)

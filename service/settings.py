@@ -318,6 +318,27 @@ class Settings(BaseSettings):
         description="Verifies X-Chatwoot-Signature on Chatwoot webhooks when set (unset with the adapter "
         "configured: warned at start and in /health).",
     )
+    console_session_secret: str | None = Field(
+        None,
+        description="Signs agent console session cookies and CSRF tokens; unset, a random secret is kept in "
+        "data_dir/console_session.key (set the same value on every replica).",
+    )
+    console_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="How long an agent console sign-in lasts."
+    )
+    console_secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="`Secure` flag of console cookies: `auto` = when the request came over HTTPS "
+        "(behind a proxy: run uvicorn with --proxy-headers).",
+    )
+    console_frame_ancestors: str = Field(
+        "",
+        description="Origins (space-separated) that may embed the console's Chatwoot Dashboard App panel "
+        "in an iframe, e.g. `https://chat.example.com`; empty = the Chatwoot base URL's origin.",
+    )
+    console_queue_limit: int = Field(
+        200, ge=1, le=1000, description="Rows the agent console's queue page shows at most."
+    )
     context_order_status_url: str | None = Field(
         None, description="Order-status provider: URL template with `{order_number}`, called with GET."
     )

@@ -45,6 +45,8 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/v1/suggestions/{suggestion_id}/send"): frozenset({AG}),
     ("POST", "/v1/suggestions/{suggestion_id}/reject"): frozenset({AG}),
     ("POST", "/v1/conversations/{conversation_id}/reply"): frozenset({AG}),
+    ("POST", "/v1/conversations/{conversation_id}/assign"): frozenset({AG}),
+    ("POST", "/v1/conversations/{conversation_id}/presence"): frozenset({AG}),
     # reading threads (customer data): agents and auditors
     ("GET", "/v1/queue"): frozenset({AG, AU}),
     ("GET", "/v1/suggestions"): frozenset({AG, AU}),
@@ -61,7 +63,7 @@ MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
     ("DELETE", "/v1/kb/articles/{article_id}"): frozenset({ED}),
     ("POST", "/v1/kb/reindex"): frozenset({ED}),
     # metrics
-    ("GET", "/v1/metrics/kpis"): frozenset({EV, AU}),
+    ("GET", "/v1/metrics/kpis"): frozenset({AG, EV, AU}),
     ("GET", "/metrics"): frozenset({EV, AU}),
     # keys: admin only
     ("POST", "/v1/keys"): frozenset(),
@@ -150,3 +152,84 @@ def test_an_integration_key_cannot_change_the_help_articles(client_with_role):
     assert put.status_code == 403
     assert c.delete("/v1/kb/articles/track-your-order").status_code == 403
     assert c.post("/v1/kb/reindex").status_code == 403
+
+
+# -- the agent console (pages, not in the OpenAPI schema): the same roles, as pages -----------------------
+
+CONSOLE_MATRIX: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/"): PUBLIC,  # a redirect to the queue
+    ("GET", "/console"): PUBLIC,
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,  # checks the key it is given
+    ("GET", "/console/embed/chatwoot"): PUBLIC,  # waits for Chatwoot's context, offers sign-in
+    ("POST", "/console/logout"): frozenset({AG, AU, EV}),
+    ("GET", "/console/queue"): frozenset({AG, AU}),
+    ("GET", "/console/events"): frozenset({AG, AU}),
+    ("GET", "/console/conversations/{conversation_id}"): frozenset({AG, AU}),
+    ("GET", "/console/embed/chatwoot/open"): frozenset({AG, AU}),
+    ("GET", "/console/embed/chatwoot/conversations/{conversation_id}"): frozenset({AG, AU}),
+    ("POST", "/console/conversations/{conversation_id}/presence"): frozenset({AG}),
+    ("POST", "/console/conversations/{conversation_id}/assign"): frozenset({AG}),
+    ("POST", "/console/conversations/{conversation_id}/tone"): frozenset({AG}),
+    ("POST", "/console/conversations/{conversation_id}/send"): frozenset({AG}),
+    ("POST", "/console/conversations/{conversation_id}/resolve"): frozenset({AG}),
+    ("POST", "/console/suggestions/{suggestion_id}/approve"): frozenset({AG}),
+    ("POST", "/console/suggestions/{suggestion_id}/reject"): frozenset({AG}),
+    ("GET", "/console/kpis"): frozenset({AG, AU, EV}),  # aggregates only
+}
+# Probes that fail validation after the role check (no endless stream, no real work).
+CONSOLE_PROBE_QUERY = {
+    ("GET", "/console/events"): "?conversation_id=0",
+    ("GET", "/console/embed/chatwoot/open"): "?account_id=0&conversation_id=0",
+    ("GET", "/console/kpis"): "?days=0",
+    ("GET", "/console/queue"): "?urgency=soon",
+}
+
+
+def _console_operations() -> set[tuple[str, str]]:
+    from fastapi.routing import APIRoute
+
+    from service.console.router import router
+
+    return {
+        (method, route.path)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+        if method != "HEAD"
+    }
+
+
+def test_every_console_page_has_a_row():
+    operations = _console_operations()
+    assert operations - CONSOLE_MATRIX.keys() == set(), "new console routes need a row in CONSOLE_MATRIX"
+    assert CONSOLE_MATRIX.keys() - operations == set(), "rows for console routes that no longer exist"
+
+
+def _console_call(client, method: str, path: str):
+    url = _probe_path(path) + CONSOLE_PROBE_QUERY.get((method, path), "")
+    return client.request(method, url, follow_redirects=False)
+
+
+@pytest.mark.parametrize("method,path", sorted(CONSOLE_MATRIX))
+def test_each_role_gets_exactly_its_console_row(client_with_role, method, path):
+    allowed = CONSOLE_MATRIX[(method, path)]
+    for role in ROLES:
+        response = _console_call(client_with_role(role), method, path)
+        may = allowed == PUBLIC or role == Role.admin.value or role in allowed
+        if may:
+            assert response.status_code not in (401, 403, 500), f"{role} {method} {path}: {response.text}"
+        else:
+            assert response.status_code == 403, f"{role} should get 403 on {method} {path}"
+            assert f"role {role!r} may not" in response.text.replace("&#39;", "'")
+
+
+@pytest.mark.parametrize("method,path", sorted(CONSOLE_MATRIX))
+def test_without_a_session_console_pages_lead_to_sign_in(anon_client, method, path):
+    response = _console_call(anon_client, method, path)
+    if CONSOLE_MATRIX[(method, path)] == PUBLIC:
+        assert response.status_code in (200, 303, 307, 401, 422), response.text
+        assert not response.headers.get("location", "").startswith("/console/login?next=")
+    else:
+        assert response.status_code == 303, response.text
+        assert response.headers["location"].startswith("/console/login?next=")

@@ -27,8 +27,9 @@ def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
-    if request.url.path in PUBLIC_PATHS:
-        return None
+    path = request.url.path
+    if path in PUBLIC_PATHS or path == "/" or path == "/console" or path.startswith("/console/"):
+        return None  # the console authenticates its pages itself (cookie or Bearer: service/console/deps.py)
     raw = credentials.credentials if credentials is not None else None
     if raw is None and request.url.path.startswith(QUERY_KEY_PREFIXES):
         raw = request.query_params.get("api_key")

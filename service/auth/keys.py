@@ -121,6 +121,29 @@ class KeyStore:
             self._note_use(principal.key_id)
         return principal
 
+    def principal_by_id(self, key_id: str) -> Principal | None:
+        """The principal of an unrevoked key by its public id (console sessions carry the id, not the key);
+        cached like `authenticate`, so a revocation takes effect within CACHE_TTL_S."""
+        cache_key = "id:" + key_id
+        now_mono = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] > now_mono:
+            principal = hit[1]
+        else:
+            principal = None
+            with self.db.session() as s:
+                row = s.get(ApiKey, key_id)
+                if row is not None and row.revoked_at is None:
+                    principal = Principal(
+                        key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit
+                    )
+            with self._lock:
+                self._cache[cache_key] = (now_mono + CACHE_TTL_S, principal)
+        if principal is not None:
+            self._note_use(principal.key_id)
+        return principal
+
     def _note_use(self, key_id: str) -> None:
         now = self.clock.now()
         with self._lock:

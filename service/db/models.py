@@ -87,7 +87,11 @@ class Customer(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("channel", "external_id"), Index("ix_conversations_status", "status"))
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_conversations_status", "status"),
+        Index("ix_conversations_assigned", "assigned_key_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(20))
@@ -109,6 +113,10 @@ class Conversation(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Who works it (an agent key's name; the key id keeps "mine" exact when two keys share a name).
+    assigned_to: Mapped[str | None] = mapped_column(String(100))
+    assigned_key_id: Mapped[str | None] = mapped_column(String(32))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Message(Base):
@@ -220,6 +228,18 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class ConversationViewer(Base):
+    """An agent who has a conversation open now: one row per (conversation, key), its heartbeat in
+    `seen_at` (the console renews it while the page is open)."""
+
+    __tablename__ = "conversation_viewers"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebhookDelivery(Base):

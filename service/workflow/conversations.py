@@ -4,11 +4,13 @@ supersedes pending suggestions and may queue a satisfaction survey."""
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.auth.models import Principal
 from service.db.models import Conversation, Message, Suggestion, Survey
 from service.db.rows import changed
 from service.errors import Conflict
+from service.pipeline.models import TriagePipelineRead
 from service.workflow.context import WorkflowContext
 from service.workflow.mapping import (
     conversation_or_404,
@@ -17,7 +19,15 @@ from service.workflow.mapping import (
     suggestion_read,
     survey_read,
 )
-from service.workflow.models import ConversationDetail, ConversationStatus, ResolveRead, ResolveRequest
+from service.workflow.models import (
+    AnalysisRead,
+    ContextFact,
+    ConversationDetail,
+    ConversationStatus,
+    Direction,
+    ResolveRead,
+    ResolveRequest,
+)
 from service.workflow.queue import close_cycle
 from service.workflow.suggestions import supersede
 from service.workflow.survey_flow import queue_survey, survey_kind
@@ -38,6 +48,44 @@ def conversation(ctx: WorkflowContext, conversation_id: int) -> ConversationDeta
             messages=[message_read(m) for m in msgs],
             suggestions=[suggestion_read(x) for x in sugs],
             surveys=[survey_read(x) for x in surveys],
+        )
+
+
+def latest_analysis(ctx: WorkflowContext, conversation_id: int) -> AnalysisRead | None:
+    """What the pipeline found for the newest customer message it finished: triage, articles, handoff."""
+    with ctx.db.session() as s:
+        conversation_or_404(s, conversation_id)
+        return _latest_analysis(s, conversation_id)
+
+
+def _latest_analysis(s: Session, conversation_id: int) -> AnalysisRead | None:
+    msg = s.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.inbound.value,
+            Message.triage.is_not(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    if msg is None or msg.triage is None:
+        return None
+    return AnalysisRead(
+        message_id=msg.id,
+        result=TriagePipelineRead.model_validate(msg.triage),
+        facts=[ContextFact.model_validate(f) for f in msg.facts or []],
+    )
+
+
+def conversation_id_by_external(ctx: WorkflowContext, external_id: str) -> int | None:
+    """Our conversation for a helpdesk's thread id (any channel), newest first if several."""
+    with ctx.db.session() as s:
+        return s.scalar(
+            select(Conversation.id)
+            .where(Conversation.external_id == external_id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
         )
 
 

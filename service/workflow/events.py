@@ -3,11 +3,16 @@ delivered through the signed webhook outbox when a webhook URL is configured."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -82,3 +87,38 @@ def to_read(e: Event) -> EventRead:
         message_id=e.message_id,
         data=e.payload,
     )
+
+
+async def follow(
+    log: EventLog,
+    *,
+    start: int | None,
+    types: set[str] | None,
+    poll_s: float,
+    is_disconnected: Callable[[], Awaitable[bool]],
+    max_events: int | None = None,
+    max_wait_s: float | None = None,
+) -> AsyncIterator[list[EventRead]]:
+    """Batches of new events, oldest first, from after `start` (default: from now on), until the client
+    leaves, `max_events` were yielded or nothing came for `max_wait_s`. Every SSE stream (the API's and the
+    console's) reads the log through this."""
+    last = start if start is not None else await to_thread.run_sync(log.latest_id)
+    sent = 0
+    idle_since = time.monotonic()
+    while True:
+        batch = await to_thread.run_sync(partial(log.since, last, types=types))
+        if max_events is not None:
+            batch = batch[: max_events - sent]
+        if batch:
+            last = batch[-1].id
+            sent += len(batch)
+            idle_since = time.monotonic()
+            yield batch
+            if max_events is not None and sent >= max_events:
+                return
+            continue
+        if max_wait_s is not None and time.monotonic() - idle_since >= max_wait_s:
+            return
+        if await is_disconnected():
+            return
+        await asyncio.sleep(poll_s)

@@ -11,6 +11,7 @@ from service.db.rows import get_row
 from service.errors import NotFound
 from service.triage.models import UrgencyLevel
 from service.workflow.models import (
+    AssignmentRead,
     ConversationRead,
     ConversationStatus,
     CustomerRead,
@@ -72,6 +73,12 @@ def sla_read(sla: SlaPolicy, cycle: SlaCycle, now: datetime) -> SlaRead:
     )
 
 
+def assignment_read(conv: Conversation) -> AssignmentRead | None:
+    if conv.assigned_key_id is None or conv.assigned_to is None or conv.assigned_at is None:
+        return None
+    return AssignmentRead(agent=conv.assigned_to, key_id=conv.assigned_key_id, at=conv.assigned_at)
+
+
 def conversation_read(s: Session, sla: SlaPolicy, conv: Conversation, now: datetime) -> ConversationRead:
     customer = get_row(s, Customer, conv.customer_id)
     cycle = s.get(SlaCycle, conv.current_sla_id) if conv.current_sla_id else None
@@ -96,6 +103,7 @@ def conversation_read(s: Session, sla: SlaPolicy, conv: Conversation, now: datet
         last_customer_message_at=conv.last_customer_message_at,
         resolved_at=conv.resolved_at,
         sla=sla_read(sla, cycle, now) if cycle and cycle.responded_at is None else None,
+        assignment=assignment_read(conv),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.pipeline.models import TriagePipelineRead
 from service.triage.models import (
     MAX_TEXT_CHARS,
     Channel,
@@ -225,6 +226,12 @@ class SlaRead(BaseModel):
     elapsed_ratio: float = Field(description="Share of the target used so far (1.0 = due now).")
 
 
+class AssignmentRead(BaseModel):
+    agent: str = Field(description="The agent's key name.")
+    key_id: str
+    at: datetime
+
+
 class ConversationRead(BaseModel):
     id: int
     channel: str
@@ -240,6 +247,7 @@ class ConversationRead(BaseModel):
     last_customer_message_at: datetime | None = None
     resolved_at: datetime | None = None
     sla: SlaRead | None = Field(None, description="The customer's current wait, if any.")
+    assignment: AssignmentRead | None = Field(None, description="The agent working it, if assigned.")
 
 
 class SuggestionRead(BaseModel):
@@ -310,6 +318,14 @@ class SurveyRead(BaseModel):
     created_at: datetime
     expires_at: datetime
     answered_at: datetime | None = None
+
+
+class AnalysisRead(BaseModel):
+    """The pipeline's result for one customer message: triage, articles found, drafts' handoff notes."""
+
+    message_id: int
+    result: TriagePipelineRead
+    facts: list[ContextFact] = Field(default_factory=list)
 
 
 class ConversationDetail(ConversationRead):
@@ -436,12 +452,65 @@ class QueueItem(BaseModel):
     pending_suggestions: int
     unread_messages: int
     last_message_text: str | None = None
+    language: str | None = None
+    customer_id: str | None = Field(None, description="The customer's id on the channel.")
+    at_risk_at: datetime | None = None
+    assignment: AssignmentRead | None = None
+
+
+class QueueFilter(BaseModel):
+    """Which open conversations the queue shows (every field narrows; none = all)."""
+
+    channel: str | None = Field(None, max_length=20)
+    urgency: UrgencyLevel | None = None
+    intent: str | None = Field(None, max_length=64)
+    language: str | None = Field(None, max_length=16)
+    assigned_key_id: str | None = Field(None, max_length=32, description="Only those assigned to this key.")
+    unassigned: bool = Field(False, description="Only those nobody is assigned to.")
 
 
 class QueueRead(BaseModel):
     now: datetime
     counts: dict[str, int] = Field(description="Open conversations per SLA state.")
     items: list[QueueItem]
+
+
+class AssignBase(BaseModel):
+    agent_key_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="The agent key (id) to assign to; null unassigns. Claiming is assigning to yourself.",
+    )
+
+
+class AssignUpdate(AssignBase):
+    expected_key_id: str | None = Field(
+        None,
+        max_length=32,
+        description="Only reassign if it is assigned to this key now (empty string: only if unassigned); "
+        "omit to reassign whoever has it.",
+    )
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"agent_key_id": "key_3f9a1c2b7d", "expected_key_id": ""},
+                {"agent_key_id": None},
+            ]
+        }
+    )
+
+
+class ViewerRead(BaseModel):
+    agent: str
+    key_id: str
+    seen_at: datetime
+
+
+class PresenceRead(BaseModel):
+    conversation_id: int
+    viewers: list[ViewerRead] = Field(description="Agents with the conversation open now (you included).")
+    assignment: AssignmentRead | None = None
 
 
 class ResolveRequest(BaseModel):

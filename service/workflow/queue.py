@@ -15,10 +15,11 @@ from service.db.models import Conversation, Customer, Message, SlaCycle, Suggest
 from service.db.rows import changed
 from service.triage.models import UrgencyLevel
 from service.workflow.context import WorkflowContext
-from service.workflow.mapping import sla_read
+from service.workflow.mapping import assignment_read, sla_read
 from service.workflow.models import (
     ConversationStatus,
     Direction,
+    QueueFilter,
     QueueItem,
     QueueRead,
     SlaKind,
@@ -70,12 +71,32 @@ def close_cycle(s: Session, conv: Conversation, now: datetime, by: str) -> None:
 # -- the queue -----------------------------------------------------------------------------------------------
 
 
-def queue(ctx: WorkflowContext, *, state: SlaState | None = None, limit: int = 100) -> QueueRead:
+def queue(
+    ctx: WorkflowContext,
+    *,
+    state: SlaState | None = None,
+    limit: int = 100,
+    filters: QueueFilter | None = None,
+) -> QueueRead:
+    """Open conversations, most at risk first. `counts` are over the filtered conversations, before `state`
+    and `limit`."""
     now = ctx.clock.now()
+    f = filters or QueueFilter()
+    query = select(Conversation).where(Conversation.status == ConversationStatus.open.value)
+    if f.channel is not None:
+        query = query.where(Conversation.channel == f.channel)
+    if f.urgency is not None:
+        query = query.where(Conversation.urgency == f.urgency.value)
+    if f.intent is not None:
+        query = query.where(Conversation.intent == f.intent)
+    if f.language is not None:
+        query = query.where(Conversation.language == f.language)
+    if f.unassigned:
+        query = query.where(Conversation.assigned_key_id.is_(None))
+    elif f.assigned_key_id is not None:
+        query = query.where(Conversation.assigned_key_id == f.assigned_key_id)
     with ctx.db.session() as s:
-        convs = list(
-            s.scalars(select(Conversation).where(Conversation.status == ConversationStatus.open.value))
-        )
+        convs = list(s.scalars(query))
         ids = [c.id for c in convs]
         cycles = (
             {
@@ -155,6 +176,10 @@ def queue(ctx: WorkflowContext, *, state: SlaState | None = None, limit: int = 1
                     pending_suggestions=pending.get(c.id, 0),
                     unread_messages=unread.get(c.id, 0),
                     last_message_text=last_text.get(c.id),
+                    language=c.language,
+                    customer_id=customers[c.customer_id].external_id if c.customer_id in customers else None,
+                    at_risk_at=sla.at_risk_at if sla else None,
+                    assignment=assignment_read(c),
                 )
             )
     counts = {st.value: 0 for st in SlaState}
@@ -254,3 +279,22 @@ def snapshot(ctx: WorkflowContext) -> dict[str, dict[str, int]]:
         queue_counts[SlaPolicy.state(at_risk_at, due_at, now).value] += 1
     queue_counts[SlaState.ok.value] += open_count - len(rows)
     return {"queue": queue_counts, "outbox": {k: int(v) for k, v in outbox.items()}}
+
+
+def facets(ctx: WorkflowContext) -> dict[str, list[str]]:
+    """The channels, intents and languages of open conversations (the queue's filter choices)."""
+    out: dict[str, list[str]] = {}
+    with ctx.db.session() as s:
+        for name, column in (
+            ("channel", Conversation.channel),
+            ("intent", Conversation.intent),
+            ("language", Conversation.language),
+        ):
+            rows = s.scalars(
+                select(column)
+                .where(Conversation.status == ConversationStatus.open.value, column.is_not(None))
+                .distinct()
+                .order_by(column)
+            )
+            out[name] = [str(v) for v in rows]
+    return out

@@ -3,15 +3,11 @@ KPIs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Annotated
+from typing import Annotated, Literal
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,12 +19,16 @@ from service.drafting.deps import LLMWorkDep
 from service.drafting.offload import OVERLOADED_RESPONSE
 from service.errors import InvalidInput
 from service.pipeline.deps import MessagePipelineDep
+from service.triage.models import UrgencyLevel
 from service.workflow.deps import WorkflowDep
+from service.workflow.events import follow
 from service.workflow.kpis import compute_kpis
 from service.workflow.models import (
     MAX_ROW_ID,
     ApproveRequest,
+    AssignUpdate,
     ConversationDetail,
+    ConversationRead,
     DecisionRead,
     Direction,
     IngestRead,
@@ -36,6 +36,8 @@ from service.workflow.models import (
     MessageCreate,
     MessageRead,
     MessageStatus,
+    PresenceRead,
+    QueueFilter,
     QueueRead,
     RejectRequest,
     ReplyRequest,
@@ -62,6 +64,8 @@ AGENT_OR_INTEGRATION = Depends(require_roles(Role.agent, Role.integration))
 READ_CUSTOMER_DATA = Depends(require_roles(Role.agent, Role.integration, Role.auditor))
 READ_THREADS = Depends(require_roles(Role.agent, Role.auditor))
 EVALUATOR = Depends(require_roles(Role.evaluator, Role.auditor))
+# Aggregate KPIs hold no customer data: the agents see how their team does (the console's KPI page).
+KPI_READERS = Depends(require_roles(Role.agent, Role.evaluator, Role.auditor))
 
 
 @router.post(
@@ -244,6 +248,28 @@ def survey_response(survey_id: RowId, body: SurveyResponseCreate, workflow: Work
     return workflow.answer_survey(survey_id, body.text)
 
 
+@router.post(
+    "/conversations/{conversation_id}/assign",
+    response_model=ConversationRead,
+    dependencies=[AGENT],
+    summary="Assign (or claim: assign to your own key, or unassign) a conversation",
+)
+def assign(
+    conversation_id: RowId, body: AssignUpdate, workflow: WorkflowDep, principal: PrincipalDep
+) -> ConversationRead:
+    return workflow.assign(conversation_id, body, principal)
+
+
+@router.post(
+    "/conversations/{conversation_id}/presence",
+    response_model=PresenceRead,
+    dependencies=[AGENT],
+    summary="Say you have the conversation open (a heartbeat, every <30 s); returns who else has",
+)
+def presence(conversation_id: RowId, workflow: WorkflowDep, principal: PrincipalDep) -> PresenceRead:
+    return workflow.touch_presence(conversation_id, principal)
+
+
 @router.get(
     "/queue",
     response_model=QueueRead,
@@ -251,9 +277,27 @@ def survey_response(survey_id: RowId, body: SurveyResponseCreate, workflow: Work
     summary="Open conversations, most at risk first (breached, at_risk, ok), then by urgency and due time",
 )
 def queue(
-    workflow: WorkflowDep, state: SlaState | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    workflow: WorkflowDep,
+    principal: PrincipalDep,
+    state: SlaState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    channel: Annotated[str | None, Query(max_length=20)] = None,
+    urgency: UrgencyLevel | None = None,
+    intent: Annotated[str | None, Query(max_length=64)] = None,
+    language: Annotated[str | None, Query(max_length=16)] = None,
+    assigned: Annotated[
+        Literal["mine", "unassigned"] | None, Query(description="`mine` (your key) or `unassigned`.")
+    ] = None,
 ) -> QueueRead:
-    return workflow.queue(state=state, limit=limit)
+    filters = QueueFilter(
+        channel=channel,
+        urgency=urgency,
+        intent=intent,
+        language=language,
+        assigned_key_id=principal.key_id if assigned == "mine" else None,
+        unassigned=assigned == "unassigned",
+    )
+    return workflow.queue(state=state, limit=limit, filters=filters)
 
 
 @router.get(
@@ -285,32 +329,23 @@ async def events(
             raise InvalidInput("Last-Event-ID must be an event id (0 … 2^63 - 1)")
         start = int(last_event_id)
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
-    poll = workflow.settings.events_poll_s
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        last = start if start is not None else await to_thread.run_sync(workflow.events.latest_id)
-        sent = 0
-        idle_since = time.monotonic()
-        while True:
-            batch = await to_thread.run_sync(partial(workflow.events.since, last, types=wanted))
+        async for batch in follow(
+            workflow.events,
+            start=start,
+            types=wanted,
+            poll_s=workflow.settings.events_poll_s,
+            is_disconnected=request.is_disconnected,
+            max_events=max_events,
+            max_wait_s=max_wait_s,
+        ):
             for ev in batch:
-                last = ev.id
-                sent += 1
                 yield ServerSentEvent(
                     data=json.dumps(ev.model_dump(mode="json"), ensure_ascii=False),
                     event=ev.type,
                     id=str(ev.id),
                 )
-                if max_events is not None and sent >= max_events:
-                    return
-            if batch:
-                idle_since = time.monotonic()
-                continue
-            if max_wait_s is not None and time.monotonic() - idle_since >= max_wait_s:
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(poll)
 
     return EventSourceResponse(stream(), ping=15)
 
@@ -319,7 +354,7 @@ async def events(
     "/metrics/kpis",
     response_model=KpiRead,
     response_model_by_alias=True,
-    dependencies=[EVALUATOR],
+    dependencies=[KPI_READERS],
     summary="Response/resolution times, SLA met %, CSAT, NPS and suggestion use, overall and per intent",
 )
 def kpis(

@@ -17,19 +17,33 @@ from service.auth.models import Principal
 from service.clock import Clock
 from service.db import Database
 from service.settings import Settings
-from service.workflow import conversations, ingest, outbound, queue, recovery, suggestions, survey_flow
+from service.workflow import (
+    assignment,
+    conversations,
+    ingest,
+    outbound,
+    queue,
+    recovery,
+    suggestions,
+    survey_flow,
+)
 from service.workflow.context import WorkflowContext
 from service.workflow.events import EventLog
 from service.workflow.metrics import WorkflowMetrics
 from service.workflow.models import (
+    AnalysisRead,
     ApproveRequest,
+    AssignUpdate,
     ConversationDetail,
+    ConversationRead,
     DecisionRead,
     Direction,
     IngestRead,
     MessageCreate,
     MessageRead,
     MessageStatus,
+    PresenceRead,
+    QueueFilter,
     QueueRead,
     RejectRequest,
     ReplyRequest,
@@ -41,6 +55,7 @@ from service.workflow.models import (
     SuggestionRead,
     SuggestionStatus,
     SurveyRead,
+    ToneReport,
 )
 from service.workflow.ports import FactsLookup, MessagePipelinePort, ToneCheck
 from service.workflow.sla import SlaPolicy
@@ -176,6 +191,9 @@ class Workflow:
     def reject(self, suggestion_id: int, req: RejectRequest, principal: Principal) -> DecisionRead:
         return suggestions.reject(self.ctx, suggestion_id, req, principal)
 
+    def preview_tone(self, conversation_id: int, text: str) -> ToneReport:
+        return suggestions.preview_tone(self.ctx, conversation_id, text)
+
     def reply(self, conversation_id: int, req: ReplyRequest, principal: Principal) -> DecisionRead:
         return suggestions.reply(self.ctx, conversation_id, req, principal)
 
@@ -216,12 +234,40 @@ class Workflow:
     def conversation(self, conversation_id: int) -> ConversationDetail:
         return conversations.conversation(self.ctx, conversation_id)
 
+    def latest_analysis(self, conversation_id: int) -> AnalysisRead | None:
+        return conversations.latest_analysis(self.ctx, conversation_id)
+
+    def conversation_id_by_external(self, external_id: str) -> int | None:
+        return conversations.conversation_id_by_external(self.ctx, external_id)
+
     def resolve(self, conversation_id: int, req: ResolveRequest, principal: Principal) -> ResolveRead:
         return conversations.resolve(self.ctx, conversation_id, req, principal)
 
-    def queue(self, *, state: SlaState | None = None, limit: int = 100) -> QueueRead:
+    def queue(
+        self, *, state: SlaState | None = None, limit: int = 100, filters: QueueFilter | None = None
+    ) -> QueueRead:
         """Read-only: SLA states are computed from the stored due times (the worker announces them)."""
-        return queue.queue(self.ctx, state=state, limit=limit)
+        return queue.queue(self.ctx, state=state, limit=limit, filters=filters)
+
+    def queue_facets(self) -> dict[str, list[str]]:
+        return queue.facets(self.ctx)
+
+    # -- assignment and presence -----------------------------------------------------------------------------
+
+    def assign(self, conversation_id: int, req: AssignUpdate, principal: Principal) -> ConversationRead:
+        return assignment.assign(self.ctx, conversation_id, req, principal)
+
+    def touch_presence(self, conversation_id: int, principal: Principal) -> PresenceRead:
+        return assignment.touch_presence(self.ctx, conversation_id, principal)
+
+    def leave(self, conversation_id: int, principal: Principal) -> None:
+        assignment.leave(self.ctx, conversation_id, principal)
+
+    def presence(self, conversation_id: int) -> PresenceRead:
+        return assignment.presence(self.ctx, conversation_id)
+
+    def assignable_agents(self) -> list[tuple[str, str]]:
+        return assignment.assignable_agents(self.ctx)
 
     def scan_sla(self) -> int:
         """Emit `sla.at_risk` and `sla.breached` once per wait (the worker's job; never done by a read).

@@ -88,6 +88,18 @@ def tone_context(s: Session, conv: Conversation, message_id: int | None) -> tupl
     return locale, context
 
 
+def preview_tone(ctx: WorkflowContext, conversation_id: int, text: str) -> ToneReport:
+    """The findings a reply would get if sent now in this conversation (same locale and context as
+    `approve` and `reply` use), without deciding anything: the composer shows them while the agent types."""
+    with ctx.db.session() as s:
+        conv = conversation_or_404(s, conversation_id)
+        locale, context = tone_context(s, conv, None)
+    if ctx.tone_check is None or not text.strip():
+        return ToneReport(ok=True, findings=[])
+    findings = [f.model_dump(mode="json") for f in ctx.tone_check(text, locale, context).findings]
+    return ToneReport(ok=not any(str(f.get("severity")) == "block" for f in findings), findings=findings)
+
+
 def check_tone(
     ctx: WorkflowContext, text: str, locale: str | None, context: dict[str, Any], override: str | None
 ) -> ToneReport | None:
