@@ -32,6 +32,7 @@ PYTHON_DIRS := service kb_index eval bench tests scripts
 # The whole suite: unit tier, PostgreSQL storage tests, the eval baseline gate and the slow end-to-end tests.
 test: $(STAMP)
 	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
+	@bash scripts/browser.sh || echo "make test: Chromium or axe-core could not be installed (reason above): the browser tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The inner loop: the unit tier only (no PostgreSQL, no ../shared datasets, no eval gate, no slow end-to-end tests).

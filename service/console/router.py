@@ -497,12 +497,13 @@ def send(
 ) -> Response:
     """The composer: a picked draft (as is or edited) is approved; otherwise the text is the agent's own."""
     reason = override_reason.strip() or None
+    text = text.replace("\r\n", "\n").strip()  # browsers submit textarea line breaks as CRLF
     try:
         if suggestion_id is not None:
             suggestion = workflow.get_suggestion(suggestion_id)
             if suggestion.conversation_id != conversation_id:
                 raise NotFound(f"no suggestion {suggestion_id} in conversation {conversation_id}")
-            edited = text.strip() and text.strip() != suggestion.draft_text
+            edited = bool(text) and text != suggestion.draft_text
             workflow.approve(
                 suggestion_id,
                 ApproveRequest(text=text if edited else None, override_reason=reason),
