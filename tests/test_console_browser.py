@@ -225,3 +225,24 @@ def test_the_kpi_page_draws_its_charts(chromium: Chromium, live_console: LiveCon
     assert errors == []  # no CSP violation, no script error
     assert_accessible(page, "kpis")
     print(f"axe counts (all violations per page): {AXE_COUNTS}")
+
+
+def test_the_sla_countdown_turns_amber_at_risk_and_red_when_breached(
+    agent_page: Page, live_console: LiveConsole
+) -> None:
+    ingest(live_console, "My card was stolen!! Block it now", name="Ivo Countdown")
+    page = agent_page
+    page.goto(f"{live_console.base_url}/console/queue")
+    sla = page.locator("#queue-rows tr", has_text="Ivo Countdown").locator(".sla")
+    expect(sla).to_have_attribute("data-state", "ok")
+    # critical: at risk after 7.5 s, breached after 15 s (tests/browser_support.py SLA_MINUTES); the script
+    # counts down on the page, without a reload or a server event
+    page.evaluate("window.__noReload = true")
+    expect(sla).to_have_attribute("data-state", "at_risk", timeout=10_000)
+    expect(sla.locator(".sla-state")).to_have_text("At risk")
+    assert sla.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(254, 243, 199)"  # amber
+    expect(sla).to_have_attribute("data-state", "breached", timeout=10_000)
+    expect(sla.locator(".sla-state")).to_have_text("Breached")
+    expect(sla.locator(".sla-left")).to_contain_text("overdue")
+    assert sla.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(254, 226, 226)"  # red
+    assert page.evaluate("window.__noReload") is True
