@@ -1,12 +1,12 @@
 """What the browser tests stand on: a live `replydesk serve`, Debian's Chromium under Playwright, axe-core.
 
 Use from a test module that is slow as a whole (`make test-fast` then does not even import it, see
-tests/conftest.py) and mark its tests `browser`:
+tests/conftest.py) and mark its tests `browser`; the fixtures are registered for every test module by
+tests/conftest.py (`pytest_plugins`):
 
     from tests.browser_support import format_violations, run_axe, serious_or_critical
 
     pytestmark = pytest.mark.slow  # a live server and Chromium: `make test` only
-    pytest_plugins = ["tests.browser_support"]  # the fixtures, without importing them by name (ruff F811)
 
     @pytest.mark.browser
     def test_queue(live_console, chromium):

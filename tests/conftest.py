@@ -22,6 +22,11 @@ from service.settings import REPO_ROOT, Settings  # noqa: E402
 
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
+# The browser tests' fixtures (live_console, chromium). Registered here, not imported by name in each test
+# module: an imported fixture used as a parameter reads as a redefinition (ruff F811), and pytest_plugins in a
+# test module is imported too late to have its asserts rewritten. Importing it needs no browser.
+pytest_plugins = ["tests.browser_support"]
+
 
 SLOW_MODULE = "pytestmark = pytest.mark.slow"
 

@@ -9,7 +9,6 @@ import pytest
 from tests.browser_support import format_violations, run_axe, serious_or_critical
 
 pytestmark = pytest.mark.slow  # a live server and Chromium: `make test` only
-pytest_plugins = ["tests.browser_support"]  # the live_console and chromium fixtures
 
 # The console's kind of policy: scripts only from the page's own origin, so axe cannot come in as a <script>.
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:"
@@ -36,6 +35,17 @@ def test_chromium_opens_the_live_servers_health_page(live_console, chromium):
     assert response is not None and response.status == 200, live_console.log_tail()
     assert '"status"' in page.content()
     assert chromium.external_requests == []
+
+
+@pytest.mark.browser
+def test_the_strict_csp_refuses_an_injected_script_tag(chromium):
+    from playwright.sync_api import Error as PlaywrightError
+
+    page = chromium.new_page()
+    page.set_content(html_page("<p>Order status</p>"))
+
+    with pytest.raises(PlaywrightError, match="Content Security Policy"):
+        page.add_script_tag(content="window.injected = true")
 
 
 @pytest.mark.browser

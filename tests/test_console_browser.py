@@ -20,7 +20,6 @@ from service.settings import REPO_ROOT
 from tests.browser_support import Chromium, LiveConsole, format_violations, run_axe, serious_or_critical
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-pytest_plugins = ["tests.browser_support"]
 
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
 AXE_COUNTS: dict[str, int] = {}

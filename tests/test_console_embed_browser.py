@@ -28,7 +28,6 @@ from tests.browser_support import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-pytest_plugins = ["tests.browser_support"]
 
 ACCOUNT_ID = 7
 
