@@ -286,7 +286,7 @@ class Container:
 
             return self.tone.check(text, locale, ToneContext.model_validate(context))
 
-        return Workflow(
+        workflow = Workflow(
             self.db,
             self.clock,
             self.settings,
@@ -295,6 +295,16 @@ class Container:
             # the providers' HTTP waits lend the pipeline thread's CPU slot, as LLM waits do
             facts=io_bound(self.context_providers.lookup) if self.context_providers.providers else None,
         )
+        s = self.settings
+        if s.chatwoot_base_url and s.chatwoot_api_token:
+            # replies in Chatwoot conversations are posted there as outgoing messages
+            from service.integrations.adapters.chatwoot import ChatwootReplies
+
+            replies = ChatwootReplies(
+                s.chatwoot_base_url, s.chatwoot_api_token, timeout_s=s.webhook_timeout_s
+            )
+            workflow.dispatcher.transports[replies.prefix] = replies
+        return workflow
 
 
 class PipelineOnFirstUse:

@@ -308,7 +308,9 @@ class Settings(BaseSettings):
         None, description="Token of the Messenger webhook GET handshake."
     )
     chatwoot_base_url: str | None = Field(
-        None, description="Chatwoot URL; set with the token to post suggestions back as private notes."
+        None,
+        description="Chatwoot URL; set with the token to post suggestions back as private notes and replies "
+        "in Chatwoot conversations as outgoing messages.",
     )
     chatwoot_api_token: str | None = Field(
         None, description="Chatwoot `api_access_token` (agent bot or user)."

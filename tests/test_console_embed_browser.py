@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from tests.browser_support import (
     start_console,
     stop_console,
 )
+from tests.workflow_harness import StubServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -88,8 +90,23 @@ def host_page() -> Iterator[_HostPage]:
 
 
 @pytest.fixture(scope="module")
-def embed_console(host_page: _HostPage) -> Iterator[LiveConsole]:
-    console = start_console({"REPLYDESK_CONSOLE_FRAME_ANCESTORS": host_page.origin})
+def chatwoot_api() -> Iterator[StubServer]:
+    """Chatwoot's API for the replies the panel approves (answers like Create New Message)."""
+    stub = StubServer(routes={}).start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(scope="module")
+def embed_console(host_page: _HostPage, chatwoot_api: StubServer) -> Iterator[LiveConsole]:
+    console = start_console(
+        {
+            "REPLYDESK_CONSOLE_FRAME_ANCESTORS": host_page.origin,
+            "REPLYDESK_CHATWOOT_BASE_URL": chatwoot_api.base_url,
+            "REPLYDESK_CHATWOOT_API_TOKEN": "cw-token-embed",
+            "REPLYDESK_CHATWOOT_WEBHOOK_SECRET": "cw-secret-embed",
+        }
+    )
     try:
         yield console
     finally:
@@ -97,9 +114,11 @@ def embed_console(host_page: _HostPage) -> Iterator[LiveConsole]:
 
 
 def test_the_panel_opens_the_chatwoot_conversation_and_approves_a_draft(
-    chromium: Chromium, embed_console: LiveConsole, host_page: _HostPage
+    chromium: Chromium, embed_console: LiveConsole, host_page: _HostPage, chatwoot_api: StubServer
 ) -> None:
     chatwoot_conversation = 4000 + int(uuid.uuid4().int % 1000)
+    api_path = f"/api/v1/accounts/{ACCOUNT_ID}/conversations/{chatwoot_conversation}/messages"
+    chatwoot_api.routes[("POST", api_path)] = (200, {"id": 777, "message_type": 1, "private": False})
     with embed_console.api("integration") as api:
         r = api.post(
             "/v1/messages",
@@ -144,6 +163,12 @@ def test_the_panel_opens_the_chatwoot_conversation_and_approves_a_draft(
     with embed_console.api("ana") as api:
         s = api.get(f"/v1/suggestions/{ingested['suggestions'][0]['id']}").json()
     assert s["decision"] == "approved" and s["decided_by"] == "ana"
+    # the background worker posts the reply into the Chatwoot conversation as an outgoing message
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(r[1] == api_path for r in chatwoot_api.requests):
+        time.sleep(0.1)
+    posted = [json.loads(raw) for method, path, _, raw in chatwoot_api.requests if path == api_path]
+    assert posted == [{"content": s["final_text"], "message_type": "outgoing", "private": False}]
     assert chromium.external_requests == []
 
 

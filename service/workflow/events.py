@@ -38,7 +38,10 @@ class EventLog:
         conversation_id: int | None = None,
         message_id: int | None = None,
         dedupe_key: str | None = None,
+        deliver_to: str | None = None,
     ) -> Event:
+        """Append an event; with a webhook URL (or `deliver_to`, e.g. a helpdesk transport `chatwoot:`
+        instead of the webhook) it also goes into the outbox."""
         event = Event(
             type=type_,
             conversation_id=conversation_id,
@@ -49,12 +52,13 @@ class EventLog:
         )
         s.add(event)
         s.flush()
-        if self.webhook_url:
+        url = deliver_to or self.webhook_url
+        if url:
             s.add(
                 WebhookDelivery(
                     id=str(uuid.uuid4()),
                     event_id=event.id,
-                    url=self.webhook_url,
+                    url=url,
                     status="pending",
                     attempts=0,
                     next_attempt_at=now,

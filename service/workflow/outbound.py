@@ -36,6 +36,13 @@ STATUS_RANK = {
 }
 
 
+def helpdesk_transport(ctx: WorkflowContext, conv: Conversation) -> str | None:
+    """A conversation that lives in a helpdesk with a configured transport (Chatwoot: external id
+    `chatwoot:{account}:{conversation}`) gets its replies posted there, instead of the outbound webhook."""
+    prefix = conv.external_id.split(":", 1)[0] + ":"
+    return prefix if prefix in ctx.dispatcher.transports else None
+
+
 def queue_outbound(
     ctx: WorkflowContext,
     s: Session,
@@ -73,6 +80,7 @@ def queue_outbound(
         now=now,
         conversation_id=conv.id,
         message_id=msg.id,
+        deliver_to=helpdesk_transport(ctx, conv),
     )
     ctx.metrics.outbound.labels(kind.value).inc()
     conv.updated_at = now

@@ -9,7 +9,7 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -42,6 +42,14 @@ DeliveredHook = Callable[[Session, Event, httpx.Response], None]
 FailedHook = Callable[[Session, Event, str], None]
 
 
+class Transport(Protocol):
+    """Delivers an outbox row whose url is `<name>:` some other way than a signed webhook POST (a
+    helpdesk's own API). Answers like an HTTP response: 2xx = delivered (a JSON `channel_message_id` names the
+    message on the channel), anything else or an httpx.HTTPError = retried with the same backoff."""
+
+    def post(self, envelope: dict[str, Any]) -> httpx.Response: ...
+
+
 class WebhookDispatcher:
     """Delivers due outbox rows. Safe with several processes: a row is leased by a conditional UPDATE
     first."""
@@ -67,6 +75,7 @@ class WebhookDispatcher:
         self.client = client or httpx.Client(timeout=timeout_s)
         self.on_delivered: dict[str, DeliveredHook] = {}
         self.on_failed: dict[str, FailedHook] = {}
+        self.transports: dict[str, Transport] = {}  # "chatwoot:" -> the Chatwoot API (service/integrations)
 
     def backoff(self, attempts: int) -> timedelta:
         """Delay before the next attempt: base·2^(n-1), capped, with ±20 % jitter."""
@@ -118,7 +127,8 @@ class WebhookDispatcher:
             event = s.get(Event, delivery.event_id) if delivery else None
             if delivery is None or event is None:
                 return
-            body = json.dumps(envelope(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            payload = envelope(event)
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             url, event_id, event_type = delivery.url, event.id, event.type
         now = self.clock.now()
         headers = signed_headers(
@@ -131,8 +141,12 @@ class WebhookDispatcher:
         )
         response: httpx.Response | None = None
         error: str | None = None
+        transport = self.transports.get(url)
         try:
-            response = self.client.post(url, content=body, headers=headers)
+            if transport is not None:
+                response = transport.post(payload)
+            else:
+                response = self.client.post(url, content=body, headers=headers)
             if not response.is_success:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:

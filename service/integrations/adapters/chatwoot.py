@@ -169,3 +169,49 @@ class ChatwootNotes:
 
     def close(self) -> None:
         self.client.close()
+
+
+class ChatwootReplies:
+    """Posts an approved reply into its Chatwoot conversation as an outgoing message (the dispatcher's
+    `chatwoot:` transport), so the customer gets it on whatever channel Chatwoot serves and the agent sees it
+    in Chatwoot's thread. Chatwoot's API: `POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/
+    messages` with `{"content", "message_type": "outgoing", "private": false}` and the `api_access_token`
+    header (developers.chatwoot.com, Application API › Messages › Create New Message). The webhook Chatwoot
+    then sends for it (`message_type: outgoing`) is not ingested (`parse_message_created`)."""
+
+    prefix = "chatwoot:"
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.client = client or httpx.Client(timeout=timeout_s)
+
+    def post(self, envelope: dict[str, Any]) -> httpx.Response:
+        data = envelope.get("data") or {}
+        external_id = str((data.get("conversation") or {}).get("external_id") or "")
+        text = str((data.get("message") or {}).get("text") or "")
+        parts = external_id.split(":")
+        if len(parts) != 3 or parts[0] != "chatwoot" or not (parts[1].isdigit() and parts[2].isdigit()):
+            # not retryable: an answer the dispatcher counts as a failed attempt, with the reason
+            return httpx.Response(422, json={"error": f"not a Chatwoot conversation id: {external_id!r}"})
+        account_id, conversation_id = parts[1], parts[2]
+        url = f"{self.base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
+        response = self.client.post(
+            url,
+            headers={"api_access_token": self.token},
+            json={"content": text, "message_type": "outgoing", "private": False},
+        )
+        if not response.is_success:
+            return response
+        try:
+            posted = response.json()
+        except ValueError:
+            posted = {}
+        message_id = posted.get("id") if isinstance(posted, dict) else None
+        body = {"channel_message_id": f"chatwoot:{account_id}:{message_id}"} if message_id else {}
+        return httpx.Response(200, json=body)
+
+    def close(self) -> None:
+        self.client.close()
