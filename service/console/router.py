@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -109,33 +109,47 @@ def set_cookie(
             break
 
 
-def render(
-    request: Request,
-    templates: Any,
-    name: str,
-    context: dict[str, Any],
-    *,
-    user: ConsoleUser | None = None,
-    codec: SessionCodec,
-    status_code: int = 200,
-    embed: bool = False,
-) -> HTMLResponse:
-    nonce, new = _csrf_nonce(request)
-    settings = request.app.state.container.settings
-    base = {
-        "request": request,
-        "user": user,
-        "csrf_field": CSRF_FIELD,
-        "csrf_token": codec.csrf_token(nonce),
-        "embed": embed,
-        "now": request.app.state.container.clock.now(),
-        "events_poll_s": settings.events_poll_s,
-        "allowed_origins": request.app.state.console_frame_ancestors,
-    }
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
-    if new:
-        set_cookie(response, request, CSRF_COOKIE, nonce, embed=embed)
-    return response
+class Page:
+    """Renders console templates with what every page needs: the user, a CSRF token (setting its cookie the
+    first time), the server's clock for the countdowns, and whether it is the embedded panel."""
+
+    def __init__(self, request: Request, templates: TemplatesDep, codec: CodecDep) -> None:
+        self.request = request
+        self.templates = templates
+        self.codec = codec
+
+    def render(
+        self,
+        name: str,
+        context: dict[str, Any],
+        *,
+        user: ConsoleUser | None = None,
+        status_code: int = 200,
+        embed: bool | None = None,
+    ) -> HTMLResponse:
+        request = self.request
+        embed = (user.embed if user else False) if embed is None else embed
+        nonce, new = _csrf_nonce(request)
+        settings = request.app.state.container.settings
+        base = {
+            "request": request,
+            "user": user,
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": self.codec.csrf_token(nonce),
+            "embed": embed,
+            "now": request.app.state.container.clock.now(),
+            "events_poll_s": settings.events_poll_s,
+            "allowed_origins": request.app.state.console_frame_ancestors,
+        }
+        response = self.templates.TemplateResponse(
+            request, name, {**base, **context}, status_code=status_code
+        )
+        if new:
+            set_cookie(response, request, CSRF_COOKIE, nonce, embed=embed)
+        return response
+
+
+PageDep = Annotated[Page, Depends(Page)]
 
 
 def _back(url: str, request: Request) -> Response:
@@ -168,17 +182,13 @@ def console_root() -> RedirectResponse:
 @router.get("/console/login", response_class=HTMLResponse)
 def login_page(
     request: Request,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     next: Annotated[str | None, Query(max_length=500)] = None,
     embed: bool = False,
 ) -> HTMLResponse:
-    return render(
-        request,
-        templates,
+    return page.render(
         "login.html",
         {"next": _safe_next(next), "error": None},
-        codec=codec,
         embed=embed,
     )
 
@@ -186,8 +196,7 @@ def login_page(
 @router.post("/console/login", response_class=HTMLResponse)
 def login(
     request: Request,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     keys: KeyStoreDep,
     api_key: Annotated[str, Form(min_length=1, max_length=200)],
     csrf_token: Annotated[str | None, Form(max_length=200)] = None,
@@ -196,6 +205,7 @@ def login(
 ) -> Response:
     target = _safe_next(next)
     error = None
+    codec = page.codec
     if not codec.csrf_valid(request.cookies.get(CSRF_COOKIE), csrf_token):
         error = "The sign-in form expired. Please try again."
     else:
@@ -215,12 +225,9 @@ def login(
                 max_age=codec.max_age_s,
             )
             return response
-    return render(
-        request,
-        templates,
+    return page.render(
         "login.html",
         {"next": target, "error": error},
-        codec=codec,
         status_code=status.HTTP_401_UNAUTHORIZED,
         embed=embed,
     )
@@ -280,8 +287,7 @@ def queue_page(
     request: Request,
     user: ReaderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     channel: QueryText = None,
     urgency: QueryText = None,
     intent: QueryText = None,
@@ -302,7 +308,7 @@ def queue_page(
         "remaining": views.remaining_text,
     }
     name = "_queue_rows.html" if fragment == "rows" else "queue.html"
-    return render(request, templates, name, context, user=user, codec=codec)
+    return page.render(name, context, user=user)
 
 
 @router.get("/console/events")
@@ -372,8 +378,7 @@ def conversation_page(
     conversation_id: PathId,
     user: ReaderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     edit: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     fragment: Literal["thread", "presence"] | None = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
@@ -388,7 +393,7 @@ def conversation_page(
         if last is not None and last.agent_read_at is None:
             workflow.mark_read(last.id, user.principal)
     name = {"thread": "_thread.html", "presence": "_presence.html"}.get(fragment or "", "conversation.html")
-    return render(request, templates, name, context, user=user, codec=codec, embed=user.embed)
+    return page.render(name, context, user=user, embed=user.embed)
 
 
 @router.post("/console/conversations/{conversation_id}/presence", response_class=HTMLResponse)
@@ -397,8 +402,7 @@ def presence_beat(
     conversation_id: PathId,
     user: DeciderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
 ) -> HTMLResponse:
     presence = workflow.touch_presence(conversation_id, user.principal)
     context = {
@@ -407,7 +411,7 @@ def presence_beat(
         "conv": workflow.conversation(conversation_id),
         "agents": workflow.assignable_agents(),
     }
-    return render(request, templates, "_presence.html", context, user=user, codec=codec, embed=user.embed)
+    return page.render("_presence.html", context, user=user, embed=user.embed)
 
 
 @router.post("/console/conversations/{conversation_id}/assign")
@@ -439,19 +443,16 @@ def tone_preview(
     conversation_id: PathId,
     user: DeciderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     text: Annotated[str, Form(max_length=8000)] = "",
 ) -> HTMLResponse:
     report = workflow.preview_tone(conversation_id, text)
     context = {"report": report, "findings": views.finding_list}
-    return render(request, templates, "_tone.html", context, user=user, codec=codec, embed=user.embed)
+    return page.render("_tone.html", context, user=user, embed=user.embed)
 
 
 def _decision_failed(
-    request: Request,
-    templates: Any,
-    codec: SessionCodec,
+    page: Page,
     workflow: Workflow,
     user: ConsoleUser,
     conversation_id: int,
@@ -471,13 +472,10 @@ def _decision_failed(
             "done": None,
         }
     )
-    return render(
-        request,
-        templates,
+    return page.render(
         "conversation.html",
         context,
         user=user,
-        codec=codec,
         status_code=status.HTTP_409_CONFLICT,
         embed=user.embed,
     )
@@ -489,8 +487,7 @@ def send(
     conversation_id: PathId,
     user: DeciderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     text: Annotated[str, Form(max_length=8000)] = "",
     suggestion_id: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
     override_reason: Annotated[str, Form(max_length=500)] = "",
@@ -515,9 +512,7 @@ def send(
             done = "replied"
     except ToneBlocked as exc:
         return _decision_failed(
-            request,
-            templates,
-            codec,
+            page,
             workflow,
             user,
             conversation_id,
@@ -528,9 +523,7 @@ def send(
         )
     except ValueError as exc:  # pydantic's ValidationError: empty or over-long text, short reason
         return _decision_failed(
-            request,
-            templates,
-            codec,
+            page,
             workflow,
             user,
             conversation_id,
@@ -557,8 +550,7 @@ def approve(
     suggestion_id: PathId,
     user: DeciderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     override_reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Use a draft as is."""
@@ -569,9 +561,7 @@ def approve(
         )
     except ToneBlocked as exc:
         return _decision_failed(
-            request,
-            templates,
-            codec,
+            page,
             workflow,
             user,
             suggestion.conversation_id,
@@ -615,8 +605,7 @@ def kpi_page(
     request: Request,
     user: KpiReaderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     days: Annotated[int, Query(ge=1, le=90)] = 14,
 ) -> HTMLResponse:
     now = workflow.clock.now()
@@ -655,7 +644,7 @@ def kpi_page(
         "series_json": json.dumps(series).replace("</", "<\\/"),
         "intents_json": json.dumps(intents).replace("</", "<\\/"),
     }
-    return render(request, templates, "kpis.html", context, user=user, codec=codec)
+    return page.render("kpis.html", context, user=user)
 
 
 def _minutes(seconds: float | None) -> float | None:
@@ -668,20 +657,16 @@ def _minutes(seconds: float | None) -> float | None:
 @router.get("/console/embed/chatwoot", response_class=HTMLResponse)
 def chatwoot_app(
     request: Request,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     keys: KeyStoreDep,
 ) -> HTMLResponse:
     """The Dashboard App's URL: waits for Chatwoot's `appContext` message, then opens the conversation's
     panel (sign-in first if this browser has no console session for the iframe)."""
-    session = codec.read(request.cookies.get(EMBED_SESSION_COOKIE))
+    session = page.codec.read(request.cookies.get(EMBED_SESSION_COOKIE))
     signed_in = session is not None and keys.principal_by_id(session.key_id) is not None
-    return render(
-        request,
-        templates,
+    return page.render(
         "embed_chatwoot.html",
         {"signed_in": signed_in},
-        codec=codec,
         embed=True,
     )
 
@@ -691,21 +676,17 @@ def chatwoot_open(
     request: Request,
     user: ReaderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     account_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID)],
     conversation_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID)],
 ) -> Response:
     """Chatwoot's ids → our conversation's panel."""
     ours = workflow.conversation_id_by_external(f"chatwoot:{account_id}:{conversation_id}")
     if ours is None:
-        return render(
-            request,
-            templates,
+        return page.render(
             "embed_chatwoot.html",
             {"signed_in": True, "missing": f"{account_id}/{conversation_id}"},
             user=user,
-            codec=codec,
             embed=True,
             status_code=status.HTTP_404_NOT_FOUND,
         )
@@ -718,10 +699,9 @@ def chatwoot_panel(
     conversation_id: PathId,
     user: ReaderDep,
     workflow: WorkflowDep,
-    templates: TemplatesDep,
-    codec: CodecDep,
+    page: PageDep,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     context = _conversation_context(workflow, user, conversation_id, None)
     context["done"] = done
-    return render(request, templates, "embed_panel.html", context, user=user, codec=codec, embed=True)
+    return page.render("embed_panel.html", context, user=user, embed=True)
