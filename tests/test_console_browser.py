@@ -84,7 +84,6 @@ def test_a_new_message_appears_in_the_queue_without_reload_and_is_worked_to_deli
     expect(row.locator(".sla")).to_contain_text("left")
     assert_accessible(page, "queue")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
 
     row.get_by_role("link").click()
     cid = conv["conversation"]["id"]
@@ -245,3 +244,4 @@ def test_the_sla_countdown_turns_amber_at_risk_and_red_when_breached(
     expect(sla.locator(".sla-left")).to_contain_text("overdue")
     assert sla.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(254, 226, 226)"  # red
     assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=str(SCREENSHOTS / "queue.png"))  # the module's conversations, at every SLA state
