@@ -4,7 +4,7 @@ supersedes pending suggestions and may queue a satisfaction survey."""
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service.auth.models import Principal
 from service.db.models import Conversation, Message, Suggestion, Survey
@@ -38,7 +38,12 @@ def conversation(ctx: WorkflowContext, conversation_id: int) -> ConversationDeta
     with ctx.db.session() as s:
         conv = conversation_or_404(s, conversation_id)
         base = conversation_read(s, ctx.sla, conv, now)
-        msgs = s.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.id))
+        msgs = s.scalars(
+            select(Message)
+            .options(defer(Message.triage), defer(Message.facts))  # not part of the thread's reads
+            .where(Message.conversation_id == conv.id)
+            .order_by(Message.id)
+        )
         sugs = s.scalars(
             select(Suggestion).where(Suggestion.conversation_id == conv.id).order_by(Suggestion.id)
         )

@@ -154,8 +154,11 @@ def queue(
                 .where(Message.conversation_id.in_(ids), Message.direction == Direction.inbound.value)
                 .group_by(Message.conversation_id)
             )
-            for m in s.scalars(select(Message).where(Message.id.in_(last_ids))):
-                last_text[m.conversation_id] = m.text[:200]
+            # columns only: a Message row carries its triage JSON, which the queue never needs
+            for conv_id, text in s.execute(
+                select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
+            ):
+                last_text[conv_id] = text[:200]
         items = []
         for c in convs:
             cycle = cycles.get(c.current_sla_id) if c.current_sla_id else None
