@@ -390,3 +390,17 @@ def test_the_kpi_page_shows_figures_and_chart_data(wf):
     assert conv["triage"]["intent"]["name"] in page.text  # the per-intent table
     assert "3.0 min" in page.text  # first response p50: approved 3 minutes after the message
     assert c.get("/console/queue").status_code == 403  # evaluators see aggregates, not conversations
+
+
+def test_next_and_previous_follow_the_queue_order(wf):
+    for i, text in enumerate(["How do I change my address?", "My card was stolen, block it!!", "Refund?"]):
+        wf.ingest(text, conversation=f"c-{i}", customer=f"u-{i}")
+        wf.clock.advance(minutes=1)
+    wf.clock.advance(minutes=20)  # some waits are now at risk or breached
+    workflow = wf.container.workflow
+    full = [it.conversation_id for it in workflow.queue(limit=100).items]
+    assert workflow.queue_order(100) == full
+    c = sign_in(wf)
+    middle = c.get(f"/console/conversations/{full[1]}").text
+    assert f'data-prev="/console/conversations/{full[0]}"' in middle
+    assert f'data-next="/console/conversations/{full[2]}"' in middle

@@ -35,9 +35,7 @@ def conversation_context(
 ) -> dict[str, Any]:
     detail = workflow.conversation(conversation_id)
     analysis = workflow.latest_analysis(conversation_id)
-    queue_ids = [
-        it.conversation_id for it in workflow.queue(limit=workflow.settings.console_queue_limit).items
-    ]
+    queue_ids = workflow.queue_order(limit=workflow.settings.console_queue_limit)
     page = views.conversation_page(detail, analysis, queue_ids)
     editing = next((c for c in page.drafts if c.suggestion.id == edit), None)
     presence = workflow.presence(conversation_id)

@@ -188,19 +188,44 @@ def queue(
     counts = {st.value: 0 for st in SlaState}
     for it in items:
         counts[it.state.value] += 1
-    far = datetime.max.replace(tzinfo=now.tzinfo)
-    items.sort(
-        key=lambda it: (
-            STATE_RANK[it.state],
-            it.due_at is None,
-            URGENCY_RANK[it.urgency],
-            it.due_at or far,
-            it.conversation_id,
-        )
-    )
+    items.sort(key=lambda it: _rank(it.state, it.due_at, it.urgency, it.conversation_id, now))
     if state is not None:
         items = [it for it in items if it.state is state]
     return QueueRead(now=now, counts=counts, items=items[:limit])
+
+
+def _rank(
+    state: SlaState, due_at: datetime | None, urgency: UrgencyLevel, conversation_id: int, now: datetime
+) -> tuple[int, bool, int, datetime, int]:
+    """The queue's order: breached, at risk, ok; waiting before answered; then urgency and due time."""
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    return (STATE_RANK[state], due_at is None, URGENCY_RANK[urgency], due_at or far, conversation_id)
+
+
+def queue_order(ctx: WorkflowContext, limit: int) -> list[int]:
+    """The ids of the open conversations in queue order, from two columns per row (the console's next /
+    previous conversation; the full queue reads much more)."""
+    now = ctx.clock.now()
+    with ctx.db.session() as s:
+        rows = s.execute(
+            select(Conversation.id, Conversation.urgency, SlaCycle.at_risk_at, SlaCycle.due_at)
+            .outerjoin(
+                SlaCycle,
+                (SlaCycle.id == Conversation.current_sla_id) & SlaCycle.responded_at.is_(None),
+            )
+            .where(Conversation.status == ConversationStatus.open.value)
+        ).all()
+    ranked = sorted(
+        rows,
+        key=lambda r: _rank(
+            SlaPolicy.state(r.at_risk_at, r.due_at, now) if r.due_at else SlaState.ok,
+            r.due_at,
+            UrgencyLevel(r.urgency),
+            r.id,
+            now,
+        ),
+    )
+    return [r.id for r in ranked[:limit]]
 
 
 def scan_sla(ctx: WorkflowContext) -> int:

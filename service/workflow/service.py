@@ -249,6 +249,10 @@ class Workflow:
         """Read-only: SLA states are computed from the stored due times (the worker announces them)."""
         return queue.queue(self.ctx, state=state, limit=limit, filters=filters)
 
+    def queue_order(self, limit: int = 100) -> list[int]:
+        """Open conversation ids in queue order (cheap: for next / previous)."""
+        return queue.queue_order(self.ctx, limit)
+
     def queue_facets(self) -> dict[str, list[str]]:
         return queue.facets(self.ctx)
 
