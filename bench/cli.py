@@ -113,3 +113,34 @@ def body_limit(
 
     result = run_body_limit_bench(size_mb=size_mb, uploads=uploads, log=typer.echo)
     typer.echo(f"written to {write_result(result, out, 'body-limit')}")
+
+
+@app.command()
+def console(
+    conversations: Annotated[int, typer.Option(min=1, help="Open conversations to seed.")] = 500,
+    thread: Annotated[int, typer.Option(min=2, help="Messages in the long conversation's thread.")] = 50,
+    requests: Annotated[int, typer.Option(min=1, help="Timed requests per page (after a warm-up).")] = 30,
+    browser: Annotated[
+        int, typer.Option(min=0, help="Ingests timed until their row shows in Chromium, per poll interval.")
+    ] = 10,
+    default_poll: Annotated[
+        bool, typer.Option(help="Also time the browser with the default REPLYDESK_EVENTS_POLL_S (1.0 s).")
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/console.json).")
+    ] = None,
+) -> None:
+    """The agent console (issue #13): server time per page (p50/p95/max) with many open conversations and a
+    long thread, next to the JSON API; ingest → queue row in a browser at a 0.25 s and the default poll."""
+    from bench.console import run_console_bench, table, write
+
+    result = run_console_bench(
+        conversations=conversations,
+        thread=thread,
+        requests=requests,
+        browser=browser,
+        default_poll=default_poll,
+        log=typer.echo,
+    )
+    typer.echo(table(result))
+    typer.echo(f"written to {write(result, out)}")

@@ -12,6 +12,9 @@ embedding,
    `replydesk bench retrieval`) at a few collection sizes.
 4. Slow LLM (`bench.slow_llm`, issue #12): `/health` and `GET /v1/queue` latency while 120 ingests wait on a
    4.5 s stand-in LLM, with LLM-bound work on its own pool and, for comparison, on the shared request pool.
+5. Agent console (`bench.console`, issue #13): server time per console page next to the JSON API with many
+   open conversations and a long thread, and ingest → queue row in Chromium (skipped without
+   /usr/bin/chromium).
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
 and the table between the markers in `bench/README.md`.
@@ -158,6 +161,22 @@ def slow_llm(args: argparse.Namespace, log) -> dict[str, Any]:
     return run_slow_llm_bench(delay_s=args.llm_delay, ingests=args.llm_ingests, log=log)
 
 
+def console(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.console import CHROMIUM_PATH, run_console_bench
+
+    browser = args.console_browser
+    if browser and not CHROMIUM_PATH.is_file():
+        log(f"  {CHROMIUM_PATH} is missing (`bash scripts/browser.sh`): the browser part is skipped")
+        browser = 0
+    return run_console_bench(
+        conversations=args.console_conversations,
+        thread=args.console_thread,
+        requests=args.console_requests,
+        browser=browser,
+        log=log,
+    )
+
+
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     load_r = results.get("http-load", {})
     batch = results.get("batch-triage", {})
@@ -232,6 +251,26 @@ def readme_table(results: dict[str, Any]) -> str:
             f"| | burst, ingest errors, LLM calls at once | {r['burst_s']} s, {r['ingest_errors']}, "
             f"{r['llm_peak_in_flight']} |"
         )
+    cons = results.get("console") or {}
+    seed = cons.get("seed", {})
+    for name, page in cons.get("pages", {}).items():
+        w = page["wall_ms"]
+        label = (
+            f"console, {seed.get('conversations')} open conversations, "
+            f"{seed.get('thread', {}).get('messages')}-message thread"
+            if name == "console_queue"
+            else ""
+        )
+        rows.append(
+            f"| {label} | `GET {page['path']}` p50 / p95 / max ms, server CPU ms | {w['p50']} / {w['p95']} / "
+            f"{w['max']}, {page['server_cpu_ms_per_request']} |"
+        )
+    for b in cons.get("browser", []):
+        s = b["ingest_to_row_ms"]
+        rows.append(
+            f"| | ingest → queue row in Chromium, poll {b['events_poll_s']} s, p50 / p95 / max ms | "
+            f"{s['p50']} / {s['p95']} / {s['max']} |"
+        )
     targets = results.get("targets", {})
     if targets:
         met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
@@ -276,9 +315,19 @@ def main(argv: list[str] | None = None) -> int:
         "--llm-ingests", type=int, default=120, help="Slow-LLM benchmark: concurrent ingests."
     )
     parser.add_argument(
+        "--console-conversations", type=int, default=200, help="Console benchmark: open conversations."
+    )
+    parser.add_argument("--console-thread", type=int, default=30, help="Console benchmark: thread length.")
+    parser.add_argument(
+        "--console-requests", type=int, default=20, help="Console benchmark: timed requests per page."
+    )
+    parser.add_argument(
+        "--console-browser", type=int, default=5, help="Console benchmark: browser samples per poll interval."
+    )
+    parser.add_argument(
         "--only",
         action="append",
-        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm"],
+        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm", "console"],
         help="Run only these benchmarks (repeatable).",
     )
     args = parser.parse_args(argv)
@@ -289,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch-triage": batch_triage,
         "retrieval-scale": retrieval_scale,
         "slow-llm": slow_llm,
+        "console": console,
     }
     results: dict[str, Any] = {
         "meta": {
