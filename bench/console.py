@@ -61,8 +61,8 @@ Log = Callable[[str], None]
 
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "console.json"
 CHROMIUM_PATH = Path("/usr/bin/chromium")
-# As tests/browser_support.py (which imports pytest, so it is not imported here): Chromium in a container
-# runs as root without a GPU, and makes no request beyond 127.0.0.1.
+# Chromium in a container runs as root without a GPU; the rest keeps it from calling home, so nothing goes
+# beyond 127.0.0.1 (tests/browser_support.py launches with these too).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

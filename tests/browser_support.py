@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from bench.console import CHROMIUM_ARGS as BENCH_CHROMIUM_ARGS
 from bench.load import Server
 from service.settings import REPO_ROOT
 
@@ -41,17 +42,8 @@ CHROMIUM_PATH = Path("/usr/bin/chromium")
 AXE_PATH = REPO_ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 INSTALL_HINT = "run `bash scripts/browser.sh` (`make test` does)"
 
-# Chromium in a container runs as root (no user namespaces for its sandbox) and has no GPU; the rest keeps it
-# from calling home (updates, sync, field trials), so a test run makes no request beyond 127.0.0.1.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The launch flags are the bench's (bench/console.py): root without a GPU, no request beyond 127.0.0.1.
+CHROMIUM_ARGS = BENCH_CHROMIUM_ARGS
 
 # SLA targets short enough that a test sees a conversation go ok -> at_risk -> breached in seconds, spread
 # over the urgencies so a test picks the pace by the urgency of the message it ingests: critical at risk after
