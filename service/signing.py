@@ -1,5 +1,6 @@
 """HMAC-SHA256 signatures: ReplyDesk's signed outbound webhooks and their verification, Meta's
-X-Hub-Signature-256 and Chatwoot's timestamped signature on inbound webhooks.
+X-Hub-Signature-256 and Chatwoot's timestamped signature on inbound webhooks; Twilio's X-Twilio-Signature
+(HMAC-SHA1).
 
 An outbound delivery carries two headers: `X-ReplyDesk-Event-Id: <id>` and
 `X-ReplyDesk-Signature: t=<unix>,v2=<hex>`, with <hex> = HMAC-SHA256(secret, "v2:{t}:{id}:{raw body}").
@@ -12,6 +13,7 @@ versions (`docs/examples/`).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -20,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from service.errors import Unauthorized
 
@@ -142,7 +145,9 @@ def verify_meta_signature(app_secret: str, header: str | None, body: bytes) -> N
     if not header or not header.startswith("sha256="):
         raise InvalidSignature("missing X-Hub-Signature-256 header")
     expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, header.removeprefix("sha256=")):
+    # bytes on both sides: compare_digest raises TypeError on a non-ASCII str (a forged header)
+    given = header.removeprefix("sha256=").encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode("ascii"), given):
         raise InvalidSignature("X-Hub-Signature-256 does not match the body")
 
 
@@ -162,3 +167,43 @@ def verify_timestamped_sha256(
     mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(f"sha256={mac}", signature):
         raise InvalidSignature("signature does not match the body")
+
+
+def _twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> bytes:
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    mac = hmac.new(auth_token.encode("utf-8"), signed.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(mac)
+
+
+def _url_port_variants(url: str) -> list[str]:
+    """The URL as given, then with its default port removed or added: Twilio may sign either form, and its
+    own `RequestValidator` accepts both."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return [url]
+    if port is not None:
+        netloc = parts.netloc.rsplit(":", 1)[0]
+    elif default is not None:
+        netloc = f"{parts.netloc}:{default}"
+    else:
+        return [url]
+    return [url, urlunsplit(parts._replace(netloc=netloc))]
+
+
+def verify_twilio_signature(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
+) -> None:
+    """Twilio (SMS, MMS, WhatsApp webhooks): `X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + every
+    POST parameter's name and value concatenated, sorted by name))`, with `url` the webhook URL exactly as
+    configured in Twilio, query string included (Twilio docs, "Webhooks security" › "Validate signatures").
+    Raises InvalidSignature when it does not match."""
+    if not signature:
+        raise InvalidSignature("missing X-Twilio-Signature header")
+    given = signature.strip().encode("utf-8", "replace")
+    for candidate in _url_port_variants(url):
+        if hmac.compare_digest(_twilio_signature(auth_token, candidate, params), given):
+            return
+    raise InvalidSignature("X-Twilio-Signature does not match the URL and parameters")

@@ -26,6 +26,7 @@ def has_content(value: str) -> bool:
 class Channel(StrEnum):
     whatsapp = "whatsapp"
     messenger = "messenger"
+    instagram = "instagram"
     sms = "sms"
     webchat = "webchat"
     email = "email"

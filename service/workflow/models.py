@@ -37,6 +37,7 @@ class MessageKind(StrEnum):
     reply = "reply"
     survey = "survey"
     survey_reply = "survey_reply"
+    reaction = "reaction"  # an emoji reaction to a message: kept in the thread, starts no wait
 
 
 class MessageStatus(StrEnum):
@@ -116,11 +117,36 @@ def _clean_optional_text(v: str | None, field: str) -> str | None:
 
 
 class Attachment(BaseModel):
+    """Anything a message carries besides its text, kept so an agent sees what the customer sent."""
+
     type: str = Field(
-        min_length=1, max_length=20, description="image | video | audio | file | location | sticker"
+        min_length=1,
+        max_length=20,
+        description="image | video | audio | file | sticker | location | contact | order | reaction | "
+        "link | postback | button | form | share | story | referral",
     )
-    url: str = Field(min_length=1, max_length=2000)
-    caption: str | None = Field(None, max_length=1000)
+    url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Where it is: a media link, `whatsapp-media:{id}`, `geo:lat,long`; none for a contact "
+        "card, an order or a reaction.",
+    )
+    caption: str | None = Field(None, max_length=1000, description="Caption, title or label.")
+    filename: str | None = Field(None, max_length=300, description="A document's file name.")
+    mime_type: str | None = Field(None, max_length=100)
+    data: dict[str, Any] | None = Field(
+        None,
+        description="Structured content: a location's name and address, a contact card's names and "
+        "phones, an order's items, a reaction's emoji and target, a button's id and payload, a form's "
+        "answers.",
+    )
+
+    @model_validator(mode="after")
+    def _has_content(self) -> Attachment:
+        if not (self.url or self.caption or self.data or self.filename):
+            raise ValueError("an attachment needs a url, a caption or data")
+        return self
 
 
 class CustomerIn(BaseModel):
@@ -151,6 +177,12 @@ class MessageBase(BaseModel):
     )
     channel_message_id: str | None = Field(
         None, min_length=1, max_length=200, description="The channel's message id; also deduplicates."
+    )
+    reply_to: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The channel message id of the message this one quotes or replies to.",
     )
 
     @field_validator("text")
@@ -212,6 +244,8 @@ class MessageRead(BaseModel):
     read_at: datetime | None = Field(None, description="Outbound: when the customer read it.")
     failed_at: datetime | None = None
     error: str | None = None
+    error_code: str | None = Field(None, description="The channel's error code for a failed message.")
+    reply_to: str | None = Field(None, description="Channel message id of the message this one quotes.")
     agent_read_at: datetime | None = Field(None, description="Inbound: when an agent opened it.")
     suggestion_id: int | None = None
 
@@ -306,6 +340,16 @@ class IngestRead(BaseModel):
     survey_id: int | None = Field(None, description="Set when the message answered a satisfaction survey.")
 
 
+class QueuedRead(BaseModel):
+    """A message a channel webhook stored; its triage and suggestions follow from the workers
+    (`suggestions.created`)."""
+
+    message_id: int
+    conversation_id: int
+    duplicate: bool = Field(description="Already stored before (same channel message id).")
+    queued: bool = Field(description="Its pipeline (triage and drafts) is queued for the workers.")
+
+
 class SurveyRead(BaseModel):
     id: int
     conversation_id: int
@@ -374,21 +418,63 @@ class RejectRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "wrong order number"}]})
 
 
+class TemplateRef(BaseModel):
+    """A message template the channel has approved (WhatsApp: the only message allowed more than 24 hours
+    after the customer last wrote)."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_]+$", description="Template name.")
+    language: str = Field(
+        min_length=2,
+        max_length=15,
+        pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$",
+        description="e.g. `en_US`.",
+    )
+    parameters: list[str] = Field(
+        default_factory=list, max_length=20, description="Values of the body's {{1}}, {{2}}... in order."
+    )
+
+
 class ReplyRequest(BaseModel):
-    text: str = Field(description="The agent's own reply.")
+    text: str = Field("", description="The agent's own reply (may be empty with a `template`).")
+    template: TemplateRef | None = Field(
+        None,
+        description="Send this approved template instead of free text (WhatsApp, outside the 24-hour "
+        "customer-service window).",
+    )
     override_reason: str | None = Field(None, min_length=3, max_length=500)
 
     @field_validator("text")
     @classmethod
     def _text(cls, v: str) -> str:
-        v = _clean_optional_text(v, "text") or ""
-        if not v:
-            raise ValueError("text is empty after trimming")
-        return v
+        return _clean_optional_text(v, "text") or ""
+
+    @model_validator(mode="after")
+    def _needs_content(self) -> ReplyRequest:
+        if not self.text and self.template is None:
+            raise ValueError("text is empty after trimming (send text, or a template)")
+        return self
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"text": "Hi Ana, I'm checking with the courier now."}]}
     )
+
+
+class ExternalReplyCreate(BaseModel):
+    """A reply a person sent the customer outside ReplyDesk: in the helpdesk, Meta's Page inbox, the WhatsApp
+    Business app. It answers the customer's wait like a reply sent from here."""
+
+    channel: Channel
+    conversation_external_id: str = Field(min_length=1, max_length=200)
+    text: str = ""
+    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    sent_at: AwareDatetime
+    channel_message_id: str | None = Field(None, min_length=1, max_length=200)
+    author: str | None = Field(None, max_length=100, description="Who sent it, as the platform names them.")
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        return _clean_optional_text(v, "text") or ""
 
 
 class ToneReport(BaseModel):
@@ -413,6 +499,9 @@ class StatusReceipt(BaseModel):
         None, max_length=200, description="The channel's id for this message."
     )
     error: str | None = Field(None, max_length=1000, description="Why sending failed (with `failed`).")
+    error_code: str | None = Field(
+        None, max_length=40, description="The channel's error code (e.g. WhatsApp `131047`, Twilio `30008`)."
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
