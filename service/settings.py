@@ -258,7 +258,10 @@ class Settings(BaseSettings):
         "re-send.",
     )
     pipeline_recovery_interval_s: float = Field(
-        10.0, gt=0, description="How often the worker looks for stranded pipelines (and once at start)."
+        2.0,
+        gt=0,
+        description="How often idle pipeline workers look for due work they were not woken for: messages "
+        "queued by other processes, and stranded pipelines (also once at start).",
     )
     pipeline_max_attempts: int = Field(
         3,
@@ -306,6 +309,61 @@ class Settings(BaseSettings):
     )
     messenger_verify_token: str | None = Field(
         None, description="Token of the Messenger webhook GET handshake."
+    )
+    instagram_app_secret: str | None = Field(
+        None,
+        description="Meta app secret of Instagram messaging webhooks (`object: instagram`); default: the "
+        "Messenger app secret (one Meta app usually serves both).",
+    )
+    instagram_verify_token: str | None = Field(
+        None, description="Token of the Instagram webhook GET handshake; default: the Messenger token."
+    )
+    twilio_auth_token: str | None = Field(
+        None,
+        description="Twilio auth token: verifies X-Twilio-Signature on POST /v1/channels/twilio/webhook "
+        "and authenticates the Messages API when Twilio sending is on.",
+    )
+    twilio_account_sid: str | None = Field(
+        None, description="Twilio account SID (`AC…`), for sending through the Messages API."
+    )
+    twilio_webhook_url: str | None = Field(
+        None,
+        description="The public URL Twilio posts to, exactly as configured in Twilio (the signature covers "
+        "it); default: the URL of the request as received (wrong behind a proxy that rewrites it).",
+    )
+    channel_send: list[Literal["whatsapp", "messenger", "instagram", "twilio"]] = Field(
+        default_factory=list,
+        description="Channels whose replies ReplyDesk sends itself through the platform's API (a team "
+        'without a helpdesk), e.g. `["whatsapp","twilio"]`; other conversations go out by webhook.',
+    )
+    whatsapp_access_token: str | None = Field(
+        None, description="WhatsApp Cloud API access token (system-user token) for sending."
+    )
+    messenger_page_access_token: str | None = Field(
+        None, description="Page access token for the Messenger and Instagram Send API."
+    )
+    meta_graph_url: str = Field(
+        "https://graph.facebook.com/v21.0", description="Meta Graph API base URL (version included)."
+    )
+    twilio_api_url: str = Field("https://api.twilio.com", description="Twilio REST API base URL.")
+    whatsapp_mark_read: bool = Field(
+        True,
+        description="With WhatsApp sending on: mark a customer's messages read on WhatsApp (blue ticks) "
+        "when an agent reads them.",
+    )
+    pending_receipt_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a status for a message id ReplyDesk does not know yet is kept, to be applied "
+        "when the helpdesk reports that id.",
+    )
+    channel_pipeline: Literal["background", "inline"] = Field(
+        "background",
+        description="Channel webhooks: `background` stores and acknowledges at once and runs triage and "
+        "drafts in the workers; `inline` runs them inside the request (the former behaviour).",
+    )
+    pipeline_workers: int = Field(
+        4, ge=1, le=64, description="Worker threads running queued pipelines (triage and drafts)."
     )
     chatwoot_base_url: str | None = Field(
         None,

@@ -131,23 +131,43 @@ def test_the_get_handshake_echoes_the_challenge_only_for_the_right_token(meta, c
     assert bad.status_code == 403
 
 
-def test_a_signed_whatsapp_message_is_ingested_once(meta):
+def test_a_signed_whatsapp_message_is_acknowledged_stored_once_and_triaged_by_the_workers(meta):
     r = _post(
         meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1")
     )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ingested"] == 1 and body["duplicates"] == 0
-    result = body["results"][0]
-    assert result["message"]["channel_message_id"] == "wamid.1"
-    assert result["conversation"]["external_id"] == "wa:PN1:5215512345678"
-    assert result["conversation"]["customer"]["country"] == "MX"
-    assert result["conversation"]["customer"]["name"] == "Ana"
-    assert result["suggestions"]
+    queued = body["queued"][0]
+    assert queued["queued"] is True and body["results"] == []  # acknowledged before any triage
+    conv = meta.get(f"/v1/conversations/{queued['conversation_id']}").json()
+    assert conv["external_id"] == "wa:PN1:5215512345678"
+    assert conv["customer"]["country"] == "MX" and conv["customer"]["name"] == "Ana"
+    assert meta.get(f"/v1/messages/{queued['message_id']}").json()["channel_message_id"] == "wamid.1"
+    assert meta.get("/v1/suggestions", params={"conversation_id": conv["id"]}).json() == []
+
+    assert meta.run_pipelines() == 1
+    assert meta.get("/v1/suggestions", params={"conversation_id": conv["id"]}).json()
     again = _post(
         meta, "/v1/channels/whatsapp/webhook", wa_message("Hola, ¿dónde está mi pedido 123456?", "wamid.1")
     )
-    assert again.json()["duplicates"] == 1
+    assert again.json()["duplicates"] == 1 and again.json()["queued"][0]["queued"] is False
+    assert meta.run_pipelines() == 0
+
+
+def test_inline_mode_runs_the_pipeline_inside_the_request(db_url, tmp_path, app):
+    with harness(
+        db_url, tmp_path, app.state.container, whatsapp_app_secret=SECRET, channel_pipeline="inline"
+    ) as h:
+        body = _post(
+            h, "/v1/channels/whatsapp/webhook", wa_message("Where is my order 123456?", "wamid.i")
+        ).json()
+        assert body["queued"] == [] and body["results"][0]["suggestions"]
+
+
+def _first_suggestion(h, conversation_id: int) -> dict:
+    h.run_pipelines()
+    return h.get("/v1/suggestions", params={"conversation_id": conversation_id}).json()[0]
 
 
 @pytest.mark.parametrize("signature", [None, "sha256=deadbeef", _sig(b"other body")])
@@ -172,7 +192,7 @@ def test_whatsapp_statuses_update_the_messages_replydesk_sent(meta):
     result = _post(
         meta, "/v1/channels/whatsapp/webhook", wa_message("Where is my order 123456?", "wamid.2")
     ).json()
-    sug = result["results"][0]["suggestions"][0]
+    sug = _first_suggestion(meta, result["queued"][0]["conversation_id"])
     out = meta.post(f"/v1/suggestions/{sug['id']}/approve").json()["message"]
     meta.deliver()  # the helpdesk answers with the channel id it sent the message under
     wamid = meta.get(f"/v1/messages/{out['id']}").json()["channel_message_id"]
@@ -181,46 +201,68 @@ def test_whatsapp_statuses_update_the_messages_replydesk_sent(meta):
     r = _post(meta, "/v1/channels/whatsapp/webhook", wa_status(wamid, "delivered", T + 60)).json()
     assert r["receipts"] == 1
     _post(meta, "/v1/channels/whatsapp/webhook", wa_status(wamid, "read", T + 120))
-    _post(meta, "/v1/channels/whatsapp/webhook", wa_status(wamid, "delivered", T + 130))  # late, out of order
+    late = _post(meta, "/v1/channels/whatsapp/webhook", wa_status(wamid, "delivered", T + 130)).json()
+    assert late["receipts_refused"] == 1  # late, out of order: never moves the status back
     msg = meta.get(f"/v1/messages/{out['id']}").json()
     assert msg["status"] == "read"
-    unknown = _post(meta, "/v1/channels/whatsapp/webhook", wa_status("wamid.unknown", "read", T)).json()
-    assert unknown["unknown_receipts"] == 1
+
+
+def test_a_status_that_comes_before_its_message_id_is_kept_and_applied_when_the_id_arrives(meta):
+    """The channel can report `delivered` before the helpdesk has answered our webhook with the id it sent
+    the reply under: the status waits, and the worker applies it once the id is known."""
+    result = _post(meta, "/v1/channels/whatsapp/webhook", wa_message("Where is my order 123456?", "wamid.3"))
+    sug = _first_suggestion(meta, result.json()["queued"][0]["conversation_id"])
+    out = meta.post(f"/v1/suggestions/{sug['id']}/approve").json()["message"]
+    early = _post(
+        meta, "/v1/channels/whatsapp/webhook", wa_status(f"wamid.test{out['id']}", "delivered", T + 5)
+    )
+    assert early.json()["receipts_pending"] == 1
+    assert meta.container.workflow.apply_pending_receipts().applied == 0  # the id is still unknown
+
+    meta.deliver()  # now the helpdesk answers with wamid.test<id>
+    assert meta.get(f"/v1/messages/{out['id']}").json()["status"] == "sent"
+    assert meta.container.workflow.apply_pending_receipts().applied == 1
+    assert meta.get(f"/v1/messages/{out['id']}").json()["status"] == "delivered"
+    assert meta.container.workflow.apply_pending_receipts().applied == 0  # applied once
+
+
+def test_statuses_whose_message_id_never_arrives_expire(meta):
+    _post(meta, "/v1/channels/whatsapp/webhook", wa_status("wamid.never", "read", T))
+    meta.clock.advance(seconds=meta.container.settings.pending_receipt_ttl_s + 1)
+    counts = meta.container.workflow.apply_pending_receipts()
+    assert counts.expired == 1
+    assert (
+        'replydesk_pending_receipts_total{outcome="expired"} 1.0' in meta.get("/metrics", role="admin").text
+    )
 
 
 def fb(*events: dict) -> dict:
     return {"object": "page", "entry": [{"id": "PAGE1", "time": T * 1000, "messaging": list(events)}]}
 
 
-def test_messenger_messages_echoes_deliveries_and_read_watermarks(meta):
+def test_messenger_messages_deliveries_and_read_watermarks(meta):
     msg = {
         "sender": {"id": "PSID9"},
         "recipient": {"id": "PAGE1"},
         "timestamp": T * 1000,
         "message": {"mid": "m_1", "text": "Do you have the blue kettle in stock?"},
     }
-    echo = {
-        "sender": {"id": "PAGE1"},
-        "recipient": {"id": "PSID9"},
-        "timestamp": T * 1000,
-        "message": {"mid": "m_echo", "text": "hi", "is_echo": True},
-    }
-    r = _post(meta, "/v1/channels/messenger/webhook", fb(msg, echo)).json()
-    assert r["ingested"] == 1 and r["skipped"] == 1
-    conv = r["results"][0]["conversation"]
+    r = _post(meta, "/v1/channels/messenger/webhook", fb(msg)).json()
+    assert r["ingested"] == 1
+    conv = meta.get(f"/v1/conversations/{r['queued'][0]['conversation_id']}").json()
     assert conv["channel"] == "messenger" and conv["external_id"] == "fb:PAGE1:PSID9"
 
-    sug = r["results"][0]["suggestions"][0]
+    sug = _first_suggestion(meta, conv["id"])
     out = meta.post(f"/v1/suggestions/{sug['id']}/approve").json()["message"]
     meta.post(
         f"/v1/messages/{out['id']}/status",
         role="integration",
         json={"status": "sent", "channel_message_id": "m_out1"},
     )
+    # Meta's Messenger `message_deliveries` reference: no `timestamp` on the event, a watermark instead
     delivery = {
         "sender": {"id": "PSID9"},
         "recipient": {"id": "PAGE1"},
-        "timestamp": (T + 10) * 1000,
         "delivery": {"mids": ["m_out1"], "watermark": (T + 10) * 1000},
     }
     assert _post(meta, "/v1/channels/messenger/webhook", fb(delivery)).json()["receipts"] == 1

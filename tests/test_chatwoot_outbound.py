@@ -39,7 +39,9 @@ def cw(db_url, tmp_path, app, chatwoot) -> Iterator[Harness]:
 
 
 def _posts(stub: StubServer) -> list[dict]:
-    return [json.loads(raw) for method, path, _, raw in stub.requests if method == "POST" and path == PATH]
+    """The replies posted to the conversation (not the private notes with the suggestions)."""
+    posted = [json.loads(raw) for method, path, _, raw in stub.requests if method == "POST" and path == PATH]
+    return [p for p in posted if p.get("private") is False]
 
 
 def test_an_approved_edit_is_posted_once_as_an_outgoing_message_and_the_message_is_sent(cw, chatwoot):
@@ -98,17 +100,28 @@ def test_without_chatwoot_configured_chatwoot_conversations_use_the_webhook(wf):
     assert wf.receiver is not None and len(wf.receiver.of_type("message.outbound")) == 1
 
 
-def test_chatwoots_webhook_for_the_posted_reply_is_not_ingested_as_a_customer_message():
-    from service.integrations.adapters.chatwoot import parse_message_created
-
+def test_chatwoots_webhook_for_the_posted_reply_is_neither_a_customer_message_nor_a_second_reply(
+    cw, chatwoot
+):
+    """Chatwoot announces the reply ReplyDesk posted (`message_created`, outgoing, same id): it is our own
+    message, so nothing new is stored."""
+    sug = cw.ingest("Where is my order 4471?", conversation="chatwoot:7:42")["suggestions"][0]
+    cw.post(f"/v1/suggestions/{sug['id']}/approve")
+    cw.deliver()
     echo = {
         "event": "message_created",
         "id": 9001,
         "message_type": "outgoing",
-        "content": "Your order ships today.",
+        "content": sug["draft_text"],
         "private": False,
-        "conversation": {"id": 42},
+        "created_at": cw.clock.now().isoformat(),
+        "conversation": {"id": 42, "channel": "Channel::Whatsapp"},
         "account": {"id": 7},
-        "sender": {"id": 1, "name": "Ana"},
+        "sender": {"id": 1, "name": "ReplyDesk bot", "type": "agent_bot"},
     }
-    assert parse_message_created(echo) is None
+    r = cw.client.post(
+        "/v1/channels/chatwoot/webhook", json=echo, params={"api_key": cw.keys["integration"]}
+    ).json()
+    assert r["ingested"] == 0 and r["replies"] == 0
+    thread = cw.get("/v1/messages", params={"direction": "outbound"}).json()
+    assert len(thread) == 1 and thread[0]["channel_message_id"] == "chatwoot:7:9001"

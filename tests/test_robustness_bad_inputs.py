@@ -25,6 +25,8 @@ RAW = [r for r in INPUTS if "raw_b64" in r]
 SENT_AT = "2026-01-05T09:00:00Z"
 META_SECRET = "meta-app-secret-for-tests"
 JSON = {"Content-Type": "application/json"}
+TWILIO_TOKEN = "twilio-token-for-tests"
+TWILIO_URL = "https://replydesk.example/v1/channels/twilio/webhook"  # as configured in Twilio (signed)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,8 @@ def live(tmp_path_factory) -> Iterator[LiveApp]:
         tmp_path_factory.mktemp("bad-inputs"),
         whatsapp_app_secret=META_SECRET,
         messenger_app_secret=META_SECRET,
+        twilio_auth_token=TWILIO_TOKEN,
+        twilio_webhook_url=TWILIO_URL,
     )
     app = start(settings)
     yield app
@@ -61,6 +65,20 @@ def get(a: LiveApp, path: str, params: dict[str, Any]) -> Response:
 def signed(a: LiveApp, path: str, body: bytes) -> Response:
     digest = hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return a.client.post(path, content=body, headers={**JSON, "X-Hub-Signature-256": f"sha256={digest}"})
+
+
+def twilio_form(a: LiveApp, form: dict[str, str]) -> Response:
+    """Twilio's form-encoded webhook, signed over the configured URL and the sorted parameters."""
+    signed_text = TWILIO_URL + "".join(k + form[k] for k in sorted(form))
+    digest = hmac.new(
+        TWILIO_TOKEN.encode(), signed_text.encode("utf-8", "surrogatepass"), hashlib.sha1
+    ).digest()
+    body = urllib.parse.urlencode(form, encoding="utf-8", errors="surrogatepass")
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": base64.b64encode(digest).decode(),
+    }
+    return a.client.post("/v1/channels/twilio/webhook", content=body, headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +219,19 @@ TEXT_ENDPOINTS: dict[str, Sender] = {
     "POST /v1/channels/messenger/webhook": lambda a, t, i, x: signed(
         a, "/v1/channels/messenger/webhook", _body(_messenger(i, x))
     ),
+    "POST /v1/channels/instagram/webhook": lambda a, t, i, x: signed(
+        a, "/v1/channels/instagram/webhook", _body({**_messenger(i, x), "object": "instagram"})
+    ),
+    "POST /v1/channels/twilio/webhook": lambda a, t, i, x: twilio_form(
+        a,
+        {
+            "MessageSid": f"SMbad{i}",
+            "From": "+14155550123",
+            "To": "+15550001111",
+            "Body": x[:1600],
+            "SmsStatus": "received",
+        },
+    ),
     "POST /v1/channels/chatwoot/webhook": lambda a, t, i, x: post(
         a,
         "/v1/channels/chatwoot/webhook",
@@ -223,6 +254,7 @@ RAW_ENDPOINTS = [
     "/v1/keys",
     "/v1/channels/whatsapp/webhook",
     "/v1/channels/messenger/webhook",
+    "/v1/channels/instagram/webhook",
     "/v1/channels/chatwoot/webhook",
 ]
 

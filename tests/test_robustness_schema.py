@@ -49,6 +49,7 @@ def live(tmp_path_factory):
             messenger_app_secret="s",
             whatsapp_verify_token="t",
             messenger_verify_token="t",
+            twilio_auth_token="s",
             rate_limit="1000000/minute",
         )
     )

@@ -34,8 +34,10 @@ def real_pipeline(shared: Container) -> MessagePipelinePort:
 
 
 def use_pipeline(app: Any, pipeline: MessagePipelinePort) -> None:
-    """Ingest (`POST /v1/messages`, the channel webhooks) runs `pipeline` from now on."""
+    """Ingest runs `pipeline` from now on: `POST /v1/messages` (its dependency) and the workers' queue of
+    channel-webhook messages (the workflow's own pipeline)."""
     app.dependency_overrides[get_message_pipeline] = lambda: pipeline
+    app.state.container.workflow.ctx.pipeline = pipeline
 
 
 @dataclass
@@ -181,6 +183,12 @@ class Harness:
         r = self.post("/v1/messages", role="integration", json=body)
         assert r.status_code in (200, 201), r.text
         return r.json()
+
+    def run_pipelines(self) -> int:
+        """Run the pipelines the channel webhooks queued (what the pipeline workers do; they are off in
+        tests)."""
+        counts = self.container.workflow.recover_pipelines()
+        return counts.run + counts.rerun
 
     def deliver(self) -> int:
         """Run the webhook dispatcher once (the background worker is off in tests, for determinism)."""

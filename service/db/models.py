@@ -147,6 +147,8 @@ class Message(Base):
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(40))  # the channel's code for a failed message
+    reply_to: Mapped[str | None] = mapped_column(String(200))  # channel message id this one quotes
     agent_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     agent_read_by: Mapped[str | None] = mapped_column(String(100))
     suggestion_id: Mapped[int | None] = mapped_column(BigId)
@@ -228,6 +230,27 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
+
+
+class PendingReceipt(Base):
+    """A channel status for a message id ReplyDesk does not know yet (the helpdesk had not reported the id
+    when the status came). Applied by the worker once an outbound message has that id; dropped after
+    `pending_receipt_ttl_s`."""
+
+    __tablename__ = "pending_receipts"
+    __table_args__ = (
+        Index("ix_pending_receipts_message", "channel", "channel_message_id"),
+        Index("ix_pending_receipts_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    channel_message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ConversationViewer(Base):

@@ -3,7 +3,8 @@ the webhook dispatcher and the ports it calls (pipeline, tone check, facts). Bui
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from service.clock import Clock
 from service.db import Database
@@ -29,3 +30,6 @@ class WorkflowContext:
     dispatcher: WebhookDispatcher
     tone_check: ToneCheck | None = None
     facts: FactsLookup | None = None
+    # Set when a message is queued for its pipeline (channel webhooks acknowledge first): wakes the pipeline
+    # workers of this process; workers of other processes find the row on their next poll.
+    pipeline_work: threading.Event = field(default_factory=threading.Event)

@@ -39,9 +39,11 @@ from service.workflow.models import (
     MessageStatus,
     PipelineRead,
     PipelineStatus,
+    QueuedRead,
     SlaKind,
     SuggestionStatus,
 )
+from service.workflow.outbound import note_transport
 from service.workflow.ports import MessagePipelinePort
 from service.workflow.queue import start_cycle
 from service.workflow.sla import URGENCY_RANK
@@ -61,14 +63,34 @@ class Stored:
 def ingest(
     ctx: WorkflowContext, req: MessageCreate, pipeline: MessagePipelinePort | None = None
 ) -> IngestRead:
+    """Store the message and run its pipeline in this call (the API's `POST /v1/messages`)."""
     stored = store_inbound(ctx, req)
+    count(ctx, req, stored)
+    if stored.run_pipeline:
+        run_pipeline(ctx, stored.message_id, pipeline or ctx.pipeline)
+    return ingest_result(ctx, stored.message_id, duplicate=stored.duplicate)
+
+
+def enqueue(ctx: WorkflowContext, req: MessageCreate) -> QueuedRead:
+    """Store the message and leave its pipeline to the workers (channel webhooks: acknowledge first); triage
+    and suggestions arrive as `suggestions.created` (events, webhook)."""
+    stored = store_inbound(ctx, req, queued=True)
+    count(ctx, req, stored)
+    if stored.run_pipeline:
+        ctx.pipeline_work.set()
+    return QueuedRead(
+        message_id=stored.message_id,
+        conversation_id=stored.conversation_id,
+        duplicate=stored.duplicate,
+        queued=stored.run_pipeline,
+    )
+
+
+def count(ctx: WorkflowContext, req: MessageCreate, stored: Stored) -> None:
     if stored.duplicate:
         ctx.metrics.duplicates.inc()
     else:
         ctx.metrics.messages.labels(req.channel.value).inc()
-    if stored.run_pipeline:
-        run_pipeline(ctx, stored.message_id, pipeline or ctx.pipeline)
-    return ingest_result(ctx, stored.message_id, duplicate=stored.duplicate)
 
 
 def ingest_result(ctx: WorkflowContext, message_id: int, *, duplicate: bool) -> IngestRead:
@@ -111,7 +133,9 @@ def find_duplicate(s: Session, req: MessageCreate) -> Message | None:
     return s.scalars(select(Message).where(or_(*conds)).order_by(Message.id).limit(1)).first()
 
 
-def store_inbound(ctx: WorkflowContext, req: MessageCreate) -> Stored:
+def store_inbound(ctx: WorkflowContext, req: MessageCreate, *, queued: bool = False) -> Stored:
+    """Store an inbound message once. `queued`: its pipeline is left to the workers (the row is due at once)
+    instead of being claimed for a run by this caller."""
     for attempt in range(MAX_RETRIES):
         try:
             with ctx.db.session() as s:
@@ -120,9 +144,11 @@ def store_inbound(ctx: WorkflowContext, req: MessageCreate) -> Stored:
                     # A failed pipeline, or a stranded one (its run never finished: the process or the
                     # database died mid-way), is re-run now. One still within its lease is probably running
                     # elsewhere: the answer says `pending`, and the worker re-runs it if that run never ends.
+                    if queued:
+                        return Stored(dup.id, dup.conversation_id, True, run_pipeline=requeue(s, dup.id))
                     rerun = claim_run(ctx, s, dup.id, ctx.clock.now(), retry_failed=True)
                     return Stored(dup.id, dup.conversation_id, True, run_pipeline=rerun)
-                return insert_inbound(ctx, s, req)
+                return insert_inbound(ctx, s, req, queued=queued)
         except IntegrityError:
             # A concurrent request created the same customer, conversation or message: look again.
             if attempt == MAX_RETRIES - 1:
@@ -130,8 +156,15 @@ def store_inbound(ctx: WorkflowContext, req: MessageCreate) -> Stored:
     raise AssertionError("unreachable")
 
 
-def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate) -> Stored:
+def is_reaction(req: MessageCreate) -> bool:
+    """An emoji reaction to an earlier message: kept in the thread, but it asks nothing (no wait, no
+    pipeline, no reopening)."""
+    return not req.text and bool(req.attachments) and all(a.type == "reaction" for a in req.attachments)
+
+
+def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate, *, queued: bool = False) -> Stored:
     now = ctx.clock.now()
+    reaction = is_reaction(req)
     ch = req.channel.value
     customer = s.scalars(
         select(Customer).where(Customer.channel == ch, Customer.external_id == req.customer.id)
@@ -167,17 +200,19 @@ def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate) -> Stor
         conversation_id=conv.id,
         channel=ch,
         direction=Direction.inbound.value,
-        kind=MessageKind.customer.value,
+        kind=(MessageKind.reaction if reaction else MessageKind.customer).value,
         channel_message_id=req.channel_message_id,
         idempotency_key=req.idempotency_key,
+        reply_to=req.reply_to,
         text=req.text,
-        attachments=[a.model_dump() for a in req.attachments],
+        attachments=[a.model_dump(exclude_none=True) for a in req.attachments],
         status=MessageStatus.received.value,
         created_at=now,
         customer_sent_at=ensure_utc(req.sent_at),
         pipeline_status=PipelineStatus.pending.value,
-        pipeline_lease_until=now + timedelta(seconds=ctx.settings.pipeline_stale_s),
-        pipeline_attempts=1,  # the run this request starts after the commit
+        # queued: due for the workers now (no run claimed yet); else the run this request starts after commit
+        pipeline_lease_until=None if queued else now + timedelta(seconds=ctx.settings.pipeline_stale_s),
+        pipeline_attempts=0 if queued else 1,
     )
     s.add(msg)
     s.flush()
@@ -189,6 +224,13 @@ def insert_inbound(ctx: WorkflowContext, s: Session, req: MessageCreate) -> Stor
         conversation_id=conv.id,
         message_id=msg.id,
     )
+
+    if reaction:
+        conv.updated_at = now
+        msg.pipeline_status = PipelineStatus.skipped.value
+        msg.pipeline_error = "a reaction: nothing to triage"
+        msg.pipeline_lease_until = None
+        return Stored(msg.id, conv.id, False, run_pipeline=False)
 
     survey = open_survey(s, conv.id, now)
     if survey is not None and take_survey_answer(ctx, s, survey, msg, now):
@@ -251,6 +293,23 @@ def history(ctx: WorkflowContext, s: Session, msg: Message) -> list[HistoryMessa
 
 
 # -- claiming a run ------------------------------------------------------------------------------------------
+
+
+def requeue(s: Session, message_id: int) -> bool:
+    """A helpdesk re-sent a message whose pipeline failed: queue it for the workers again, with a fresh run
+    budget (an explicit retry). One still pending is left to the run that has it, or to the workers."""
+    won = changed(
+        s,
+        update(Message)
+        .where(Message.id == message_id, Message.pipeline_status == PipelineStatus.failed.value)
+        .values(
+            pipeline_status=PipelineStatus.pending.value,
+            pipeline_error=None,
+            pipeline_lease_until=None,
+            pipeline_attempts=0,
+        ),
+    )
+    return won == 1
 
 
 def stranded(now: datetime) -> ColumnElement[bool]:
@@ -403,16 +462,23 @@ def store_pipeline(
             )
             ctx.metrics.suggestions.inc()
         s.flush()
+        stored = list(
+            s.scalars(select(Suggestion).where(Suggestion.message_id == msg.id).order_by(Suggestion.rank))
+        )
         ctx.events.emit(
             s,
             "suggestions.created",
             {
                 "message_id": msg.id,
-                "count": len(drafts),
+                "count": len(stored),
                 "intent": triage.intent.name,
                 "urgency": triage.urgency.level.value,
+                "language": language,
+                "suggestions": [{"id": x.id, "rank": x.rank, "text": x.draft_text} for x in stored],
+                "conversation": {"id": conv.id, "channel": conv.channel, "external_id": conv.external_id},
             },
             now=now,
             conversation_id=conv.id,
             message_id=msg.id,
+            deliver_to=note_transport(ctx, conv, "note"),
         )

@@ -126,6 +126,8 @@ def message_read(m: Message) -> MessageRead:
         read_at=m.read_at,
         failed_at=m.failed_at,
         error=m.error,
+        error_code=m.error_code,
+        reply_to=m.reply_to,
         agent_read_at=m.agent_read_at,
         suggestion_id=m.suggestion_id,
     )

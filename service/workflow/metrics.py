@@ -70,6 +70,18 @@ class WorkflowMetrics:
             "replydesk_webhook_attempts", "Webhook delivery attempts", ["outcome"], registry=r
         )
         self.resolved = Counter("replydesk_conversations_resolved", "Conversations resolved", registry=r)
+        self.channel_skipped = Counter(
+            "replydesk_channel_events_skipped",
+            "Channel webhook events ReplyDesk does not act on (standby, bot messages, unknown types...)",
+            ["type"],
+            registry=r,
+        )
+        self.pending_receipts = Counter(
+            "replydesk_pending_receipts",
+            "Statuses for a message id not known yet: `kept`, later `applied`/`refused`, or `expired`",
+            ["outcome"],
+            registry=r,
+        )
         self.survey_answers = Counter(
             "replydesk_survey_answers", "Survey replies", ["kind", "parsed"], registry=r
         )

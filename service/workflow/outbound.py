@@ -4,11 +4,11 @@ agent's read marks on inbound messages, and message listings."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.auth.models import Principal
@@ -25,6 +25,7 @@ from service.workflow.models import (
     MessageStatus,
     StatusRead,
     StatusReceipt,
+    TemplateRef,
 )
 from service.workflow.queue import close_cycle
 
@@ -40,7 +41,60 @@ def helpdesk_transport(ctx: WorkflowContext, conv: Conversation) -> str | None:
     """A conversation that lives in a helpdesk with a configured transport (Chatwoot: external id
     `chatwoot:{account}:{conversation}`) gets its replies posted there, instead of the outbound webhook."""
     prefix = conv.external_id.split(":", 1)[0] + ":"
+    transport = ctx.dispatcher.transports.get(prefix)
+    if transport is None:
+        return None
+    accepts = getattr(transport, "accepts", None)  # a sender that can tell its own ids from a helpdesk's
+    return prefix if accepts is None or accepts(conv.external_id) else None
+
+
+def note_transport(ctx: WorkflowContext, conv: Conversation, what: str) -> str | None:
+    """A transport for something other than replies in this conversation's system: `{prefix}-note:` posts
+    suggestions into the helpdesk as a private note (Chatwoot), `{prefix}-read:` marks the customer's
+    messages read on the channel (WhatsApp)."""
+    prefix = f"{conv.external_id.split(':', 1)[0]}-{what}:"
     return prefix if prefix in ctx.dispatcher.transports else None
+
+
+# WhatsApp's customer-service window: free-form messages only within 24 hours of the customer's last message;
+# after that only approved templates (Cloud API error 131047, "Re-engagement message").
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+class OutsideCustomerServiceWindow(Conflict):
+    code = "whatsapp_window_closed"
+
+
+def last_customer_message_at(s: Session, conv: Conversation) -> datetime | None:
+    sent = s.scalar(
+        select(func.max(Message.customer_sent_at)).where(
+            Message.conversation_id == conv.id,
+            Message.direction == Direction.inbound.value,
+            Message.kind == MessageKind.customer.value,
+        )
+    )
+    return ensure_utc(sent) if sent else conv.last_customer_message_at
+
+
+def check_window(s: Session, conv: Conversation, now: datetime) -> None:
+    """A free-form reply on WhatsApp more than 24 hours after the customer last wrote is refused here, with
+    what to do instead, rather than failing later on the channel."""
+    if conv.channel != "whatsapp":
+        return
+    last = last_customer_message_at(s, conv)
+    if last is None or now - last <= WHATSAPP_WINDOW:
+        return
+    hours = (now - last).total_seconds() / 3600
+    raise OutsideCustomerServiceWindow(
+        f"WhatsApp allows free-form replies only within 24 hours of the customer's last message, and "
+        f"{hours:.0f} hours have passed. Send an approved message template instead "
+        "(POST /v1/conversations/{id}/reply with `template`), or wait for the customer to write again.",
+        details={
+            "last_customer_message_at": last.isoformat(),
+            "window_hours": 24,
+            "channel_error_code": "131047",
+        },
+    )
 
 
 def queue_outbound(
@@ -52,7 +106,10 @@ def queue_outbound(
     principal: Principal | None,
     suggestion_id: int | None,
     now: datetime,
+    template: TemplateRef | None = None,
 ) -> Message:
+    if kind is MessageKind.reply and template is None:
+        check_window(s, conv, now)
     msg = Message(
         conversation_id=conv.id,
         channel=conv.channel,
@@ -69,14 +126,17 @@ def queue_outbound(
     s.add(msg)
     s.flush()
     customer = get_row(s, Customer, conv.customer_id)
+    data: dict[str, Any] = {
+        "message": message_read(msg).model_dump(mode="json"),
+        "conversation": {"id": conv.id, "channel": conv.channel, "external_id": conv.external_id},
+        "customer": {"id": customer.external_id, "name": customer.name, "locale": customer.locale},
+    }
+    if template is not None:
+        data["template"] = template.model_dump(mode="json")
     ctx.events.emit(
         s,
         "message.outbound",
-        {
-            "message": message_read(msg).model_dump(mode="json"),
-            "conversation": {"id": conv.id, "channel": conv.channel, "external_id": conv.external_id},
-            "customer": {"id": customer.external_id, "name": customer.name, "locale": customer.locale},
-        },
+        data,
         now=now,
         conversation_id=conv.id,
         message_id=msg.id,
@@ -130,19 +190,28 @@ def outbound_delivered(ctx: WorkflowContext, s: Session, event: Event, response:
         )
 
 
-def outbound_failed(ctx: WorkflowContext, s: Session, event: Event, error: str) -> None:
+def outbound_failed(
+    ctx: WorkflowContext, s: Session, event: Event, error: str, code: str | None = None
+) -> None:
+    """Delivery gave up (retries spent, or the channel refused the message for good: `code` is then the
+    channel's error code, e.g. WhatsApp `131047` outside the 24-hour window)."""
     now = ctx.clock.now()
     won = changed(
         s,
         update(Message)
         .where(Message.id == event.message_id, Message.status == MessageStatus.queued.value)
-        .values(status=MessageStatus.failed.value, failed_at=now, error=f"webhook delivery failed: {error}"),
+        .values(
+            status=MessageStatus.failed.value,
+            failed_at=now,
+            error=error if code else f"webhook delivery failed: {error}",
+            error_code=code,
+        ),
     )
     if won == 1:
         ctx.events.emit(
             s,
             "message.failed",
-            {"message_id": event.message_id, "error": error},
+            {"message_id": event.message_id, "error": error, "error_code": code},
             now=now,
             conversation_id=event.conversation_id,
             message_id=event.message_id,
@@ -191,7 +260,11 @@ def apply_receipt(ctx: WorkflowContext, message_id: int, receipt: StatusReceipt)
                 return StatusRead(applied=False, reason=reason, message=message_read(msg))
             values: dict[str, Any] = {"status": new.value}
             if new is MessageStatus.failed:
-                values.update(failed_at=at, error=receipt.error or "failed on the channel")
+                values.update(
+                    failed_at=at,
+                    error=receipt.error or "failed on the channel",
+                    error_code=receipt.error_code,
+                )
             else:
                 floor = msg.created_at
                 sent_at = msg.sent_at or max(at, floor)
@@ -208,10 +281,13 @@ def apply_receipt(ctx: WorkflowContext, message_id: int, receipt: StatusReceipt)
             )
             if won != 1:
                 continue  # another receipt won the race: re-read and re-decide
+            data: dict[str, Any] = {"message_id": message_id, "status": new.value, "at": at.isoformat()}
+            if new is MessageStatus.failed:
+                data.update(error=values["error"], error_code=receipt.error_code)
             ctx.events.emit(
                 s,
                 "message.status",
-                {"message_id": message_id, "status": new.value, "at": at.isoformat()},
+                data,
                 now=now,
                 conversation_id=msg.conversation_id,
                 message_id=message_id,
@@ -233,12 +309,14 @@ def mark_read(ctx: WorkflowContext, message_id: int, principal: Principal) -> Me
             raise Conflict("only inbound messages have an agent read state")
         unread = list(
             s.scalars(
-                select(Message).where(
+                select(Message)
+                .where(
                     Message.conversation_id == msg.conversation_id,
                     Message.direction == Direction.inbound.value,
                     Message.id <= msg.id,
                     Message.agent_read_at.is_(None),
                 )
+                .order_by(Message.id)
             )
         )
         ids = []
@@ -252,6 +330,7 @@ def mark_read(ctx: WorkflowContext, message_id: int, principal: Principal) -> Me
             if won == 1:
                 ids.append(m)
         if ids:
+            conv = get_row(s, Conversation, msg.conversation_id)
             ctx.events.emit(
                 s,
                 "message.read",
@@ -259,10 +338,12 @@ def mark_read(ctx: WorkflowContext, message_id: int, principal: Principal) -> Me
                     "message_ids": [m.id for m in ids],
                     "channel_message_ids": [m.channel_message_id for m in ids if m.channel_message_id],
                     "by": principal.name,
+                    "conversation": {"id": conv.id, "channel": conv.channel, "external_id": conv.external_id},
                 },
                 now=now,
                 conversation_id=msg.conversation_id,
                 message_id=msg.id,
+                deliver_to=note_transport(ctx, conv, "read"),
             )
         s.flush()
         s.refresh(msg)
@@ -284,9 +365,15 @@ def outbound_by_channel_id(ctx: WorkflowContext, channel: str, channel_message_i
 
 
 def outbound_sent_before(
-    ctx: WorkflowContext, channel: str, conversation_external_id: str, at: datetime
+    ctx: WorkflowContext,
+    channel: str,
+    conversation_external_id: str,
+    at: datetime,
+    status: MessageStatus = MessageStatus.read,
 ) -> list[int]:
-    """Outbound messages of a thread, sent by `at` and not yet read (for read watermarks)."""
+    """Outbound messages of a thread, sent by `at` and not yet at `status` (for Messenger's delivery and read
+    watermarks: everything sent up to the watermark has been delivered / read)."""
+    below = [m.value for m, rank in STATUS_RANK.items() if 1 <= rank < STATUS_RANK[status]]
     with ctx.db.session() as s:
         return list(
             s.scalars(
@@ -296,7 +383,7 @@ def outbound_sent_before(
                     Conversation.channel == channel,
                     Conversation.external_id == conversation_external_id,
                     Message.direction == Direction.outbound.value,
-                    Message.status.in_([MessageStatus.sent.value, MessageStatus.delivered.value]),
+                    Message.status.in_(below),
                     Message.sent_at <= at,
                 )
                 .order_by(Message.id)

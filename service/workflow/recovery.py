@@ -1,6 +1,10 @@
-"""Crash recovery of the message pipeline: a message is stored (and acknowledged) before its pipeline runs, so
-a process killed in between leaves it `pending` with no suggestions. The worker finds such messages once their
-lease has run out (`pipeline_stale_s` after the last run began), claims them one at a time and re-runs them.
+"""The pipeline workers: queued pipelines and crash recovery, one mechanism.
+
+A message is stored (and acknowledged) before its pipeline runs. A channel webhook leaves the run to the
+workers: the message is stored `pending` with no lease and no run yet (`queued`), so it is due at once. A
+process killed between storing a message and storing its suggestions leaves it `pending` too, with a lease
+that runs out `pipeline_stale_s` after the run began (`stranded`). Workers find both with the same query,
+claim them one at a time and run them: a queued message's first run, a stranded message's re-run.
 
 Several workers or replicas may do this at once: the candidate is read with `FOR UPDATE SKIP LOCKED` on
 PostgreSQL (replicas skip each other's rows instead of queueing on them; SQLite has one writer anyway) and
@@ -29,25 +33,28 @@ log = logging.getLogger("replydesk.workflow")
 
 @dataclass
 class RecoveryCounts:
-    rerun: int = 0
+    run: int = 0  # queued pipelines run for the first time
+    rerun: int = 0  # stranded pipelines re-run
     gave_up: int = 0
 
 
 def recover_next(ctx: WorkflowContext, pipeline: MessagePipelinePort) -> str | None:
-    """Re-run (or give up on) the oldest stranded pipeline; `rerun`, `gave_up`, or None when none is left."""
+    """Run the oldest due pipeline: `run` (a queued message's first run), `rerun` (a stranded one), `gave_up`,
+    `lost` (another worker claimed it first), or None when nothing is due."""
     now = ctx.clock.now()
     with ctx.db.session() as s:
-        message_id = s.scalars(
-            select(Message.id)
+        row = s.execute(
+            select(Message.id, Message.pipeline_attempts)
             .where(stranded(now))
             .order_by(Message.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
-        if message_id is None:
+        if row is None:
             return None
+        message_id, attempts = row
         if claim_run(ctx, s, message_id, now, retry_failed=False):
-            outcome = "rerun"
+            outcome = "run" if attempts == 0 else "rerun"
         else:
             max_runs = ctx.settings.pipeline_max_attempts
             gave_up = changed(
@@ -66,14 +73,16 @@ def recover_next(ctx: WorkflowContext, pipeline: MessagePipelinePort) -> str | N
                 ),
             )
             if gave_up != 1:
-                return None  # someone else took it between the read and the update: look again next pass
+                return "lost"  # someone else took it between the read and the update
             outcome = "gave_up"
-    ctx.metrics.pipeline_recoveries.labels(outcome).inc()
+    if outcome != "run":
+        ctx.metrics.pipeline_recoveries.labels(outcome).inc()
     if outcome == "gave_up":
         ctx.metrics.pipeline_failures.labels("stranded").inc()
         log.warning("stranded pipeline given up", extra={"message_id": message_id})
         return outcome
-    log.info("re-running a stranded pipeline", extra={"message_id": message_id})
+    if outcome == "rerun":
+        log.info("re-running a stranded pipeline", extra={"message_id": message_id})
     run_pipeline(ctx, message_id, pipeline)
     return outcome
 
@@ -85,8 +94,8 @@ def recover_pipelines(
     limit: int = 100,
     should_stop: Callable[[], bool] | None = None,
 ) -> RecoveryCounts:
-    """One recovery pass: stranded pipelines one by one (each claimed just before it runs, so a long backlog
-    never holds leases it is not working on), at most `limit` of them."""
+    """One pass: due pipelines (queued or stranded) one by one (each claimed just before it runs, so a long
+    backlog never holds leases it is not working on), at most `limit` of them."""
     counts = RecoveryCounts()
     for _ in range(limit):
         if should_stop is not None and should_stop():
@@ -94,8 +103,10 @@ def recover_pipelines(
         outcome = recover_next(ctx, pipeline)
         if outcome is None:
             break
-        if outcome == "rerun":
+        if outcome == "run":
+            counts.run += 1
+        elif outcome == "rerun":
             counts.rerun += 1
-        else:
+        elif outcome == "gave_up":
             counts.gave_up += 1
     return counts

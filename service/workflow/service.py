@@ -9,6 +9,7 @@ or two retries racing on the same suggestion or message cannot both win, on SQLi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -19,6 +20,7 @@ from service.db import Database
 from service.settings import Settings
 from service.workflow import (
     assignment,
+    channel_events,
     conversations,
     ingest,
     outbound,
@@ -38,13 +40,16 @@ from service.workflow.models import (
     ConversationRead,
     DecisionRead,
     Direction,
+    ExternalReplyCreate,
     IngestRead,
     MessageCreate,
     MessageRead,
     MessageStatus,
     PresenceRead,
+    QueuedRead,
     QueueFilter,
     QueueRead,
+    ReceiptStatus,
     RejectRequest,
     ReplyRequest,
     ResolveRead,
@@ -150,6 +155,15 @@ class Workflow:
     ) -> IngestRead:
         return ingest.ingest(self.ctx, req, pipeline)
 
+    def enqueue(self, req: MessageCreate) -> QueuedRead:
+        """Store an inbound message and leave its pipeline to the workers (channel webhooks ack first)."""
+        return ingest.enqueue(self.ctx, req)
+
+    @property
+    def pipeline_work(self) -> threading.Event:
+        """Set when a message is queued for its pipeline: wakes this process's pipeline workers."""
+        return self.ctx.pipeline_work
+
     def ingest_result(self, message_id: int, *, duplicate: bool) -> IngestRead:
         return ingest.ingest_result(self.ctx, message_id, duplicate=duplicate)
 
@@ -206,6 +220,39 @@ class Workflow:
     def mark_read(self, message_id: int, principal: Principal) -> MessageRead:
         """An agent opened the conversation up to this inbound message: it (and earlier ones) are read."""
         return outbound.mark_read(self.ctx, message_id, principal)
+
+    # -- what channels report besides customer messages ----------------------------------------------------
+
+    def record_external_reply(self, req: ExternalReplyCreate) -> str:
+        """A reply a person sent outside ReplyDesk: answers the wait like one sent from here."""
+        return channel_events.record_external_reply(self.ctx, req)
+
+    def apply_channel_receipt(self, channel: str, receipt: StatusReceipt) -> str:
+        """A status named by the channel's message id: `applied`, `refused` or `pending` (kept for later)."""
+        return channel_events.apply_channel_receipt(self.ctx, channel, receipt)
+
+    def apply_watermark(
+        self, channel: str, conversation_external_id: str, at: datetime, status: ReceiptStatus
+    ) -> int:
+        return channel_events.apply_watermark(self.ctx, channel, conversation_external_id, at, status)
+
+    def apply_pending_receipts(self) -> channel_events.PendingCounts:
+        return channel_events.apply_pending_receipts(self.ctx)
+
+    def external_status(
+        self,
+        channel: str | None,
+        conversation_external_id: str,
+        status: str,
+        principal: Principal,
+        by: str | None = None,
+    ) -> str:
+        return channel_events.external_status(
+            self.ctx, channel, conversation_external_id, status, principal, by
+        )
+
+    def channel_event_skipped(self, type_: str, reason: str) -> None:
+        channel_events.skipped(self.ctx, type_, reason)
 
     def outbound_by_channel_id(self, channel: str, channel_message_id: str) -> int | None:
         return outbound.outbound_by_channel_id(self.ctx, channel, channel_message_id)

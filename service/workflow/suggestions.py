@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.auth.models import Principal
 from service.db.models import Conversation, Customer, Message, Suggestion
 from service.db.rows import changed, get_row
-from service.errors import Conflict
+from service.errors import Conflict, InvalidInput
 from service.workflow.context import WorkflowContext
 from service.workflow.mapping import (
     conversation_or_404,
@@ -35,9 +35,10 @@ from service.workflow.models import (
     ReplyRequest,
     SuggestionRead,
     SuggestionStatus,
+    TemplateRef,
     ToneReport,
 )
-from service.workflow.outbound import queue_outbound
+from service.workflow.outbound import helpdesk_transport, queue_outbound
 
 
 class ToneBlocked(Conflict):
@@ -303,13 +304,34 @@ def reply(
     with ctx.db.session() as s:
         conv = conversation_or_404(s, conversation_id)
         locale, context = tone_context(s, conv, None)
-    tone = check_tone(ctx, req.text, locale, context, req.override_reason)
+        if req.template is not None and conv.channel != "whatsapp":
+            raise InvalidInput(
+                "message templates are a WhatsApp feature; "
+                f"conversation {conversation_id} is on {conv.channel}"
+            )
+        if req.template is not None and helpdesk_transport(ctx, conv) == "twilio:":
+            raise InvalidInput(
+                "WhatsApp templates sent through Twilio need a Twilio Content SID, which ReplyDesk does not "
+                "send yet; send the template from Twilio, or connect the number via the WhatsApp Cloud API"
+            )
+    tone = check_tone(ctx, req.text, locale, context, req.override_reason) if req.text else None
+    text = req.text or template_text(req.template)
     now = ctx.clock.now()
     with ctx.db.session() as s:
         conv = conversation_or_404(s, conversation_id)
-        out = queue_outbound(ctx, s, conv, req.text, MessageKind.reply, principal, None, now)
+        out = queue_outbound(
+            ctx, s, conv, text, MessageKind.reply, principal, None, now, template=req.template
+        )
         supersede(s, conv.id, up_to_message_id=None, keep=None)
         return DecisionRead(message=message_read(out), tone=tone)
+
+
+def template_text(template: TemplateRef | None) -> str:
+    """What the thread shows for a template message (the channel renders the template itself)."""
+    if template is None:
+        return ""
+    params = f": {' | '.join(template.parameters)}" if template.parameters else ""
+    return f"[template {template.name} ({template.language}){params}]"
 
 
 def supersede(s: Session, conversation_id: int, *, up_to_message_id: int | None, keep: int | None) -> None:

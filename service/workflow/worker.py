@@ -1,6 +1,7 @@
-"""Background worker of the API process: delivers due webhooks and announces SLA risks/breaches (one loop),
-and re-runs stranded pipelines at start and every `pipeline_recovery_interval_s` (a loop of its own, so a
-backlog of slow pipeline runs never delays webhook delivery)."""
+"""Background workers of the API process: one loop delivers due webhooks, announces SLA risks/breaches and
+applies channel statuses whose message id has since become known; `pipeline_workers` loops run queued
+pipelines (messages that channel webhooks acknowledged first) and re-run stranded ones. The pipeline loops are
+separate, so a backlog of slow pipeline runs never delays webhook delivery."""
 
 from __future__ import annotations
 
@@ -27,11 +28,18 @@ class WorkflowWorker:
     def tick(self) -> None:
         self.workflow.dispatcher.run_once()
         self.workflow.scan_sla()
+        self.workflow.apply_pending_receipts()
 
     def recover(self) -> None:
-        counts = self.workflow.recover_pipelines(should_stop=self._stop.is_set)
-        if counts.rerun or counts.gave_up:
-            log.info("stranded pipelines recovered", extra={"rerun": counts.rerun, "gave_up": counts.gave_up})
+        """Run due pipelines until none is left (or the worker stops)."""
+        while not self._stop.is_set():
+            counts = self.workflow.recover_pipelines(should_stop=self._stop.is_set, limit=20)
+            if counts.rerun or counts.gave_up:
+                log.info(
+                    "stranded pipelines recovered", extra={"rerun": counts.rerun, "gave_up": counts.gave_up}
+                )
+            if not (counts.run or counts.rerun or counts.gave_up):
+                return
 
     def _loop(self, step: Callable[[], None], wait: Callable[[], None]) -> None:
         while not self._stop.is_set():
@@ -47,17 +55,19 @@ class WorkflowWorker:
         wake.wait(self.interval_s)
         wake.clear()
 
-    def _wait_for_recovery(self) -> None:
-        self._stop.wait(self.recovery_interval_s)
+    def _wait_for_pipelines(self) -> None:
+        wake = self.workflow.pipeline_work
+        wake.wait(self.recovery_interval_s)
+        wake.clear()
 
     def start(self) -> None:
         if self._threads:
             return
         self._stop.clear()
-        for name, step, wait in (
-            ("replydesk-worker", self.tick, self._wait_for_work),
-            ("replydesk-recovery", self.recover, self._wait_for_recovery),
-        ):
+        loops = [("replydesk-worker", self.tick, self._wait_for_work)]
+        for n in range(self.workflow.settings.pipeline_workers):
+            loops.append((f"replydesk-pipeline-{n}", self.recover, self._wait_for_pipelines))
+        for name, step, wait in loops:
             thread = threading.Thread(target=self._loop, args=(step, wait), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -65,6 +75,7 @@ class WorkflowWorker:
     def stop(self) -> None:
         self._stop.set()
         self.workflow.events.new_work.set()
+        self.workflow.pipeline_work.set()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
