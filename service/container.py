@@ -113,7 +113,8 @@ class Container:
         return components
 
     def warnings(self) -> list[dict[str, str]]:
-        """Settings that work but leave a webhook unauthenticated: logged at start, listed by /health."""
+        """Settings that work but leave a webhook unauthenticated, or a channel listed for sending without its
+        credentials: logged at start, listed by /health."""
         s, found = self.settings, []
         if s.webhook_url and not s.webhook_secret:
             found.append(
@@ -133,6 +134,10 @@ class Container:
                     "them)",
                 }
             )
+        if s.channel_send:
+            from service.integrations.senders import missing_credentials
+
+            found.extend(missing_credentials(s))
         return found
 
     def _model_health(self) -> ComponentHealth:
@@ -297,13 +302,27 @@ class Container:
         )
         s = self.settings
         if s.chatwoot_base_url and s.chatwoot_api_token:
-            # replies in Chatwoot conversations are posted there as outgoing messages
+            # replies in Chatwoot conversations are posted there as outgoing messages, and their suggestions
+            # as a private note
             from service.integrations.adapters.chatwoot import ChatwootReplies
+            from service.integrations.adapters.chatwoot_notes import ChatwootNoteTransport
 
             replies = ChatwootReplies(
                 s.chatwoot_base_url, s.chatwoot_api_token, timeout_s=s.webhook_timeout_s
             )
             workflow.dispatcher.transports[replies.prefix] = replies
+            notes = ChatwootNoteTransport(
+                s.chatwoot_base_url, s.chatwoot_api_token, timeout_s=s.webhook_timeout_s
+            )
+            workflow.dispatcher.transports[notes.prefix] = notes
+        if s.channel_send:
+            # replies in WhatsApp / Messenger / Instagram / Twilio conversations go out through the channel's
+            # own API (`wa:`, `fb:`, `ig:`, `twilio:`; `wa-read:` marks WhatsApp messages read) for each
+            # channel listed whose credentials are set; `warnings()` names the others
+            from service.integrations.senders import channel_senders
+
+            for sender in channel_senders(s):
+                workflow.dispatcher.transports[sender.prefix] = sender
         return workflow
 
 

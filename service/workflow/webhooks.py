@@ -1,5 +1,7 @@
 """The outbox dispatcher: delivers events as signed webhooks (`service.signing`) with retries and exponential
-backoff. Safe with several processes: a delivery is leased by a conditional UPDATE before it is attempted.
+backoff, or through a registered transport (a helpdesk's or a channel's own API). Safe with several processes:
+a delivery is leased by a conditional UPDATE before it is attempted. A transport that meets an error retrying
+cannot fix raises `PermanentFailure`: the delivery fails at once.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -39,15 +41,49 @@ def envelope(event: Event) -> dict[str, Any]:
 
 
 DeliveredHook = Callable[[Session, Event, httpx.Response], None]
-FailedHook = Callable[[Session, Event, str], None]
+# (session, event, error, code): `code` is the channel's error code of a permanent failure (WhatsApp "131047",
+# Twilio "21610"), None when the retries are spent.
+FailedHook = Callable[[Session, Event, str, str | None], None]
+
+
+class PermanentFailure(Exception):
+    """Raised by a transport for an error no retry can fix (the channel refused the message for good: outside
+    the 24-hour window, an unsubscribed or unknown recipient, an invalid token, a malformed conversation id).
+    The delivery is marked failed at once and the failed hook gets `reason` (what the agent should read and
+    do) and `code` (the channel's error code, if it gave one)."""
+
+    def __init__(self, code: str | None, reason: str) -> None:
+        super().__init__(f"{reason} ({code})" if code else reason)
+        self.code = code
+        self.reason = reason
+
+
+def _transport_reason(response: httpx.Response) -> str:
+    """`: <reason>` when a transport's failed answer carries a JSON `error` string (what the channel said),
+    credential-redacted and clipped; else empty."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    reason = body.get("error") if isinstance(body, dict) else None
+    return f": {redact(reason)[:300]}" if isinstance(reason, str) and reason else ""
 
 
 class Transport(Protocol):
     """Delivers an outbox row whose url is `<name>:` some other way than a signed webhook POST (a
-    helpdesk's own API). Answers like an HTTP response: 2xx = delivered (a JSON `channel_message_id` names the
-    message on the channel), anything else or an httpx.HTTPError = retried with the same backoff."""
+    helpdesk's or a channel's own API). Answers like an HTTP response: 2xx = delivered (a JSON
+    `channel_message_id` names the message on the channel), anything else or an httpx.HTTPError = retried with
+    the same backoff (a JSON `error` string in a failed answer is recorded with its status); raises
+    `PermanentFailure` when retrying cannot help."""
 
     def post(self, envelope: dict[str, Any]) -> httpx.Response: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 class WebhookDispatcher:
@@ -141,6 +177,7 @@ class WebhookDispatcher:
         )
         response: httpx.Response | None = None
         error: str | None = None
+        refused: PermanentFailure | None = None
         transport = self.transports.get(url)
         try:
             if transport is not None:
@@ -149,8 +186,13 @@ class WebhookDispatcher:
                 response = self.client.post(url, content=body, headers=headers)
             if not response.is_success:
                 error = f"HTTP {response.status_code}"
+                if transport is not None:
+                    error += _transport_reason(response)
         except httpx.HTTPError as exc:
             error = redact(f"{type(exc).__name__}: {exc}")  # stored and logged: no credentials
+        except PermanentFailure as exc:
+            refused = exc
+            error = redact(exc.reason)
         with self.db.session() as s:
             delivery = get_row(s, WebhookDelivery, delivery_id)
             event = get_row(s, Event, delivery.event_id)
@@ -170,18 +212,20 @@ class WebhookDispatcher:
                 )
                 return
             delivery.last_error = error
-            if delivery.attempts >= self.max_attempts:
+            if refused is not None or delivery.attempts >= self.max_attempts:
                 delivery.status = "failed"
+                code = refused.code if refused is not None else None
                 fail_hook = self.on_failed.get(event.type)
                 if fail_hook:
-                    fail_hook(s, event, error or "unknown error")
+                    fail_hook(s, event, error or "unknown error", code)
                 log.warning(
-                    "webhook gave up",
+                    "webhook refused for good" if refused is not None else "webhook gave up",
                     extra={
                         "event_id": event.id,
                         "event_type": event.type,
                         "attempts": delivery.attempts,
                         "error": error,
+                        "error_code": code,
                     },
                 )
             else:
@@ -192,4 +236,8 @@ class WebhookDispatcher:
                 )
 
     def close(self) -> None:
+        """Close the webhook client and every transport that holds one of its own."""
         self.client.close()
+        for transport in self.transports.values():
+            if isinstance(transport, Closeable):
+                transport.close()
