@@ -39,13 +39,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres and not shared"
 
-# ruff (lint + format), the type checker, the import-layers contract, and the help articles.
+# ruff (lint + format), the type checker, the import-layers contract, the help articles, and the OpenAPI
+# schema (Redocly CLI, pinned in scripts/openapi).
 lint: $(STAMP)
 	$(BIN)/ruff check $(PYTHON_DIRS)
 	$(BIN)/ruff format --check $(PYTHON_DIRS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/replydesk kb lint
+	PYTHON=$(abspath $(BIN))/python bash scripts/openapi_lint.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

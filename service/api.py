@@ -22,6 +22,11 @@ DESCRIPTION = """ReplyDesk sits between messaging channels and human agents: it 
 message, retrieves help articles, drafts replies in the customer's language, checks their tone, and keeps the
 agent's decision on each suggestion."""
 
+# Relative: the schema is served by the instance it describes, so `/` is that instance's own base URL
+# (and generated clients take the real host as their base URL).
+SERVERS = [{"url": "/", "description": "This ReplyDesk instance (the host serving this schema)."}]
+LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
+
 
 def create_app(
     settings: Settings | None = None, *, container: Container | None = None, warm: bool = True
@@ -43,6 +48,8 @@ def create_app(
         title="ReplyDesk",
         version=__version__,
         description=DESCRIPTION,
+        servers=SERVERS,
+        license_info=LICENSE,
         lifespan=lifespan,
         dependencies=[Depends(authenticate)],
     )
@@ -82,10 +89,10 @@ def create_app(
     app.include_router(keys_router, prefix="/v1")
     app.include_router(metrics_router)
     install_console(app, settings)  # the agent console's pages (not in the OpenAPI schema)
-    from service.auth.deps import PUBLIC_PATHS
+    from service.auth.deps import PUBLIC_PATHS, QUERY_KEY_PREFIXES
     from service.openapi import install_openapi
 
-    install_openapi(app, PUBLIC_PATHS)
+    install_openapi(app, PUBLIC_PATHS, QUERY_KEY_PREFIXES)
     return app
 
 

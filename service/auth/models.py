@@ -88,3 +88,20 @@ class ApiKeyRead(ApiKeyBase):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The secret key. Shown once; only its hash is stored.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "key_3f9a1c2b7d",
+                    "name": "helpdesk-prod",
+                    "role": "integration",
+                    "rate_limit": None,
+                    "prefix": "rdk_Q2xhc3Np",
+                    "created_at": "2026-01-05T09:00:00Z",
+                    "revoked_at": None,
+                    "last_used_at": None,
+                    "key": "rdk_Q2xhc3NpYzpleGFtcGxlLWtleS1zaG93bi1vbmNl",
+                }
+            ]
+        }
+    )
