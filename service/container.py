@@ -304,8 +304,7 @@ class Container:
         if s.chatwoot_base_url and s.chatwoot_api_token:
             # replies in Chatwoot conversations are posted there as outgoing messages, and their suggestions
             # as a private note
-            from service.integrations.adapters.chatwoot import ChatwootReplies
-            from service.integrations.adapters.chatwoot_notes import ChatwootNoteTransport
+            from service.integrations.adapters.chatwoot import ChatwootNoteTransport, ChatwootReplies
 
             replies = ChatwootReplies(
                 s.chatwoot_base_url, s.chatwoot_api_token, timeout_s=s.webhook_timeout_s

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from service.errors import InvalidInput
-from service.integrations.adapters.chatwoot import parse_chatwoot, parse_message_created
+from service.integrations.adapters.chatwoot import parse_chatwoot
 from service.integrations.adapters.parsed import StatusChange
 from service.workflow.models import ReceiptStatus
 
@@ -65,7 +65,6 @@ def test_an_agent_reply_typed_in_chatwoot_is_a_reply_made_outside_replydesk():
     assert reply.text == "Hola Ana, your replacement ships today." and reply.author == "John"
     # the same id ChatwootReplies records for what ReplyDesk posts: the store can recognise its own sends
     assert reply.channel_message_id == "chatwoot:7:1202"
-    assert parse_message_created(fixture("chatwoot_message_created_outgoing.json")) is None
 
 
 @pytest.mark.parametrize(
@@ -124,9 +123,3 @@ def test_other_events_are_skipped_by_name_and_a_body_without_event_is_invalid():
     assert [s.type for s in parse_chatwoot(created, NOW).webhook.skipped] == ["chatwoot.conversation_created"]
     with pytest.raises(InvalidInput):
         parse_chatwoot({"object": "page"}, NOW)
-
-
-def test_the_first_adapter_s_entry_point_still_returns_the_customer_message():
-    found = parse_message_created(fixture("chatwoot_message_created_incoming.json"))
-    assert found is not None and (found.account_id, found.conversation_id) == (7, 42)
-    assert found.message.channel_message_id == "chatwoot:7:1201"

@@ -52,9 +52,8 @@ from service.integrations.adapters.parsed import (
     string,
     unix_time,
 )
-from service.redaction import redact
 from service.triage.models import Channel
-from service.workflow.models import Attachment, IngestRead, MessageCreate, ReceiptStatus
+from service.workflow.models import Attachment, ReceiptStatus
 
 log = logging.getLogger("replydesk.chatwoot")
 
@@ -95,13 +94,6 @@ class ChatwootParsed:
     webhook: ParsedWebhook
     account_id: int | None = None
     conversation_id: int | None = None
-
-
-@dataclass(frozen=True)
-class ChatwootMessage:
-    account_id: int
-    conversation_id: int
-    message: MessageCreate
 
 
 def _int(value: Any) -> int | None:
@@ -298,63 +290,6 @@ def parse_chatwoot(payload: dict[str, Any], now: datetime) -> ChatwootParsed:
     return parsed
 
 
-def parse_message_created(payload: dict[str, Any]) -> ChatwootMessage | None:
-    """The customer message of a `message_created` event, or None for anything else (agent messages,
-    notes...). Kept for callers of the first Chatwoot adapter; `parse_chatwoot` reads every event."""
-    if payload.get("event") != "message_created":
-        return None
-    parsed = parse_chatwoot(payload, datetime.now(UTC))
-    if not parsed.webhook.messages or parsed.account_id is None or parsed.conversation_id is None:
-        return None
-    return ChatwootMessage(parsed.account_id, parsed.conversation_id, parsed.webhook.messages[0])
-
-
-def note_text(result: IngestRead) -> str:
-    triage = result.triage
-    head = "ReplyDesk suggestions"
-    if triage is not None:
-        head += f" · intent {triage.intent.name} · urgency {triage.urgency.level.value}"
-    lines = [head]
-    for sug in result.suggestions:
-        lines.append(f"{sug.rank}) {sug.draft_text}  [suggestion {sug.id}]")
-    for fact in result.facts:
-        lines.append(f"ℹ {fact.text}")
-    return "\n".join(lines)
-
-
-class ChatwootNotes:
-    """Posts the suggestions of a Chatwoot conversation back to it as one private note."""
-
-    def __init__(
-        self, base_url: str, token: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = client or httpx.Client(timeout=timeout_s)
-        self.token = token
-
-    def post(self, account_id: int, conversation_id: int, result: IngestRead) -> bool:
-        if not result.suggestions:
-            return False
-        url = f"{self.base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
-        try:
-            response = self.client.post(
-                url,
-                headers={"api_access_token": self.token},
-                json={"content": note_text(result), "message_type": "outgoing", "private": True},
-            )
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning(
-                "could not post Chatwoot note",
-                extra={"conversation_id": conversation_id, "error": redact(str(exc))},
-            )
-            return False
-        return True
-
-    def close(self) -> None:
-        self.client.close()
-
-
 class ChatwootReplies:
     """Posts an approved reply into its Chatwoot conversation as an outgoing message (the dispatcher's
     `chatwoot:` transport), so the customer gets it on whatever channel Chatwoot serves and the agent sees it
@@ -376,11 +311,11 @@ class ChatwootReplies:
         data = envelope.get("data") or {}
         external_id = str((data.get("conversation") or {}).get("external_id") or "")
         text = str((data.get("message") or {}).get("text") or "")
-        parts = external_id.split(":")
-        if len(parts) != 3 or parts[0] != "chatwoot" or not (parts[1].isdigit() and parts[2].isdigit()):
+        ids = chatwoot_ids(external_id)
+        if ids is None:
             # not retryable: an answer the dispatcher counts as a failed attempt, with the reason
             return httpx.Response(422, json={"error": f"not a Chatwoot conversation id: {external_id!r}"})
-        account_id, conversation_id = parts[1], parts[2]
+        account_id, conversation_id = ids
         url = f"{self.base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
         response = self.client.post(
             url,
@@ -396,6 +331,57 @@ class ChatwootReplies:
         message_id = posted.get("id") if isinstance(posted, dict) else None
         body = {"channel_message_id": f"chatwoot:{account_id}:{message_id}"} if message_id else {}
         return httpx.Response(200, json=body)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def chatwoot_ids(external_id: str) -> tuple[str, str] | None:
+    """(account id, conversation id) of a conversation kept as `chatwoot:{account}:{conversation}`."""
+    parts = external_id.split(":")
+    if len(parts) != 3 or parts[0] != "chatwoot" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    return parts[1], parts[2]
+
+
+def note_content(data: dict[str, Any]) -> str:
+    """The note: intent and urgency, then the drafts numbered with their suggestion ids."""
+    head = "ReplyDesk suggestions"
+    if data.get("intent"):
+        head += f" · intent {data['intent']} · urgency {data.get('urgency', '?')}"
+    lines = [head]
+    for sug in data.get("suggestions") or []:
+        if isinstance(sug, dict):
+            lines.append(f"{sug.get('rank')}) {sug.get('text')}  [suggestion {sug.get('id')}]")
+    return "\n".join(lines)
+
+
+class ChatwootNoteTransport:
+    prefix = "chatwoot-note:"
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.client = client or httpx.Client(timeout=timeout_s)
+
+    def post(self, envelope: dict[str, Any]) -> httpx.Response:
+        data = envelope.get("data") or {}
+        if not data.get("suggestions"):
+            return httpx.Response(200, json={})  # nothing to show: done
+        ids = chatwoot_ids(str((data.get("conversation") or {}).get("external_id") or ""))
+        if ids is None:
+            return httpx.Response(422, json={"error": "not a Chatwoot conversation"})
+        account_id, conversation_id = ids
+        url = f"{self.base_url}/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
+        response = self.client.post(
+            url,
+            headers={"api_access_token": self.token},
+            json={"content": note_content(data), "message_type": "outgoing", "private": True},
+        )
+        # the note is no message to the customer: no channel_message_id to record
+        return httpx.Response(200, json={}) if response.is_success else response
 
     def close(self) -> None:
         self.client.close()
