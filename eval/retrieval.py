@@ -25,7 +25,7 @@ import numpy as np
 
 from service.embeddings import Embedder
 from service.kb import ann as ann_mod
-from service.kb.articles import Article
+from service.kb.articles import Article, language_of
 from service.kb.chunking import chunk_articles
 from service.kb.retrieval import Candidates, Corpus, FusionWeights, Mode, candidates, fuse
 
@@ -85,7 +85,10 @@ def corpus_articles(docs: dict[str, dict]) -> list[Article]:
 
 def build_corpus(articles: list[Article], embedder: Embedder) -> Corpus:
     chunks = chunk_articles(articles)
-    vectors = embedder.encode([c.embed_text for c in chunks])
+    texts = [c.embed_text for c in chunks]
+    # documents as passages when the model distinguishes them from queries (e5: "passage: ")
+    passages = getattr(embedder, "encode_passages", None)
+    vectors = passages(texts) if callable(passages) else embedder.encode(texts)
     ann = ann_mod.build(vectors, ann_mod.IndexType.flat)
     return Corpus(articles, chunks, vectors, ann)
 
@@ -270,3 +273,238 @@ def run(
             "grid": grid,
         }
     return report
+
+
+# -- cross-lingual retrieval on the bundled knowledge base
+# --------------------------------------------------------------------
+
+CROSSLINGUAL_DATA = Path(__file__).resolve().parent / "data" / "crosslingual_queries.jsonl"
+
+
+@dataclass(frozen=True)
+class CrosslingualQuery:
+    qid: str
+    text: str
+    language: str
+    relevant: frozenset[str]
+
+
+def load_crosslingual(path: Path = CROSSLINGUAL_DATA) -> list[CrosslingualQuery]:
+    """Rows `{"id", "text", "language", "relevant_article_ids": [...]}`: any listed article answers the query
+    (an English article and its equivalent in the query's language, when the knowledge base has one)."""
+    out = []
+    for row in _read_jsonl(path):
+        relevant = frozenset(str(a) for a in row.get("relevant_article_ids") or ())
+        if not relevant:
+            raise ValueError(f"{path}: {row.get('id')}: no relevant_article_ids")
+        out.append(
+            CrosslingualQuery(
+                qid=str(row["id"]), text=str(row["text"]), language=str(row["language"]), relevant=relevant
+            )
+        )
+    return out
+
+
+def _rank_metrics(ranked: Sequence[str], relevant: frozenset[str], k: int) -> tuple[float, float]:
+    """(hit@k: a relevant article among the first k, reciprocal rank of the first relevant one within 10)."""
+    hit = float(any(a in relevant for a in ranked[:k]))
+    rr = next((1.0 / r for r, a in enumerate(ranked[:10], start=1) if a in relevant), 0.0)
+    return hit, rr
+
+
+def crosslingual(
+    queries: Sequence[CrosslingualQuery],
+    articles: list[Article],
+    embedder: Embedder,
+    *,
+    weights: FusionWeights,
+    k: int = 3,
+    default_locale: str = "en",
+) -> dict:
+    """Per query language: recall@k (a relevant article in the top k) and MRR@10 of
+
+    * `service`: what a customer gets, `search()` with the query's language as locale (customer's language
+      first, other languages when none fits; `service.kb.retrieval`), hybrid;
+    * `cross_only`: articles in the query's language removed, dense ranking only: pure cross-lingual
+      retrieval (question in one language, article in another), which depends on the encoder alone.
+
+    `articles_in_language` counts the service's hits@k in the query's language; `fallback` the queries
+    answered from another language; `own_language_first`, over the queries whose language has a labelled
+    article, the share whose first hit is that article (the customer's language first). Set
+    REPLYDESK_EMBEDDING_MODEL to compare encoders.
+    """
+    from service.kb.retrieval import search
+
+    corpus = build_corpus(articles, embedder)
+    corpus_language = {a.id: language_of(a.locale) for a in articles}
+    rows: dict[str, dict[str, float]] = {}
+    details = []
+    for q in queries:
+        vec = embedder.encode([q.text])[0]
+        result = search(
+            corpus, q.text, vec, locale=q.language, default_locale=default_locale, k=10, weights=weights
+        )
+        service_ranked = [h.article_id for h in result.hits]
+        other = corpus.article_language != q.language
+        cross_ranked: list[str] = []
+        if other.any():
+            scores, ids = corpus.ann.search(
+                vec.reshape(1, -1), weights.depth, allowed=other[corpus.chunk_article]
+            )
+            cands = Candidates(
+                language="*",
+                fallback=True,
+                dense=[(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0],
+            )
+            cross_ranked = [h.article_id for h in fuse(corpus, cands, k=10, mode=Mode.dense, weights=weights)]
+        s_hit, s_rr = _rank_metrics(service_ranked, q.relevant, k)
+        c_hit, c_rr = _rank_metrics(cross_ranked, q.relevant, k)
+        row = rows.setdefault(
+            q.language,
+            {
+                "n": 0,
+                "s_hit": 0,
+                "s_rr": 0,
+                "c_hit": 0,
+                "c_rr": 0,
+                "own": 0,
+                "fb": 0,
+                "own_n": 0,
+                "own_first": 0,
+            },
+        )
+        row["n"] += 1
+        row["s_hit"] += s_hit
+        row["s_rr"] += s_rr
+        row["c_hit"] += c_hit
+        row["c_rr"] += c_rr
+        row["own"] += sum(1 for h in result.hits[:k] if language_of(h.locale) == q.language)
+        own_relevant = {a for a in q.relevant if corpus_language.get(a) == q.language}
+        if own_relevant:  # an answer exists in the customer's language: is it the first hit?
+            row["own_n"] += 1
+            row["own_first"] += bool(service_ranked) and service_ranked[0] in own_relevant
+        row["fb"] += result.fallback
+        details.append(
+            {
+                "id": q.qid,
+                "language": q.language,
+                "text": q.text,
+                "relevant": sorted(q.relevant),
+                "service": service_ranked[:k],
+                "service_fallback": result.fallback,
+                "cross_only": cross_ranked[:k],
+            }
+        )
+
+    def summary(r: dict[str, float]) -> dict:
+        n = r["n"]
+        return {
+            "queries": int(n),
+            f"service_recall@{k}": round(r["s_hit"] / n, 4),
+            "service_mrr@10": round(r["s_rr"] / n, 4),
+            f"cross_only_recall@{k}": round(r["c_hit"] / n, 4),
+            "cross_only_mrr@10": round(r["c_rr"] / n, 4),
+            f"articles_in_language@{k}": int(r["own"]),
+            "fallback": int(r["fb"]),
+            "own_language_answerable": int(r["own_n"]),
+            "own_language_first": round(r["own_first"] / r["own_n"], 4) if r["own_n"] else None,
+        }
+
+    total: dict[str, float] = {}
+    for r in rows.values():
+        for key, value in r.items():
+            total[key] = total.get(key, 0) + value
+    return {
+        "model": embedder.model_id,
+        "articles": len(articles),
+        "article_languages": sorted(corpus.languages),
+        "queries": len(queries),
+        "k": k,
+        "language_gap": weights.language_gap,
+        "per_language": {lang: summary(r) for lang, r in sorted(rows.items())},
+        "all": summary(total) if total else {},
+        "details": details,
+    }
+
+
+def crosslingual_lines(report: dict) -> list[str]:
+    k = report["k"]
+    lines = [
+        f"{report['queries']} queries in {len(report['per_language'])} languages, "
+        f"{report['articles']} articles ({', '.join(report['article_languages'])}), model {report['model']}",
+        f"  {'lang':5s} {'n':>3s} {'svc R@' + str(k):>9s} {'svc MRR':>8s} {'xl R@' + str(k):>8s} "
+        f"{'xl MRR':>7s} {'fallback':>8s} {'own 1st':>9s}",
+    ]
+    for lang, m in [*report["per_language"].items(), ("all", report["all"])]:
+        lines.append(
+            f"  {lang:5s} {m['queries']:3d} {m[f'service_recall@{k}']:9.3f} {m['service_mrr@10']:8.3f} "
+            f"{m[f'cross_only_recall@{k}']:8.3f} {m['cross_only_mrr@10']:7.3f} {m['fallback']:8d} "
+            f"{_own_first(m):>9s}"
+        )
+    return lines
+
+
+def _own_first(m: dict) -> str:
+    share = m.get("own_language_first")
+    return "-" if share is None else f"{share:.2f}/{m['own_language_answerable']}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m eval.retrieval --crosslingual [--data FILE] [--out FILE]`: the cross-lingual report with
+    the configured encoder (REPLYDESK_EMBEDDING_MODEL) over the configured articles."""
+    import argparse
+
+    from service.embeddings import build_embedder
+    from service.kb.articles import load_articles
+    from service.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m eval.retrieval")
+    parser.add_argument("--crosslingual", action="store_true", required=True)
+    parser.add_argument("--data", type=Path, default=CROSSLINGUAL_DATA)
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--language-gap", type=float, default=None, help="Override FusionWeights.language_gap (tuning)."
+    )
+    parser.add_argument(
+        "--split",
+        choices=("all", "dev", "test"),
+        default="all",
+        help="Seeded halves of the queries (seed 13): tune on dev, report test.",
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    embedder = build_embedder(
+        settings.embedding_model,
+        backend=settings.embedding_backend,
+        threads=settings.embedding_threads,
+        cache_dir=None,
+    )
+    weights = FusionWeights(
+        dense=settings.kb_dense_weight, bm25=settings.kb_bm25_weight, rrf_k=settings.kb_rrf_k
+    )
+    if args.language_gap is not None:
+        weights = replace(weights, language_gap=args.language_gap)
+    queries = load_crosslingual(args.data)
+    if args.split != "all":
+        dev, test = split_queries([q.qid for q in queries], 0.5, 13)
+        keep = set(dev if args.split == "dev" else test)
+        queries = [q for q in queries if q.qid in keep]
+    report = crosslingual(
+        queries,
+        load_articles(settings.kb_articles_dir),
+        embedder,
+        weights=weights,
+        k=args.k,
+        default_locale=settings.default_locale,
+    )
+    for line in crosslingual_lines(report):
+        print(line)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,7 +25,10 @@ from service.triage.models import (
 )
 from service.triage.taxonomy import load_taxonomy
 
-TEMPLATE_LANGUAGES = ["en", "es", "de", "fr", "pt"]
+# the 17 bundled languages (issue #15): every one has templates and an ask for every slot
+TEMPLATE_LANGUAGES = sorted(
+    ["en", "es", "de", "fr", "pt", "ar", "id", "hi", "tr", "it", "ru", "nl", "pl", "ja", "zh", "vi", "ko"]
+)
 TAXONOMY = load_taxonomy()
 TRACKING = GroundingArticle(
     article_id="track-your-order",
@@ -181,8 +184,8 @@ def test_out_of_scope_goes_to_a_human(drafter):
 
 
 def test_language_without_templates_falls_back_to_the_default_language(drafter):
-    text = "dov'è il mio ordine NW-48213?"
-    result = drafter.draft(text, make_triage("it", "order_status", text=text), [TRACKING])
+    text = "agizo langu NW-48213 liko wapi?"  # Swahili: no bundled templates
+    result = drafter.draft(text, make_triage("sw", "order_status", text=text), [TRACKING])
     assert result.language == "en"
     assert result.prompt_version == "templates.en.v1"
 
@@ -199,7 +202,25 @@ def test_negative_sentiment_opens_with_an_apology(drafter):
     assert "sorry" in result.drafts[0].text.lower()
 
 
-LOCALES = {"en": "en-US", "es": "es-MX", "de": "de-DE", "fr": "fr-FR", "pt": "pt-PT"}
+LOCALES = {
+    "en": "en-US",
+    "es": "es-MX",
+    "de": "de-DE",
+    "fr": "fr-FR",
+    "pt": "pt-PT",
+    "ar": "ar-SA",
+    "id": "id-ID",
+    "hi": "hi-IN",
+    "tr": "tr-TR",
+    "it": "it-IT",
+    "ru": "ru-RU",
+    "nl": "nl-NL",
+    "pl": "pl-PL",
+    "ja": "ja-JP",
+    "zh": "zh-CN",
+    "vi": "vi-VN",
+    "ko": "ko-KR",
+}
 
 
 @pytest.mark.parametrize("language", TEMPLATE_LANGUAGES)

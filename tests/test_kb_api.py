@@ -94,6 +94,7 @@ def test_search_returns_the_right_sample_articles(kb_client):
         "score",
         "matched_section",
         "locale",
+        "language",
     }
 
 

@@ -36,6 +36,7 @@ from service.drafting.prompts import PromptRegistry, PromptsUnavailable
 from service.drafting.slots import SlotResolver, SlotStatus
 from service.drafting.templates import DraftPlan, TemplateLibrary, TemplateSet
 from service.errors import LLMError
+from service.kb.for_triage import article_steps
 from service.kb.links import LinkPolicy, split_list
 from service.pii.detect import find_pii
 from service.pii.models import PiiHints, PiiSpan, PiiType
@@ -181,7 +182,8 @@ class Drafter:
         """`facts` are context-provider facts (objects with `.text`, e.g. an order's status from the shop).
         `country` (the sender's, ISO 3166-1) and `customer_name` (the channel profile's) help redaction find
         national phone numbers and the customer's name before any LLM call."""
-        grounding = as_grounding(list(articles))
+        details = {d.article_id: d for d in article_details(articles)}
+        grounding = with_steps(as_grounding(list(articles)), details)
         fact_texts = [str(f.text) for f in facts if str(getattr(f, "text", "")).strip()]
         # what the drafts' contacts, identifiers, amounts and "done" claims may rest on besides the articles
         sources = ClaimSources(
@@ -245,7 +247,7 @@ class Drafter:
         else:
             tset = self.templates.for_language(language)
             drafts = self._template_drafts(
-                tset, triage, intent, grounding, status, needs_human, locale, tone_ctx, sources
+                tset, triage, intent, grounding, status, needs_human, locale, tone_ctx, sources, details
             )
             prompt_version, draft_language = tset.ref, tset.language
 
@@ -430,13 +432,24 @@ class Drafter:
         locale: str | None,
         tone_ctx: ToneContext,
         sources: ClaimSources = ClaimSources(),
+        details: dict[str, ArticleDetails] | None = None,
     ) -> list[Draft]:
         article = grounding[0] if grounding else None
         in_language = True
+        article_language = ""
         if article is not None and article.locale:
-            in_language = primary_subtag(article.locale) == tset.language
+            article_language = primary_subtag(article.locale) or ""
+            in_language = article_language == tset.language
         elif article is not None and article.summary:
-            in_language = self.checker.language.cached_mismatch(article.summary, tset.language) is None
+            mismatch = self.checker.language.cached_mismatch(article.summary, tset.language)
+            in_language, article_language = mismatch is None, mismatch or ""
+        detail = (details or {}).get(article.article_id) if article is not None else None
+        answers = (
+            article is not None
+            and not needs_human
+            and self.slots.self_service(intent)
+            and (detail is None or detail.answers(intent))
+        )
         plan = DraftPlan(
             intent=intent,
             negative=triage.sentiment.label is SentimentLabel.negative,
@@ -445,6 +458,9 @@ class Drafter:
             asks=self._asks(status, tset.language, fallback=False),
             article=article,
             article_in_language=in_language,
+            answers=answers,
+            steps=detail.steps if detail is not None else (),
+            article_language=article_language,
         )
         # the checker needs the draft's locale: the customer's when the templates are in their language
         locale_for_tone = locale if primary_subtag(locale) == tset.language else tset.language
@@ -546,6 +562,57 @@ class Drafter:
 
 # -- helpers
 # --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArticleDetails:
+    """What the template path needs of an article beyond `GroundingArticle`: its intents and its steps."""
+
+    article_id: str
+    intents: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+
+    def answers(self, intent: str) -> bool:
+        """An article answers an intent it is tagged with; one with no known intents (named by the caller)
+        is taken as on topic."""
+        return not self.intents or intent in self.intents
+
+
+def article_details(articles: Sequence[Any]) -> list[ArticleDetails]:
+    """Intents and steps of knowledge-base hits (`ArticleHit.steps`), full articles (`ArticleRead.body`: the
+    steps are read from it) or dicts with the same fields."""
+    out = []
+    for a in articles:
+        get = a.get if isinstance(a, dict) else lambda key, _a=a: getattr(_a, key, None)
+        article_id = get("article_id") or get("id")
+        if not article_id:
+            continue
+        steps = get("steps")
+        if not steps and get("body"):
+            steps = article_steps(str(get("body")))
+        out.append(
+            ArticleDetails(
+                article_id=str(article_id),
+                intents=tuple(str(i) for i in (get("intents") or ())),
+                steps=tuple(str(x) for x in (steps or ())),
+            )
+        )
+    return out
+
+
+def with_steps(
+    grounding: list[GroundingArticle], details: dict[str, ArticleDetails]
+) -> list[GroundingArticle]:
+    """The articles with their steps added to the snippet, so what a draft quotes from them is grounded (the
+    claim checks and the LLM prompt read the snippet)."""
+    out = []
+    for g in grounding:
+        d = details.get(g.article_id)
+        missing = [s for s in (d.steps if d else ()) if s not in g.snippet]
+        out.append(
+            g.model_copy(update={"snippet": "\n".join([g.snippet, *missing]).strip()}) if missing else g
+        )
+    return out
 
 
 def _mask_known(text: str, mapping: dict[str, str]) -> str:

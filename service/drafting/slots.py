@@ -41,6 +41,10 @@ class SlotBook(BaseModel):
     version: int
     slots: dict[str, SlotSpec]
     intents: dict[str, list[str]]
+    self_service: list[str] = Field(
+        default_factory=list,
+        description="Intents an article's steps answer: the draft gives them and asks for missing slots too.",
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class SlotResolver:
         unknown = {s for names in book.intents.values() for s in names if s not in book.slots}
         if unknown:
             raise InvalidInput(f"slots.yaml: intents use undefined slots {sorted(unknown)}")
+        stray = sorted(set(book.self_service) - set(book.intents))
+        if stray:
+            raise InvalidInput(f"slots.yaml: self_service names intents without a slot list {stray}")
         self.book = book
         self._patterns = {
             name: [re.compile(p, re.IGNORECASE) for p in spec.patterns] for name, spec in book.slots.items()
@@ -70,6 +77,10 @@ class SlotResolver:
     @classmethod
     def load(cls, path: Path = SLOTS_PATH) -> SlotResolver:
         return cls(_load_book(Path(path)))
+
+    def self_service(self, intent: str) -> bool:
+        """True when an article that answers the intent answers the customer (steps first, then questions)."""
+        return intent in self.book.self_service
 
     def required(self, intent: str) -> list[str]:
         return list(self.book.intents.get(intent, []))

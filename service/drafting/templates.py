@@ -1,7 +1,15 @@
 """Offline drafts: deterministic replies from the triage result, the required slots and the top article's
-summary.
+steps or summary.
 
-One YAML file per language in `templates/` (en, es, de, fr, pt bundled); a language without a file gets the
+When the top article answers the question (`DraftPlan.answers`: a self-service intent and an article tagged
+for it), the drafts give the article's numbered steps (or its summary) and link, and ask for the missing
+details in the same draft. An article in another language than the draft is linked only, marked with its
+language (`article_language` in the templates: "(in English)" written in the customer's language; `(EN)`
+when the file has no entry for that language).
+
+One YAML file per language in `templates/` (17 bundled: en, es, de, fr, pt, ar, id, hi, tr, it, ru, nl, pl,
+ja, zh, vi, ko; every file there is loaded, so adding a language is adding its file); the draft language is
+the customer's detected language (`zh-TW`, `pt_BR` → `zh`, `pt`), and a language without a file gets the
 default locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft
 costs well under a millisecond.
 """
@@ -18,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service import yamlfile
 from service.drafting.models import MAX_DRAFT_CHARS, MAX_DRAFTS, GroundingArticle
 from service.errors import InvalidInput
+from service.triage.language import primary_subtag
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STANDALONE_INTENTS = ("greeting", "thanks", "feedback")
@@ -45,6 +54,11 @@ class LanguageTemplates(BaseModel):
     closing_short: str
     standalone: dict[str, str]
     ack: dict[str, str]
+    article_language: dict[str, str] = Field(
+        default_factory=dict,
+        description="Marker after a link to an article in another language, per article language code, e.g. "
+        "`en: (en inglés)` in es.yaml.",
+    )
 
     @property
     def ref(self) -> str:
@@ -68,6 +82,9 @@ class DraftPlan:
     asks: list[str]  # phrases for missing, askable slots (already in the draft language)
     article: GroundingArticle | None
     article_in_language: bool  # False: the article's summary is in another language, link only
+    answers: bool = False  # the article answers the question: give its steps/summary and link, and ask too
+    steps: tuple[str, ...] = ()  # the article's numbered steps (in the article's language)
+    article_language: str = ""  # the article's language code (for the link's marker)
 
 
 def trim_to(text: str, limit: int) -> str:
@@ -85,6 +102,19 @@ def trim_to(text: str, limit: int) -> str:
         return out
     cut = text[: max(0, limit - 1)].rsplit(" ", 1)[0].rstrip(",;:")
     return f"{cut}…" if cut else ""
+
+
+def numbered(steps: tuple[str, ...] | list[str], limit: int) -> str:
+    """ "1. ...\n2. ..." with as many leading steps as fit in `limit` characters ("" when none fits)."""
+    lines: list[str] = []
+    used = 0
+    for i, step in enumerate(steps, start=1):
+        line = f"{i}. {' '.join(step.split())}"
+        if used + len(line) + (1 if lines else 0) > limit:
+            break
+        lines.append(line)
+        used += len(line) + (1 if len(lines) > 1 else 0)
+    return "\n".join(lines)
 
 
 class TemplateSet:
@@ -112,7 +142,48 @@ class TemplateSet:
     def render(self, key: str, **kw: str) -> str:
         return self._compiled[key].render(**kw)
 
+    def language_marker(self, article_language: str) -> str:
+        """How a link to an article in `article_language` is marked in this language ("(in English)")."""
+        code = article_language.lower()
+        return self.data.article_language.get(code) or f"({code.upper()})"
+
+    def link(self, plan: DraftPlan) -> str:
+        """ "Details here: <url>", marked with the article's language when it differs from the draft's."""
+        art = plan.article
+        if art is None or not art.url:
+            return ""
+        link = self.render("more_info", url=art.url)
+        if not plan.article_in_language and plan.article_language:
+            link = f"{link} {self.language_marker(plan.article_language)}"
+        return link
+
+    def _answer(self, plan: DraftPlan, hello: str, ack: str) -> list[tuple[list[str], list[str]]]:
+        """Drafts that answer from the article: its steps (or summary) and link, then the questions."""
+        art = plan.article
+        assert art is not None
+        cited = [art.article_id]
+        link = self.link(plan)
+        asks = self.join(plan.asks)
+        ask = self.render("ask_missing_short", asks=asks) if plan.asks else ""
+        tail = "\n".join(p for p in (link, ask) if p)  # the question on its own line, after the link
+        opening = f"{hello} {ack}"
+        out: list[tuple[list[str], list[str]]] = []
+        if plan.article_in_language:
+            steps = numbered(plan.steps, MAX_DRAFT_CHARS - len(opening) - len(tail) - 4)
+            if steps:
+                out.append(([opening, steps, tail], cited))
+            if art.summary:
+                budget = MAX_DRAFT_CHARS - len(ack) - len(tail) - 4
+                summary = trim_to(art.summary, budget)
+                if summary:
+                    out.append(([ack, summary, tail], cited))
+        if tail:
+            out.append(([opening, tail], cited))
+        return out
+
     def drafts(self, plan: DraftPlan, max_drafts: int = MAX_DRAFTS) -> list[TemplateDraft]:
+        """Which drafts, in order: a standalone reply; a handoff; an answer from the article (steps, link and
+        the questions); the questions alone; the article's summary and link; "a colleague will check"."""
         d = self.data
         hello = d.hello_negative if plan.negative else d.hello
         ack = d.ack.get(plan.intent) or d.ack["out_of_scope"]
@@ -125,13 +196,15 @@ class TemplateSet:
             ask = [self.render("handoff_ask", asks=self.join(plan.asks))] if plan.asks else []
             out.append(([f"{hello} {ack}", " ".join([handoff, *ask])], []))
             out.append(([" ".join([ack, handoff, *ask])], []))
+        elif plan.answers and plan.article is not None and (answer := self._answer(plan, hello, ack)):
+            out.extend(answer)
         elif plan.asks:
             asks = self.join(plan.asks)
             out.append(([f"{hello} {ack}", self.render("ask_missing", asks=asks)], []))
             out.append(([f"{self.render('ask_missing_short', asks=asks)} {d.closing_short}"], []))
         elif plan.article is not None:
             art = plan.article
-            link = self.render("more_info", url=art.url) if art.url else ""
+            link = self.link(plan)
             cited = [art.article_id]
             if plan.article_in_language and art.summary:
                 budget = MAX_DRAFT_CHARS - len(hello) - len(ack) - len(link) - 6
@@ -177,4 +250,6 @@ class TemplateLibrary:
         return sorted(self.sets)
 
     def for_language(self, code: str) -> TemplateSet:
-        return self.sets.get(code) or self.sets[self.default_language]
+        """The templates in `code`'s language (`zh-Hant-TW` counts as `zh`), else the default language's."""
+        primary = primary_subtag(code) or ""
+        return self.sets.get(code) or self.sets.get(primary) or self.sets[self.default_language]

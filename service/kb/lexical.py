@@ -3,6 +3,14 @@
 Tokens are stemmed with the article's language (PyStemmer) and then stripped of accents, so "envío", "envio"
 and "envíos" meet. Each language gets its own index, so IDF is computed among articles a customer of that
 language can be shown.
+
+Scripts written without spaces between words (Chinese, Japanese kana and kanji, Thai, Lao, Khmer, Myanmar) and
+Korean Hangul (spaces between phrases, particles glued to the word) would otherwise make a whole sentence one
+token. Their runs become overlapping character bigrams ("パスワード" -> "パス", "スワ", "ワー", "ード"), the
+dependency-free standard of CJK search engines (Lucene's CJKAnalyzer, Elasticsearch's `cjk_bigram`): a query
+shares bigrams with the passages that contain its words, whatever the segmentation. A run of one character
+stays a unigram. This applies to every language's index, so a Japanese product name in an English article is
+found too.
 """
 
 from __future__ import annotations
@@ -21,6 +29,14 @@ from bm25s import stopwords as bm25_stopwords
 log = logging.getLogger("replydesk.kb.lexical")
 
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
+# Han (CJK ideographs and extensions, compatibility ideographs), Hiragana, Katakana (+ half-width), Hangul
+# syllables and jamo, Thai, Lao, Myanmar, Khmer.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+_UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
 _STOPWORDS = {
     "en": bm25_stopwords.STOPWORDS_EN,
     "es": bm25_stopwords.STOPWORDS_SPANISH,
@@ -72,12 +88,23 @@ class Analyzer:
         self._stop = frozenset(_STOPWORDS.get(language, ()))
 
     def __call__(self, text: str) -> list[str]:
+        text = unicodedata.normalize("NFKC", text).lower()
+        grams = [g for run in _UNSPACED_RUN.findall(text) for g in char_bigrams(run)]
         words = [
-            w for w in _TOKEN_RE.findall(text.lower()) if w not in self._stop and (len(w) > 1 or w.isdigit())
+            w
+            for w in _TOKEN_RE.findall(_UNSPACED_RUN.sub(" ", text))
+            if w not in self._stop and (len(w) > 1 or w.isdigit())
         ]
         if self._stemmer is not None:
             words = self._stemmer.stemWords(words)
-        return [_strip_accents(w) for w in words]
+        return [_strip_accents(w) for w in words] + grams
+
+
+def char_bigrams(run: str) -> list[str]:
+    """Overlapping character bigrams of a run of unspaced script; a single character stays itself."""
+    if len(run) < 2:
+        return [run] if run else []
+    return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
 @lru_cache(maxsize=64)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
 from pydantic.config import JsonDict
+
+from service.kb.articles import language_of
 
 _ARTICLE_EXAMPLE: JsonDict = {
     "title": "Track your order",
@@ -47,6 +51,12 @@ class ArticleRead(ArticleBase):
     )
 
 
+_LANGUAGE_DOC = (
+    "ISO 639 language of the article (the locale's primary subtag); a draft in another language links the "
+    'article marked with this language, e.g. "(in English)".'
+)
+
+
 class ArticleHit(BaseModel):
     """One retrieved article (its chunks deduplicated)."""
 
@@ -60,6 +70,31 @@ class ArticleHit(BaseModel):
     locale: str = Field(
         description="Locale of the article (differs from the request after a locale fallback)."
     )
+    # Not part of the API: what an offline draft needs to answer from the article (set by `with_details`).
+    _intents: tuple[str, ...] = PrivateAttr(default=())
+    _steps: tuple[str, ...] = PrivateAttr(default=())
+
+    @computed_field(description=_LANGUAGE_DOC)  # type: ignore[prop-decorator]
+    @property
+    def language(self) -> str:
+        return language_of(self.locale)
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """Taxonomy intents of the article (known for articles suggested to a triaged message)."""
+        return self._intents
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The numbered steps of the article's first how-to list, as plain text (same)."""
+        return self._steps
+
+    def with_details(self, intents: Sequence[str], steps: Sequence[str]) -> ArticleHit:
+        """A copy that knows the article's intents and steps (for drafts; never serialised)."""
+        hit = self.model_copy()
+        hit._intents, hit._steps = tuple(intents), tuple(steps)
+        return hit
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -76,6 +111,7 @@ class ArticleHit(BaseModel):
                     "score": 0.92,
                     "matched_section": "When to contact us",
                     "locale": "en",
+                    "language": "en",
                 }
             ]
         }

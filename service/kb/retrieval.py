@@ -15,8 +15,26 @@ the dense ranking. Natural questions match many chunks and keep the tuned weight
 unchanged by the rule).
 
 Filters (locale, intent, tags) restrict candidates before ranking. Locale matches on the language subtag
-(`es-MX` finds `es` and `es-ES` articles); when no article of that language passes the other filters, the
-default locale is used instead and the result says so (`fallback`).
+(`es-MX` finds `es` and `es-ES` articles).
+
+Articles across languages: the customer's language first. The languages are tried in tiers: the customer's,
+then the default locale's, then every other language together. A tier is used when it has an article that
+passes the filters and that article *fits*; otherwise the next tier is tried, and the result says so
+(`fallback`, and each hit's `locale`). An article of the tier fits when
+
+* the search is filtered by intent (an editor tagged the article for that intent: it is on topic), or
+* the query has no vector or no locale was asked for (nothing to compare; no locale = the default locale), or
+* no article of the later tiers is clearly closer to the query (dense): with `own` and `other` the best cosine
+  of an article of this tier and of the later ones, `top` the larger and `typical` the median of the best
+  cosines of the articles retrieved, the tier fits unless
+  `other - own > FusionWeights.language_gap * (top - typical)`.
+
+The gap is measured in units of the spread between the best and a typical article for this query, not in raw
+cosine, so it means the same for any encoder: cosine scales differ between models (e5's cluster near 0.8) and
+every encoder favours its query's language. With an English-only encoder a question in Spanish is closest to
+Spanish articles, so the customer's language practically always wins when it has articles; with a
+multilingual encoder a clearly better article in another language wins. The last tier is
+always used when it has articles.
 """
 
 from __future__ import annotations
@@ -49,6 +67,8 @@ class FusionWeights:
     bm25: float = 0.3
     rrf_k: int = 60
     depth: int = 100  # chunks fetched from each retriever before fusion
+    # another language wins when its best article is closer by more than this share of the score spread
+    language_gap: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,37 @@ class Corpus:
         return mask
 
 
+def language_tiers(corpus: Corpus, language: str, default_language: str) -> list[tuple[str, ...]]:
+    """The order languages are tried in: the customer's, the default's, then all the others together."""
+    tiers: list[tuple[str, ...]] = [(language,)]
+    if default_language != language:
+        tiers.append((default_language,))
+    rest = tuple(sorted(corpus.languages - {language, default_language}))
+    if rest:
+        tiers.append(rest)
+    return tiers
+
+
+def another_language_is_closer(
+    corpus: Corpus, query_vector: np.ndarray, own: np.ndarray, later: np.ndarray, gap: float, depth: int
+) -> bool:
+    """True when an article of `later` is clearly closer to the query than every article of `own` (module
+    doc): by more than `gap` times the spread between the best and the median article."""
+    pool = own | later
+    scores, ids = corpus.ann.search(query_vector.reshape(1, -1), depth, allowed=pool[corpus.chunk_article])
+    best: dict[int, float] = {}
+    for i, score in zip(ids[0], scores[0], strict=True):
+        if i >= 0:
+            art = int(corpus.chunk_article[int(i)])
+            best[art] = max(best.get(art, -np.inf), float(score))
+    own_best = max((v for a, v in best.items() if own[a]), default=-np.inf)
+    other_best = max((v for a, v in best.items() if later[a]), default=-np.inf)
+    if own_best == -np.inf or other_best == -np.inf:
+        return own_best == -np.inf
+    spread = max(own_best, other_best) - float(np.median(list(best.values())))
+    return other_best - own_best > gap * max(spread, 1e-6)
+
+
 def candidates(
     corpus: Corpus,
     query: str,
@@ -139,17 +190,35 @@ def candidates(
     tags: Sequence[str] | None = None,
     depth: int = 100,
     modes: Sequence[Mode] = (Mode.dense, Mode.bm25),
+    language_gap: float = FusionWeights.language_gap,
 ) -> Candidates:
+    """Both retrievers' candidates from the first language tier that has a fitting article (module doc)."""
     language = language_of(locale or default_locale)
-    fallback = False
-    mask = corpus.article_mask(language, intent, tags)
-    if not mask.any():
-        default_language = language_of(default_locale)
-        fallback = language != default_language
-        language = default_language
-        mask = corpus.article_mask(language, intent, tags)
-    if not mask.any():
-        return Candidates(language=language, fallback=fallback)
+    tiers = language_tiers(corpus, language, language_of(default_locale))
+    masks = [corpus.article_mask(None, intent, tags) & np.isin(corpus.article_language, t) for t in tiers]
+    compare = locale is not None and not intent and query_vector is not None
+    for i, (tier, mask) in enumerate(zip(tiers, masks, strict=True)):
+        if not mask.any():
+            continue
+        later = np.logical_or.reduce(masks[i + 1 :]) if i + 1 < len(masks) else None
+        if compare and later is not None and later.any() and query_vector is not None:
+            if another_language_is_closer(corpus, query_vector, mask, later, language_gap, depth):
+                continue
+        return _fetch(corpus, query, query_vector, tier, mask, fallback=i > 0, depth=depth, modes=modes)
+    return Candidates(language=language, fallback=False)
+
+
+def _fetch(
+    corpus: Corpus,
+    query: str,
+    query_vector: np.ndarray | None,
+    tier: tuple[str, ...],
+    mask: np.ndarray,
+    *,
+    fallback: bool,
+    depth: int,
+    modes: Sequence[Mode],
+) -> Candidates:
     chunk_mask = mask[corpus.chunk_article]
     allowed = None if chunk_mask.all() else chunk_mask
     dense: list[tuple[int, float]] = []
@@ -158,7 +227,16 @@ def candidates(
         dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     lexical: list[tuple[int, float]] = []
     if Mode.bm25 in modes:
-        lexical = corpus.lexical.search(query, language=language, top_n=depth, allowed=allowed)
+        # one BM25 index per language: scores of different languages are merged by score (several only in the
+        # last tier)
+        for lang in tier:
+            lexical += corpus.lexical.search(query, language=lang, top_n=depth, allowed=allowed)
+        lexical = sorted(lexical, key=lambda pair: -pair[1])[:depth]
+    if len(tier) == 1:
+        language = tier[0]
+    else:  # the language of the closest article of the tier
+        best = dense[0][0] if dense else lexical[0][0] if lexical else None
+        language = corpus.chunks[best].language if best is not None else tier[0]
     return Candidates(language=language, fallback=fallback, dense=dense, bm25=lexical)
 
 
@@ -273,6 +351,7 @@ def search(
         tags=tags,
         depth=max(weights.depth, 4 * k),
         modes=modes,
+        language_gap=weights.language_gap,
     )
     return SearchResult(
         hits=fuse(corpus, cands, k=k, mode=mode, weights=weights),

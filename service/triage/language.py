@@ -34,6 +34,11 @@ LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
 # SHORT_TOKENS words is decided by the word vote only, unless it is written in a non-Latin script.
 SHORT_LETTERS = 15
 SHORT_TOKENS = 3
+# Latin letters of languages without word lists (vi, tr, pl, ro...): with two, the word votes do not decide
+_FOREIGN_LATIN = re.compile(
+    "[\u1ea0-\u1ef9\u01a1\u01b0\u0111\u0131\u011f\u015f\u0142\u0105\u0119\u017c\u017a\u0144\u0107\u015b\u0219\u021b]"
+)
+FOREIGN_LETTERS = 2
 MIN_LETTERS = 2
 ACCEPT_PROB = 0.90  # langdetect probability accepted without corroboration
 COMBINED_ACCEPT = 0.60
@@ -157,7 +162,11 @@ class LanguageDetector:
             return None
         if len(tokens) <= SHORT_TOKENS or letters < SHORT_LETTERS:
             return self._from_votes(votes, hint, len(tokens))
-        decisive = self._decisive(votes, len(tokens))
+        # Letters no word-listed language writes (Vietnamese ơ ư đ ạ ế, Turkish ı ğ ş, Polish ł ą ę ż): once
+        # stripped of accents such words can look like a listed language's (Vietnamese `don`, `cho`, `ma`
+        # vote French), so the votes do not decide alone.
+        foreign = len(_FOREIGN_LATIN.findall(clean.lower())) >= FOREIGN_LETTERS
+        decisive = None if foreign else self._decisive(votes, len(tokens))
         if decisive:
             return decisive
         probs = self._langdetect(clean)
@@ -165,7 +174,7 @@ class LanguageDetector:
             return self._from_votes(votes, hint, len(tokens))
         code, p = max(probs.items(), key=lambda kv: kv[1])
         voted = self._from_votes(votes, hint, len(tokens))
-        if voted and votes[voted[0]] >= votes.get(code, 0) + VOTE_MARGIN:
+        if voted and not foreign and votes[voted[0]] >= votes.get(code, 0) + VOTE_MARGIN:
             return (
                 voted  # `donde esta mi pedido` without accents: langdetect says pt, four Spanish words say es
             )

@@ -12,11 +12,17 @@ today),
 * low: no time pressure (questions, feedback, thanks, newsletter).
 
 Signals: the intent's default urgency from the taxonomy, weighted by the classifier's probabilities;
-multilingual cue patterns (`lexicons/urgency.json`: en, es, de, fr, pt, it, nl); repeated contact in the
-thread; sentiment intensity. Critical/high cues only ever raise the level. Two things lower it: an explicit
-"no rush" (one level, never from critical), and a low-stakes topic (thanks, availability, newsletter...) when
-the intent classifier is unsure and the message names no real problem (no order, payment, account... words).
+multilingual cue patterns (`lexicons/urgency.json`: en, es, de, fr, pt, ar, id, hi, tr, it, ru, nl, pl, ja,
+zh, vi, ko); repeated contact in the thread; sentiment intensity. Critical/high cues only ever raise the
+level. Two things lower it: an explicit "no rush" (one level, never from critical), and a low-stakes topic
+(thanks, availability, newsletter...) when the intent classifier is unsure and the message names no real
+problem (no order, payment, account... words).
 Strong anger raises a normal request to high only when there is a real problem behind it.
+
+Matching: the message is lower-cased and folded the same way for every language (Latin accents and Arabic
+diacritics/hamza seats dropped, `đ ı ł` → `d i l`; Cyrillic, Devanagari, kana and Hangul kept intact), and
+patterns are written in that folded form. Patterns of languages written without spaces between words, or
+with particles glued to them (ja, zh, ko), match anywhere; the others only as whole words.
 """
 
 from __future__ import annotations
@@ -58,10 +64,36 @@ CONFIDENT_INTENT = 0.5  # below this intent confidence, cue words may override t
 UNANSWERED_AT = 2  # this many customer messages in a row before this one, with no reply, is repeated contact
 
 
+# Letters without a decomposition that customers commonly type without their mark (Vietnamese đ, Turkish ı,
+# Polish ł), and the Arabic tatweel (a stretching stroke, not a letter).
+_FOLD = str.maketrans({"đ": "d", "ı": "i", "ł": "l", "\u0640": ""})
+# Languages whose cue patterns match without word boundaries: no spaces between words (ja, zh) or particles
+# and endings glued to the word (ko: 해킹을, 해킹당했어요).
+UNSPACED_LANGUAGES = frozenset({"ja", "zh", "ko"})
+# Negators written right before the word in languages without spaces (不紧急, 没有着火, 無理).
+_CJK_NEGATORS = frozenset("不没沒无無非别別")
+
+
+def _strips_marks(base: str) -> bool:
+    """Marks on Latin letters (accents, Vietnamese tones) and Arabic ones (harakat, hamza seats) are dropped;
+    on other scripts they are part of the letter (й, Devanagari virama, kana voicing marks)."""
+    return base.isascii() or "\u0600" <= base <= "\u06ff"
+
+
 def normalise(text: str) -> str:
-    """Lower-case, accents stripped, apostrophes dropped (`can't` → `cant`, `n'arrive` → `narrive`)."""
+    """Lower-case, accents stripped, apostrophes dropped (`can't` → `cant`, `n'arrive` → `narrive`); letters
+    of other scripts kept whole (`й`, `が`, Hangul syllables)."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    kept: list[str] = []
+    strip = False
+    for ch in decomposed:
+        if unicodedata.combining(ch):
+            if strip:
+                continue
+        else:
+            strip = _strips_marks(ch)
+        kept.append(ch)
+    plain = unicodedata.normalize("NFC", "".join(kept)).translate(_FOLD)
     plain = re.sub(r"['’`´]", "", plain)
     return re.sub(r"\s+", " ", plain)
 
@@ -74,8 +106,15 @@ def level_of(score: float) -> UrgencyLevel:
 
 
 def _compile(patterns: Mapping[str, Sequence[str]]) -> re.Pattern[str]:
-    alternatives = [p for lang in sorted(patterns) for p in patterns[lang]]
-    return re.compile(r"(?<!\w)(?:" + "|".join(f"(?:{p})" for p in alternatives) + r")(?!\w)")
+    """Whole-word alternatives for spaced languages, anywhere-alternatives for `UNSPACED_LANGUAGES`."""
+    bounded = [p for lang in sorted(patterns) if lang not in UNSPACED_LANGUAGES for p in patterns[lang]]
+    free = [p for lang in sorted(patterns) if lang in UNSPACED_LANGUAGES for p in patterns[lang]]
+    parts = []
+    if bounded:
+        parts.append(r"(?<!\w)(?:" + "|".join(f"(?:{p})" for p in bounded) + r")(?!\w)")
+    if free:
+        parts.append("|".join(f"(?:{p})" for p in free))
+    return re.compile("|".join(parts) if parts else r"(?!)")
 
 
 NEGATORS = frozenset(
@@ -102,15 +141,53 @@ NEGATORS = frozenset(
         "ohne",
         "sans",
         "dont",
+        # ru, pl
+        "не",
+        "нет",
+        "без",
+        "nie",
+        "bez",
+        # id
+        "tidak",
+        "tak",
+        "bukan",
+        "gak",
+        "nggak",
+        "enggak",
+        "ga",
+        # hi
+        "नहीं",
+        "न",
+        "मत",
+        "बिना",
+        # ar (folded: no hamza seats)
+        "لا",
+        "ليس",
+        "ليست",
+        "غير",
+        "مش",
+        "مو",
+        "بدون",
+        "بلا",
+        # vi (folded: không, chẳng, chưa, đừng)
+        "khong",
+        "chang",
+        "chua",
+        "dung",
+        # ko
+        "안",
+        "못",
     }
 )
 
 
 def _negated(normalised: str, start: int) -> bool:
-    """A negator among the two words before `start` (`not urgent`, `no es urgente`, `pas urgent`, `não é
-    urgente`)."""
+    """A negator among the two words before `start` (`not urgent`, `no es urgente`, `не срочно`, `không khẩn
+    cấp`) or, in scripts without spaces, among the two characters before it (`不紧急`)."""
     before = re.findall(r"\w+", normalised[:start])[-2:]
-    return any(w in NEGATORS for w in before)
+    if any(w in NEGATORS for w in before):
+        return True
+    return any(ch in _CJK_NEGATORS for ch in normalised[max(0, start - 2) : start])
 
 
 @dataclass(frozen=True)
