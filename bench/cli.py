@@ -144,3 +144,32 @@ def console(
     )
     typer.echo(table(result))
     typer.echo(f"written to {write(result, out)}")
+
+
+@app.command("channel-ack")
+def channel_ack(
+    singles: Annotated[int, typer.Option(min=0, help="POSTs of 1 message per mode.")] = 30,
+    batches: Annotated[int, typer.Option(min=0, help="POSTs of --batch-size messages per mode.")] = 10,
+    batch_size: Annotated[int, typer.Option(min=2, max=1000, help="Messages in a batch POST.")] = 100,
+    mode: Annotated[
+        list[str] | None, typer.Option(help="Run only this mode (repeatable): background, inline.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="JSON output (default bench/results/channel-ack-<time>.json).")
+    ] = None,
+) -> None:
+    """Signed WhatsApp webhook POSTs of 1 and of 100 messages (issue #14): time to the 200 with the pipeline
+    after the answer (background, the default) and inside the request (inline, the former behaviour), side by
+    side, and how long the background workers take until every message has its drafts."""
+    from bench import write_result
+    from bench.channel_ack import MODES, run_channel_ack_bench, table
+
+    modes = tuple(mode or MODES)
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise typer.BadParameter(f"unknown modes: {', '.join(sorted(unknown))} (background, inline)")
+    result = run_channel_ack_bench(
+        singles=singles, batches=batches, batch_size=batch_size, modes=modes, log=typer.echo
+    )
+    typer.echo(table(result))
+    typer.echo(f"written to {write_result(result, out, 'channel-ack')}")

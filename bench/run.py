@@ -15,6 +15,9 @@ embedding,
 5. Agent console (`bench.console`, issue #13): server time per console page next to the JSON API with many
    open conversations and a long thread, and ingest → queue row in Chromium (skipped without
    /usr/bin/chromium).
+6. Channel acknowledgement (`bench.channel_ack`, issue #14): time to the 200 of signed WhatsApp webhook POSTs
+   of 1 and 100 messages with the pipeline after the answer (default) and inside the request (the former
+   behaviour), side by side, and how long the workers then take until every message has its drafts.
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
 and the table between the markers in `bench/README.md`.
@@ -42,7 +45,12 @@ from service.settings import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 README = REPO_ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-TARGETS = {"triage_p95_ms": 30.0, "triage_rate_per_s": 20.0, "batch_messages_per_s": 100.0}
+TARGETS = {
+    "triage_p95_ms": 30.0,
+    "triage_rate_per_s": 20.0,
+    "batch_messages_per_s": 100.0,
+    "channel_ack_p50_ms": 250.0,  # a messaging provider's ask for webhook answers (issue #14)
+}
 
 
 def _stamp() -> str:
@@ -177,6 +185,14 @@ def console(args: argparse.Namespace, log) -> dict[str, Any]:
     )
 
 
+def channel_ack(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.channel_ack import run_channel_ack_bench
+
+    return run_channel_ack_bench(
+        singles=args.ack_singles, batches=args.ack_batches, batch_size=args.ack_batch_size, log=log
+    )
+
+
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     load_r = results.get("http-load", {})
     batch = results.get("batch-triage", {})
@@ -194,6 +210,12 @@ def check_targets(results: dict[str, Any]) -> dict[str, Any]:
     slow = results.get("slow-llm", {}).get("modes", {}).get("own")
     if slow:
         checks["slow_llm_ingest_errors==0"] = slow["ingest_errors"] == 0
+    ack = results.get("channel-ack", {}).get("modes", {}).get("background")
+    if ack:
+        p50s = [e["ack_ms"].get("p50", float("inf")) for e in ack["by_messages_per_post"].values()]
+        checks["channel_ack_p50_ms<250"] = bool(p50s) and max(p50s) < TARGETS["channel_ack_p50_ms"]
+        checks["channel_ack_errors==0"] = set(ack["statuses"]) == {"200"} and not ack["problems"]
+        checks["channel_ack_lost==0"] = ack["durability"]["lost"] == 0
     return {"checks": checks, "all_met": all(checks.values())}
 
 
@@ -271,6 +293,28 @@ def readme_table(results: dict[str, Any]) -> str:
             f"| | ingest → queue row in Chromium, poll {b['events_poll_s']} s, p50 / p95 / max ms | "
             f"{s['p50']} / {s['p95']} / {s['max']} |"
         )
+    ack = results.get("channel-ack") or {}
+    for mode, label in (
+        ("background", "pipeline after the 200 (default)"),
+        ("inline", "inside the request (before)"),
+    ):
+        r = ack.get("modes", {}).get(mode)
+        if not r:
+            continue
+        for n, e in r["by_messages_per_post"].items():
+            a, d = e["ack_ms"], e["pipeline_drain_ms"]
+            rate = e.get("messages_per_s", {}).get("overall")
+            what = f"{n} message{'' if n == '1' else 's'} per POST ({e['posts']} POSTs)"
+            rows.append(
+                f"| WhatsApp webhook, {what}, {label} | ack p50 / p95 "
+                f"/ max ms; all pipelines done p50 / p95 ms, messages/s | {a.get('p50')} / {a.get('p95')} / "
+                f"{a.get('max')}; {d.get('p50')} / {d.get('p95')}, {rate} |"
+            )
+        dur = r["durability"]
+        rows.append(
+            f"| | non-200, problems, lost | {sum(v for k, v in r['statuses'].items() if k != '200')}, "
+            f"{len(r['problems'])}, {dur['lost']} of {dur['sent']} |"
+        )
     targets = results.get("targets", {})
     if targets:
         met = ", ".join(f"{k} {'✔' if v else '✘'}" for k, v in targets["checks"].items())
@@ -325,9 +369,18 @@ def main(argv: list[str] | None = None) -> int:
         "--console-browser", type=int, default=5, help="Console benchmark: browser samples per poll interval."
     )
     parser.add_argument(
+        "--ack-singles", type=int, default=30, help="Channel-ack benchmark: POSTs of 1 message per mode."
+    )
+    parser.add_argument(
+        "--ack-batches", type=int, default=10, help="Channel-ack benchmark: batch POSTs per mode."
+    )
+    parser.add_argument(
+        "--ack-batch-size", type=int, default=100, help="Channel-ack benchmark: messages per batch POST."
+    )
+    parser.add_argument(
         "--only",
         action="append",
-        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm", "console"],
+        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm", "console", "channel-ack"],
         help="Run only these benchmarks (repeatable).",
     )
     args = parser.parse_args(argv)
@@ -339,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "retrieval-scale": retrieval_scale,
         "slow-llm": slow_llm,
         "console": console,
+        "channel-ack": channel_ack,
     }
     results: dict[str, Any] = {
         "meta": {

@@ -496,3 +496,19 @@ def test_with_the_workers_running_a_webhook_message_gets_its_suggestions_without
         assert found, "the pipeline workers never ran the queued message"
         events = h.get("/v1/events", params={"since": 0, "max_events": 50, "max_wait_s": 0.2})
         assert "suggestions.created" in events.text
+
+
+def test_a_whole_batch_is_stored_in_one_go_and_a_repeated_id_inside_it_once(ch):
+    """A POST of many messages is one transaction (its 200 does not wait for one commit per message); a
+    platform repeating a message id inside the same POST still stores it once."""
+    messages = [
+        {"from": f"52155123456{i:02d}", "id": f"wamid.b{i}", "timestamp": str(T), "type": "text",
+         "text": {"body": f"Where is my order NW-4{i:04d}?"}}
+        for i in range(20)
+    ]  # fmt: skip
+    messages.append(dict(messages[0]))  # the same wamid again
+    body = meta_post(ch, "whatsapp", wa({"messages": messages}))
+    assert body["ingested"] == 21 and body["duplicates"] == 1
+    assert len({q["message_id"] for q in body["queued"]}) == 20
+    assert sum(q["queued"] for q in body["queued"]) == 20
+    assert ch.run_pipelines() == 20

@@ -86,6 +86,34 @@ def enqueue(ctx: WorkflowContext, req: MessageCreate) -> QueuedRead:
     )
 
 
+def enqueue_many(ctx: WorkflowContext, reqs: list[MessageCreate]) -> list[QueuedRead]:
+    """`enqueue` for a webhook's whole batch in ONE transaction (one commit, one fsync, instead of one per
+    message: a 100-message POST is acknowledged in a fraction of the time), then one wake-up for the workers.
+    A duplicate inside the batch (a platform repeating an id) is found like any other, the earlier row being
+    flushed. When a concurrent request stored one of the same customers, conversations or messages meanwhile
+    (a unique key), the batch is stored again message by message."""
+    if not reqs:
+        return []
+    try:
+        with ctx.db.session() as s:
+            stored = [store_in(ctx, s, req, queued=True) for req in reqs]
+    except IntegrityError:
+        stored = [store_inbound(ctx, req, queued=True) for req in reqs]
+    for req, one in zip(reqs, stored, strict=True):
+        count(ctx, req, one)
+    if any(one.run_pipeline for one in stored):
+        ctx.pipeline_work.set()
+    return [
+        QueuedRead(
+            message_id=one.message_id,
+            conversation_id=one.conversation_id,
+            duplicate=one.duplicate,
+            queued=one.run_pipeline,
+        )
+        for one in stored
+    ]
+
+
 def count(ctx: WorkflowContext, req: MessageCreate, stored: Stored) -> None:
     if stored.duplicate:
         ctx.metrics.duplicates.inc()
@@ -139,21 +167,26 @@ def store_inbound(ctx: WorkflowContext, req: MessageCreate, *, queued: bool = Fa
     for attempt in range(MAX_RETRIES):
         try:
             with ctx.db.session() as s:
-                dup = find_duplicate(s, req)
-                if dup is not None:
-                    # A failed pipeline, or a stranded one (its run never finished: the process or the
-                    # database died mid-way), is re-run now. One still within its lease is probably running
-                    # elsewhere: the answer says `pending`, and the worker re-runs it if that run never ends.
-                    if queued:
-                        return Stored(dup.id, dup.conversation_id, True, run_pipeline=requeue(s, dup.id))
-                    rerun = claim_run(ctx, s, dup.id, ctx.clock.now(), retry_failed=True)
-                    return Stored(dup.id, dup.conversation_id, True, run_pipeline=rerun)
-                return insert_inbound(ctx, s, req, queued=queued)
+                return store_in(ctx, s, req, queued=queued)
         except IntegrityError:
             # A concurrent request created the same customer, conversation or message: look again.
             if attempt == MAX_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def store_in(ctx: WorkflowContext, s: Session, req: MessageCreate, *, queued: bool) -> Stored:
+    """Store one inbound message in the caller's transaction (or find it stored already)."""
+    dup = find_duplicate(s, req)
+    if dup is not None:
+        # A failed pipeline, or a stranded one (its run never finished: the process or the database died
+        # mid-way), is re-run now. One still within its lease is probably running elsewhere: the answer says
+        # `pending`, and the worker re-runs it if that run never ends.
+        if queued:
+            return Stored(dup.id, dup.conversation_id, True, run_pipeline=requeue(s, dup.id))
+        rerun = claim_run(ctx, s, dup.id, ctx.clock.now(), retry_failed=True)
+        return Stored(dup.id, dup.conversation_id, True, run_pipeline=rerun)
+    return insert_inbound(ctx, s, req, queued=queued)
 
 
 def is_reaction(req: MessageCreate) -> bool:

@@ -159,6 +159,10 @@ class Workflow:
         """Store an inbound message and leave its pipeline to the workers (channel webhooks ack first)."""
         return ingest.enqueue(self.ctx, req)
 
+    def enqueue_many(self, reqs: list[MessageCreate]) -> list[QueuedRead]:
+        """`enqueue` for a webhook's batch, in one transaction."""
+        return ingest.enqueue_many(self.ctx, reqs)
+
     @property
     def pipeline_work(self) -> threading.Event:
         """Set when a message is queued for its pipeline: wakes this process's pipeline workers."""

@@ -47,12 +47,11 @@ def apply(
     """Store everything `parsed` holds. `pipeline` None: queue the messages' pipelines for the workers
     (acknowledge first); else run them here (`inline`)."""
     out = AdapterRead(ingested=len(parsed.messages))
-    for msg in parsed.messages:
-        if pipeline is None:
-            queued = workflow.enqueue(msg)
-            out.duplicates += int(queued.duplicate)
-            out.queued.append(queued)
-        else:
+    if pipeline is None:
+        out.queued = workflow.enqueue_many(parsed.messages)  # one transaction for the whole batch
+        out.duplicates = sum(q.duplicate for q in out.queued)
+    else:
+        for msg in parsed.messages:
             result = workflow.ingest(msg, principal, pipeline)
             out.duplicates += int(result.duplicate)
             out.results.append(result)
