@@ -423,3 +423,7 @@ def run_suite(
         write_baseline.write_text(json.dumps(slim, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         typer.echo(f"baseline written to {write_baseline}")
     raise typer.Exit(code)
+
+
+app.command("encoders")(__import__("eval.encoders", fromlist=["command"]).command)
+app.command("oos")(__import__("eval.oos", fromlist=["cli"]).cli)

