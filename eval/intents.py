@@ -3,8 +3,12 @@
 Report keys: accuracy, macro_f1, n, ece (15 bins, on the reported confidence of every final prediction),
 per_label (precision/recall/f1/support), confusion (labels + matrix, and the most frequent confusions),
 latency_ms (p50/p95 of classify-only time per message, one message at a time, embedding included and embedding
-cache bypassed), training (what training measured) and, with an out-of-scope label: in_scope_accuracy,
-oos_recall, oos_precision.
+cache bypassed), training (what training measured, with `oos_points`: every out-of-scope operating point it
+considered and the chosen one) and, with an out-of-scope label: in_scope_accuracy, oos_recall, oos_precision.
+
+Out-of-scope figures here come from whatever TEST holds; `replydesk eval oos` (eval/oos.py) is the protocol
+for out-of-scope messages tuning never saw (CLINC150 val/oos_val plus another source), with the rule before
+#15 side by side.
 """
 
 from __future__ import annotations
@@ -199,4 +203,8 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
             ("train examples / seconds", f"{tr.get('n_train')} / {tr.get('train_seconds')}"),
             ("temperature / OOS margin", f"{tr.get('temperature', 0):.3f} / {tr.get('oos_margin')}"),
         ]
+        if tr.get("oos_similarity") is not None:
+            rows.append(("OOS neighbour-similarity cut-off", f"{tr['oos_similarity']:.4f}"))
+        if tr.get("oos_threshold_source"):
+            rows.append(("OOS operating point", str(tr["oos_threshold_source"])))
     return rows

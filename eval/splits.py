@@ -64,6 +64,36 @@ def load_rows(
     return read_labelled_rows(path, text_col=text_col, label_col=label_col)
 
 
+def load_texts(path: Path, *, text_col: str = "text") -> list[str]:
+    """The texts of an unlabelled JSONL or CSV file (e.g. BEIR `queries.jsonl`: `{"_id", "text"}` per line),
+    cleaned, empty ones dropped: messages of a source scored as a whole (say, all out of scope)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: file not found")
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(raw.splitlines())
+        if text_col not in (reader.fieldnames or []):
+            raise InvalidInput(f"{path}: no column {text_col!r}; the file has {reader.fieldnames}")
+        values = [row[text_col] for row in reader]
+    else:
+        values = []
+        for n, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(item, dict) or text_col not in item:
+                raise InvalidInput(f"{path}:{n}: expected an object with a {text_col!r} field")
+            values.append(item[text_col])
+    texts = [t for t in (clean_text(str(v)) for v in values) if t]
+    if not texts:
+        raise InvalidInput(f"{path}: no texts found")
+    return texts
+
+
 def stratified_split(rows: list[Row], *, test_frac: float, seed: int) -> tuple[list[Row], list[Row]]:
     """Stratified (by label) train/test split; labels with a single row stay in train."""
     if not 0 < test_frac < 1:

@@ -275,11 +275,13 @@ def test_out_of_scope_is_decided_by_the_margin_over_the_oos_class_not_by_confide
     assert spread.name == "order_status" and spread.out_of_scope is False
     assert spread.confidence == pytest.approx(0.3, abs=1e-4)
     # a confident-looking best intent that barely beats the out-of-scope class is out of scope
-    p_oos = 0.4 * np.exp(-margin + 0.25)
-    close = classifier.decide(_probs(0.4, p_oos, len(classes), oos_idx, best_idx))
+    # (best ≤ 0.4, small enough that best + p(out of scope) stays a probability whatever margin was tuned)
+    best = float(min(0.4, 0.9 / (1 + np.exp(-margin + 0.25))))
+    p_oos = best * np.exp(-margin + 0.25)
+    close = classifier.decide(_probs(best, p_oos, len(classes), oos_idx, best_idx))
     assert close.out_of_scope is True and close.name == OUT_OF_SCOPE
     # 1 - p(best intent), or p(out of scope) when that class is on top
-    assert close.confidence == pytest.approx(p_oos if p_oos > 0.4 else 0.6, abs=1e-4)
+    assert close.confidence == pytest.approx(p_oos if p_oos > best else 1 - best, abs=1e-4)
     assert close.alternatives[0].name == "order_status"
     # the out-of-scope class on top: its own probability is the confidence
     top = classifier.decide(_probs(0.1, 0.85, len(classes), oos_idx, best_idx))

@@ -1,7 +1,8 @@
 """The bundled taxonomy speaks 17 languages and four code-mixed varieties, and the multilingual dev and test
 sets cover every intent in every language without repeating the taxonomy's examples.
 
-Each group of examples in `service/triage/taxonomy.yaml` is headed by a `# <language>` comment. The headings
+Each group of examples in `service/triage/taxonomy_multilingual.yaml` (the bundled taxonomy with a
+multilingual encoder) is headed by a `# <language>` comment. The headings
 are not trusted: an example counts for its language only when its script says so (Arabic, Devanagari,
 Cyrillic, kana, Han, Hangul) or, for Latin-script languages, when the project's language detector
 (langdetect where the detector abstains on a chat-length message) names that language.
@@ -24,7 +25,7 @@ from rapidfuzz import fuzz, process
 from service import yamlfile
 from service.settings import REPO_ROOT
 from service.triage.language import LanguageDetector, normalise_code
-from service.triage.taxonomy import BUNDLED_TAXONOMY, OUT_OF_SCOPE, load_taxonomy
+from service.triage.taxonomy import BUNDLED_MULTILINGUAL_TAXONOMY, OUT_OF_SCOPE, load_taxonomy
 
 LANGUAGES = (
     "en",
@@ -125,7 +126,7 @@ def examples_by_heading() -> dict[str, dict[str, list[str]]]:
     """{intent or `out_of_scope`: {language heading: [example, ...]}} read from the YAML text itself."""
     groups: dict[str, dict[str, list[str]]] = {}
     name = section = heading = None
-    for line in BUNDLED_TAXONOMY.read_text(encoding="utf-8").splitlines():
+    for line in BUNDLED_MULTILINGUAL_TAXONOMY.read_text(encoding="utf-8").splitlines():
         if match := re.match(r"^  - name: (\S+)\s*$", line):
             name, section = match.group(1), None
         elif re.match(r"^    examples:\s*$", line):
@@ -146,7 +147,7 @@ def examples_by_heading() -> dict[str, dict[str, list[str]]]:
 
 
 def test_every_example_sits_under_a_known_language_heading_and_the_headings_cover_the_whole_taxonomy():
-    tax = load_taxonomy()
+    tax = load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY)
     groups = examples_by_heading()
     known = set(LANGUAGES) | set(CODE_MIXED) | {LANGUAGE_NEUTRAL}
     for section, by_heading in groups.items():
@@ -162,7 +163,7 @@ def test_every_example_sits_under_a_known_language_heading_and_the_headings_cove
 def test_every_intent_has_at_least_four_examples_that_really_are_in_each_language(language: str):
     groups = examples_by_heading()
     short = {}
-    for name in load_taxonomy().names:
+    for name in load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).names:
         confirmed = [ex for ex in groups[name].get(language, []) if confirms_language(ex, language)]
         if len(confirmed) < MIN_EXAMPLES_PER_LANGUAGE:
             short[name] = confirmed
@@ -171,7 +172,7 @@ def test_every_intent_has_at_least_four_examples_that_really_are_in_each_languag
 
 def test_every_intent_has_code_mixed_or_romanised_examples():
     groups = examples_by_heading()
-    for name in load_taxonomy().names:
+    for name in load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).names:
         mixed = [
             ex
             for variety in CODE_MIXED
@@ -221,7 +222,7 @@ def test_rows() -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("path", [DEV_SET, TEST_SET], ids=["dev", "test"])
 def test_set_rows_name_a_taxonomy_intent_and_a_listed_language(path: Path):
-    names = set(load_taxonomy().names) | {OUT_OF_SCOPE}
+    names = set(load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).names) | {OUT_OF_SCOPE}
     allowed = set(LANGUAGES) | set(CODE_MIXED)
     for row in _rows(path):
         assert set(row) == {"text", "intent", "language"}, row
@@ -232,7 +233,7 @@ def test_set_rows_name_a_taxonomy_intent_and_a_listed_language(path: Path):
 
 def test_dev_set_has_three_messages_per_intent_and_language_plus_code_mixed_and_out_of_scope_rows(dev_rows):
     counts = Counter((r["intent"], r["language"]) for r in dev_rows)
-    for name in load_taxonomy().names:
+    for name in load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).names:
         for language in LANGUAGES:
             assert counts[name, language] >= MIN_DEV_PER_INTENT_AND_LANGUAGE, (name, language)
         for variety in CODE_MIXED:
@@ -243,7 +244,7 @@ def test_dev_set_has_three_messages_per_intent_and_language_plus_code_mixed_and_
 
 def test_test_set_has_a_message_per_intent_and_language(test_rows):
     counts = Counter((r["intent"], r["language"]) for r in test_rows)
-    for name in load_taxonomy().names:
+    for name in load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).names:
         for language in LANGUAGES:
             assert counts[name, language] >= MIN_TEST_PER_INTENT_AND_LANGUAGE, (name, language)
 
@@ -270,7 +271,7 @@ def _near_duplicates(texts: list[str], others: list[str]) -> list[tuple[str, str
 
 
 def _taxonomy_texts() -> list[str]:
-    texts, _ = load_taxonomy().training_data()
+    texts, _ = load_taxonomy(BUNDLED_MULTILINGUAL_TAXONOMY).training_data()
     return texts
 
 

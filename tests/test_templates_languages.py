@@ -54,7 +54,8 @@ REGISTER = {
     "it": r"\b(?:Lei|Le|La|Suo|Sua)\b",
     "ru": r"\bВ(?:ы|ас|ам|аш\w*)\b",
     "nl": r"\bu(?:w)?\b",
-    "pl": r"(?i)\b(?:prosimy|dziękujemy|przepraszamy|chętnie|pomożemy|oczywiście|odnotowaliśmy|przekazaliśmy)\b",
+    "pl": r"(?i)\b(?:prosimy|dziękujemy|przepraszamy|chętnie|pomożemy|oczywiście|odnotowaliśmy"
+    r"|przekazaliśmy)\b",
     "ja": r"(?:です|ます|ございます|ください|ません)",
     "zh": r"您",
     "vi": r"Quý khách|chúng tôi",

@@ -127,7 +127,8 @@ class Drafter:
                 links=LinkPolicy.from_config(settings.kb_help_base_url, settings.kb_link_allowed_hosts),
                 claims=ClaimChecker(split_list(settings.brand_contacts, separators=r"\s*[,;]\s*")),
             ),
-            taxonomy=taxonomy or load_taxonomy(settings.intents_path),
+            taxonomy=taxonomy
+            or load_taxonomy(settings.intents_path, embedding_model=settings.embedding_model),
             llm=llm,
             prompts=prompts,
             default_locale=settings.default_locale,
