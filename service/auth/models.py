@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -62,28 +63,25 @@ class ApiKeyCreate(ApiKeyBase):
     )
 
 
+KEY_EXAMPLE: dict[str, Any] = {
+    "id": "key_3f9a1c2b7d",
+    "name": "helpdesk-prod",
+    "role": "integration",
+    "rate_limit": None,
+    "prefix": "rdk_Q2xhc3Np",
+    "created_at": "2026-01-05T09:00:00Z",
+    "revoked_at": None,
+    "last_used_at": "2026-01-05T09:12:00Z",
+}
+
+
 class ApiKeyRead(ApiKeyBase):
     id: str = Field(description="Public id, used to revoke the key.")
     prefix: str = Field(description="First characters of the key, to recognise it.")
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "key_3f9a1c2b7d",
-                    "name": "helpdesk-prod",
-                    "role": "integration",
-                    "rate_limit": None,
-                    "prefix": "rdk_Q2xhc3Np",
-                    "created_at": "2026-01-05T09:00:00Z",
-                    "revoked_at": None,
-                    "last_used_at": "2026-01-05T09:12:00Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [KEY_EXAMPLE]})
 
 
 class ApiKeyCreated(ApiKeyRead):
@@ -91,17 +89,7 @@ class ApiKeyCreated(ApiKeyRead):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {
-                    "id": "key_3f9a1c2b7d",
-                    "name": "helpdesk-prod",
-                    "role": "integration",
-                    "rate_limit": None,
-                    "prefix": "rdk_Q2xhc3Np",
-                    "created_at": "2026-01-05T09:00:00Z",
-                    "revoked_at": None,
-                    "last_used_at": None,
-                    "key": "rdk_Q2xhc3NpYzpleGFtcGxlLWtleS1zaG93bi1vbmNl",
-                }
+                {**KEY_EXAMPLE, "last_used_at": None, "key": "rdk_Q2xhc3NpYzpleGFtcGxlLWtleS1zaG93bi1vbmNl"}
             ]
         }
     )
