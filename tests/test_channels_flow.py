@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -512,3 +513,12 @@ def test_a_whole_batch_is_stored_in_one_go_and_a_repeated_id_inside_it_once(ch):
     assert len({q["message_id"] for q in body["queued"]}) == 20
     assert sum(q["queued"] for q in body["queued"]) == 20
     assert ch.run_pipelines() == 20
+
+
+def test_the_window_counts_from_when_the_message_arrived_not_from_the_time_it_claims(ch):
+    """A helpdesk backfilling old messages (or a client with a wrong clock) sends an old `sent_at`: the agent
+    is not locked out; WhatsApp itself keeps the final say (131047)."""
+    old = ch.clock.now() - timedelta(days=10)
+    created = ch.ingest("Where is my order 123456?", conversation="wa-backfill", sent_at=old)
+    sug = created["suggestions"][0]
+    assert ch.post(f"/v1/suggestions/{sug['id']}/approve").status_code == 200

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.auth.models import Principal
@@ -65,23 +65,15 @@ class OutsideCustomerServiceWindow(Conflict):
     code = "whatsapp_window_closed"
 
 
-def last_customer_message_at(s: Session, conv: Conversation) -> datetime | None:
-    sent = s.scalar(
-        select(func.max(Message.customer_sent_at)).where(
-            Message.conversation_id == conv.id,
-            Message.direction == Direction.inbound.value,
-            Message.kind == MessageKind.customer.value,
-        )
-    )
-    return ensure_utc(sent) if sent else conv.last_customer_message_at
-
-
-def check_window(s: Session, conv: Conversation, now: datetime) -> None:
+def check_window(conv: Conversation, now: datetime) -> None:
     """A free-form reply on WhatsApp more than 24 hours after the customer last wrote is refused here, with
     what to do instead, rather than failing later on the channel."""
     if conv.channel != "whatsapp":
         return
-    last = last_customer_message_at(s, conv)
+    # When ReplyDesk received the customer's last message, not the time the message claims: a live message
+    # arrives within seconds of being sent, and a backfilled or clock-skewed `sent_at` must not lock agents
+    # out. WhatsApp keeps the final say (131047 fails the message with what to do).
+    last = conv.last_customer_message_at
     if last is None or now - last <= WHATSAPP_WINDOW:
         return
     hours = (now - last).total_seconds() / 3600
@@ -109,7 +101,7 @@ def queue_outbound(
     template: TemplateRef | None = None,
 ) -> Message:
     if kind is MessageKind.reply and template is None:
-        check_window(s, conv, now)
+        check_window(conv, now)
     msg = Message(
         conversation_id=conv.id,
         channel=conv.channel,
