@@ -2,9 +2,11 @@
 thread pool of 40 tokens) whose LLM is a local stand-in (127.0.0.1 only) that holds every call until the test
 releases it: while more LLM-bound ingests wait on it than that pool has tokens, `/health` and `GET /v1/queue`
 still answer at once, every ingest still gets its suggestions, and requests beyond
-`REPLYDESK_PIPELINE_QUEUE_LIMIT` are refused with 503 + Retry-After. The 1.5 s bound is a correctness bound
-(a starved route waits until an LLM call ends, here never before the release), not a benchmark; the figures
-are from `python -m bench.slow_llm`."""
+`REPLYDESK_PIPELINE_QUEUE_LIMIT` are refused with 503 + Retry-After. The 8 s bound is a correctness bound,
+not a benchmark: a starved route waits until an LLM call ends, which here never happens before the release
+(the stand-in holds every call up to 60 s), so any answer well inside the hold proves the route was not
+starved, even on a loaded shared machine (CI once measured 3.15 s for `/v1/queue` while 60 ingests were
+being stored). The latency figures come from `python -m bench.run --only slow-llm`."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.slow
 LLM_HOLD_MAX_S = 60.0  # the stand-in answers on release, or after this at the latest
 REQUEST_POOL_TOKENS = 40  # anyio's default thread limiter, shared by every sync route and dependency
 INGESTS = 60
-ANSWER_WITHIN_S = 1.5
+ANSWER_WITHIN_S = 8.0  # far below LLM_HOLD_MAX_S: a starved route cannot answer before the release
 
 
 @dataclass
