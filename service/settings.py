@@ -226,6 +226,11 @@ class Settings(BaseSettings):
         "600/minute",
         description="Default per-API-key request limit (`N/second|minute|hour`); a key may carry its own.",
     )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate-limit counters live (a `limits` storage URI): `memory://` counts per process; "
+        "`redis://host:6379` shares the limits across replicas.",
+    )
     max_body_bytes: int = Field(
         1_048_576,
         ge=1024,
@@ -257,6 +262,28 @@ class Settings(BaseSettings):
         True, description="Run the webhook dispatcher, SLA scanner and pipeline recovery in the API process."
     )
     worker_interval_s: float = Field(1.0, gt=0, description="How often the background workers look for work.")
+    worker_stale_s: float = Field(
+        30.0,
+        gt=0,
+        description="A worker (in `replydesk serve` or `replydesk worker`) that has not reported for this long "
+        "counts as gone in /health.",
+    )
+    delivery_concurrency: int = Field(
+        8, ge=1, le=256, description="Outbox deliveries (webhooks, channel sends) attempted at once per worker."
+    )
+    delivery_per_receiver: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Most deliveries in flight at once to one receiver (one webhook host or one channel API), "
+        "so a slow receiver cannot hold every delivery slot.",
+    )
+    webhook_events: list[str] = Field(
+        default_factory=list,
+        description="Informational event types also delivered to REPLYDESK_WEBHOOK_URL (opt-in, e.g. "
+        '`["message.received","suggestions.created"]`, or `["*"]` for all). Events a helpdesk must act on '
+        "(replies to send, SLA alerts, surveys) are always delivered.",
+    )
     pipeline_stale_s: float = Field(
         30.0,
         gt=0,
