@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.embeddings import Embedder
+from service.embeddings import Embedder, encode_passages
 from service.kb import ann as ann_mod
 from service.kb.articles import Article, language_of
 from service.kb.chunking import chunk_articles
@@ -86,9 +86,7 @@ def corpus_articles(docs: dict[str, dict]) -> list[Article]:
 def build_corpus(articles: list[Article], embedder: Embedder) -> Corpus:
     chunks = chunk_articles(articles)
     texts = [c.embed_text for c in chunks]
-    # documents as passages when the model distinguishes them from queries (e5: "passage: ")
-    passages = getattr(embedder, "encode_passages", None)
-    vectors = passages(texts) if callable(passages) else embedder.encode(texts)
+    vectors = encode_passages(embedder, texts)  # e5: "passage: "; the same as `encode` for other models
     ann = ann_mod.build(vectors, ann_mod.IndexType.flat)
     return Corpus(articles, chunks, vectors, ann)
 

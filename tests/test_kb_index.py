@@ -289,3 +289,28 @@ def test_copying_a_published_version_elsewhere_still_loads(tmp_path, embedder):
     store.build_index(write_kb(tmp_path / "articles"), tmp_path / "index", embedder, OPTIONS)
     shutil.copytree(tmp_path / "index", tmp_path / "moved")
     assert len(store.load_current(tmp_path / "moved").corpus.articles) == 3
+
+
+class PassagePrefixingEmbedder:
+    """A query/passage model in the shape of e5 (`encode` for queries, `encode_passages` for documents) over
+    the real MiniLM: passages are embedded with a "passage: " prefix, as e5 wants, so the two differ."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id + "#passage-test"
+        self.dimension = inner.dimension
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode([f"query: {t}" for t in texts])
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self.inner.encode([f"passage: {t}" for t in texts])
+
+
+def test_article_chunks_are_embedded_as_passages_when_the_model_distinguishes_them(tmp_path, embedder):
+    passage_model = PassagePrefixingEmbedder(embedder)
+    store.build_index(write_kb(tmp_path / "articles"), tmp_path / "index", passage_model, OPTIONS)
+    snap = store.load_current(tmp_path / "index", model_id=passage_model.model_id)
+    texts = [c.embed_text for c in snap.corpus.chunks]
+    np.testing.assert_allclose(snap.corpus.vectors, passage_model.encode_passages(texts), atol=1e-5)
+    assert not np.allclose(snap.corpus.vectors, passage_model.encode(texts), atol=1e-3)

@@ -37,7 +37,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from service.embeddings import Embedder
+from service.embeddings import Embedder, encode_passages
 from service.kb import ann as ann_mod
 from service.kb.articles import Article, ArticleParseError, load_documents, write_text_atomic
 from service.kb.chunking import Chunk, chunk_articles
@@ -279,7 +279,7 @@ def _encode_in_batches(embedder: Embedder, texts: list[str], progress: Progress)
     progress("embed", 0, len(texts))
     for start in range(0, len(texts), EMBED_BATCH):
         batch = texts[start : start + EMBED_BATCH]
-        out[start : start + len(batch)] = embedder.encode(batch)
+        out[start : start + len(batch)] = encode_passages(embedder, batch)  # e5: "passage: "
         progress("embed", start + len(batch), len(texts))
     return out
 
