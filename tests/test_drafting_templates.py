@@ -25,9 +25,11 @@ from service.triage.models import (
 )
 from service.triage.taxonomy import load_taxonomy
 
-# the 17 bundled languages (issue #15): every one has templates and an ask for every slot
+# the 17 bundled languages and the 3 romanised/code-mixed varieties (issue #15): every one has templates and
+# an ask for every slot
 TEMPLATE_LANGUAGES = sorted(
     ["en", "es", "de", "fr", "pt", "ar", "id", "hi", "tr", "it", "ru", "nl", "pl", "ja", "zh", "vi", "ko"]
+    + ["hi-Latn", "ar-Latn", "tl"]
 )
 TAXONOMY = load_taxonomy()
 TRACKING = GroundingArticle(
@@ -220,6 +222,9 @@ LOCALES = {
     "zh": "zh-CN",
     "vi": "vi-VN",
     "ko": "ko-KR",
+    "hi-Latn": "hi-Latn-IN",
+    "ar-Latn": "ar-Latn-EG",
+    "tl": "tl-PH",
 }
 
 

@@ -34,7 +34,13 @@ from service.settings import Settings
 from service.tone.checker import ToneChecker
 from service.tone.models import Severity, ToneContext, ToneFinding
 from service.triage.entities import has_placeholders
-from service.triage.language import _word_lexicon, normalise_code, strip_accents
+from service.triage.language import (
+    LanguageDetector,
+    _word_lexicon,
+    normalise_code,
+    strip_accents,
+    variety_tags,
+)
 
 POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 MIN_DRAFT_CHARS = 20
@@ -94,6 +100,11 @@ def _factory(languages: tuple[str, ...]) -> DetectorFactory:
         return factory
 
 
+@cache
+def _variety_detector() -> LanguageDetector:
+    return LanguageDetector()
+
+
 class DraftLanguage:
     """Is a draft written in the target language? langdetect (seed fixed, 3 trials) over the likely
     confusers."""
@@ -135,7 +146,11 @@ class DraftLanguage:
 
     def mismatch(self, text: str, target: str) -> str | None:
         """The language found instead of `target`, or None when the text is in `target` (or too short to
-        tell)."""
+        tell). Romanised and code-mixed varieties (`hi-Latn`, `ar-Latn`, `tl`) have no langdetect profile of
+        their own: triage's detector, which knows them, decides."""
+        if target in variety_tags():
+            found = _variety_detector().detect_text(text, target)
+            return None if found is None or found[0] == target else found[0]
         if self.clearly(text, target):
             return None
         probs = self.probabilities(text, target)

@@ -7,16 +7,20 @@ details in the same draft. An article in another language than the draft is link
 language (`article_language` in the templates: "(in English)" written in the customer's language; `(EN)`
 when the file has no entry for that language).
 
-One YAML file per language in `templates/` (17 bundled: en, es, de, fr, pt, ar, id, hi, tr, it, ru, nl, pl,
-ja, zh, vi, ko; every file there is loaded, so adding a language is adding its file); the draft language is
-the customer's detected language (`zh-TW`, `pt_BR` → `zh`, `pt`), and a language without a file gets the
-default locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft
+One YAML file per language in `templates/` (20 bundled: en, es, de, fr, pt, ar, id, hi, tr, it, ru, nl, pl,
+ja, zh, vi, ko, and the romanised/code-mixed varieties hi-Latn (Hinglish), ar-Latn (Arabizi) and tl (Tagalog,
+Taglish register); every file there is loaded, so adding a language is adding its file); the draft language is
+the customer's detected language, a BCP 47 tag (`zh-TW`, `pt_BR` → `zh`, `pt`; `hi-Latn-IN` → `hi-Latn`;
+`fil-PH` → `tl`). A tag in Latin script never falls back to its language's file in another script (`sr-Latn`
+does not get Cyrillic, a Hinglish reader does not get Devanagari): a language without a file gets the default
+locale's templates. Every string is a Jinja2 template compiled once at start-up, so a fallback draft
 costs well under a millisecond.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service import yamlfile
 from service.drafting.models import MAX_DRAFT_CHARS, MAX_DRAFTS, GroundingArticle
 from service.errors import InvalidInput
-from service.triage.language import primary_subtag
+from service.triage.language import canonical_tag
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STANDALONE_INTENTS = ("greeting", "thanks", "feedback")
@@ -129,6 +133,12 @@ class TemplateSet:
     @property
     def language(self) -> str:
         return self.data.language
+
+    @property
+    def latin(self) -> bool:
+        """Written in Latin script (most letters of the greeting are Latin)."""
+        letters = [ch for ch in self.data.hello if ch.isalpha()]
+        return sum(unicodedata.name(ch, "").startswith("LATIN") for ch in letters) * 2 > len(letters)
 
     @property
     def ref(self) -> str:
@@ -250,6 +260,19 @@ class TemplateLibrary:
         return sorted(self.sets)
 
     def for_language(self, code: str) -> TemplateSet:
-        """The templates in `code`'s language (`zh-Hant-TW` counts as `zh`), else the default language's."""
-        primary = primary_subtag(code) or ""
-        return self.sets.get(code) or self.sets.get(primary) or self.sets[self.default_language]
+        """The templates of `code` (a BCP 47 tag): the tag itself, then language-script (`hi-Latn-IN` →
+        `hi-Latn`), then the language (`zh-Hant-TW` → `zh`) unless the tag asks for Latin script and the
+        language's file is in another one; else the default language's."""
+        tag = canonical_tag(code) or ""
+        parts = tag.split("-")
+        script = next((p for p in parts[1:] if len(p) == 4 and p.isalpha()), None)
+        candidates = [tag]
+        if script:
+            candidates.append(f"{parts[0]}-{script}")
+        for candidate in candidates:
+            if candidate in self.sets:
+                return self.sets[candidate]
+        primary = self.sets.get(parts[0])
+        if primary is not None and not (script == "Latn" and not primary.latin):
+            return primary
+        return self.sets[self.default_language]

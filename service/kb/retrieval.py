@@ -18,7 +18,9 @@ Filters (locale, intent, tags) restrict candidates before ranking. Locale matche
 (`es-MX` finds `es` and `es-ES` articles).
 
 Articles across languages: the customer's language first. The languages are tried in tiers: the customer's,
-then the default locale's, then every other language together. A tier is used when it has an article that
+then the default locale's, then every other language together. A romanised variety reads other languages'
+articles first (`VARIETY_ARTICLE_LANGUAGES`: Hinglish English then Hindi, Arabizi Arabic, Tagalog Tagalog then
+English), each its own tier before the default locale's. A tier is used when it has an article that
 passes the filters and that article *fits*; otherwise the next tier is tried, and the result says so
 (`fallback`, and each hit's `locale`). An article of the tier fits when
 
@@ -148,12 +150,42 @@ class Corpus:
         return mask
 
 
-def language_tiers(corpus: Corpus, language: str, default_language: str) -> list[tuple[str, ...]]:
-    """The order languages are tried in: the customer's, the default's, then all the others together."""
-    tiers: list[tuple[str, ...]] = [(language,)]
-    if default_language != language:
-        tiers.append((default_language,))
-    rest = tuple(sorted(corpus.languages - {language, default_language}))
+# Romanised and code-mixed varieties (triage's BCP 47 tags) have few or no articles of their own; their
+# readers read these languages' articles, in this order, before the default locale's:
+# * hi-Latn (Hinglish) → en, hi: Hinglish writers mix English in and read it; many read Devanagari slowly
+#   (the reason they type Hindi in Latin letters), so the Hindi article comes second;
+# * ar-Latn (Arabizi) → ar: Arabizi is a keyboard habit of people who read Arabic script (Modern Standard
+#   Arabic articles serve every dialect), and an English or French article would shut out those whose
+#   English or French is weak; the default locale's articles (English by default) come next;
+# * tl (Tagalog, Taglish) → tl, en: Tagalog articles when there are any, then English, which Filipinos read
+#   (an official language, the language of most of the terms they mix in).
+VARIETY_ARTICLE_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "hi-latn": ("en", "hi"),
+    "ar-latn": ("ar",),
+    "tl": ("tl", "en"),
+    "fil": ("tl", "en"),
+}
+
+
+def reading_languages(locale: str) -> tuple[str, ...]:
+    """The article languages a customer with this locale or detected tag reads first, in order: its variety's
+    (`hi-Latn-IN` → en, hi) or else its language (`es-MX` → es)."""
+    tag = locale.replace("_", "-").lower()
+    parts = tag.split("-")
+    for key in ("-".join(parts[:2]), parts[0]):
+        if key in VARIETY_ARTICLE_LANGUAGES:
+            return VARIETY_ARTICLE_LANGUAGES[key]
+    return (language_of(locale),)
+
+
+def language_tiers(
+    corpus: Corpus, language: str, default_language: str, also: Sequence[str] = ()
+) -> list[tuple[str, ...]]:
+    """The order languages are tried in: the customer's, the other languages they read (`also`, for
+    romanised varieties), the default's, then all the others together."""
+    ordered = list(dict.fromkeys([language, *also, default_language]))
+    tiers: list[tuple[str, ...]] = [(lang,) for lang in ordered]
+    rest = tuple(sorted(corpus.languages - set(ordered)))
     if rest:
         tiers.append(rest)
     return tiers
@@ -193,8 +225,8 @@ def candidates(
     language_gap: float = FusionWeights.language_gap,
 ) -> Candidates:
     """Both retrievers' candidates from the first language tier that has a fitting article (module doc)."""
-    language = language_of(locale or default_locale)
-    tiers = language_tiers(corpus, language, language_of(default_locale))
+    language, *also = reading_languages(locale or default_locale)
+    tiers = language_tiers(corpus, language, language_of(default_locale), also)
     masks = [corpus.article_mask(None, intent, tags) & np.isin(corpus.article_language, t) for t in tiers]
     compare = locale is not None and not intent and query_vector is not None
     for i, (tier, mask) in enumerate(zip(tiers, masks, strict=True)):

@@ -1,5 +1,5 @@
 """Language of a customer message: langdetect for real sentences, a word vote for chat-length ones, then
-fallbacks.
+fallbacks. The result is a BCP 47 tag: a language (`es`, `ja`) or a romanised variety (`hi-Latn`, `ar-Latn`).
 
 Statistical detection is meaningless on `hola` or `ok 👍` (langdetect calls `hola` Welsh with 0.99999), so:
 
@@ -9,6 +9,18 @@ unmistakable
 2. otherwise the customer's earlier messages in the thread: `source="history"`;
 3. otherwise the channel's locale hint (`es-MX` → `es`): `source="locale"`;
 4. otherwise `Settings.default_locale`: `source="default"`.
+
+Romanised and code-mixed messages (`lexicons/romanised.json`) are decided by their words before langdetect,
+which calls Hinglish English or noise (`so`, `sw`) and Arabizi Hungarian or Catalan:
+
+* `hi-Latn` (Hinglish) and `ar-Latn` (Arabizi: `3ayez`, `ma5zan`, digits as letters, plus dialect words);
+* `tl` for Tagalog and Taglish: Filipinos write Tagalog with English mixed in, and a Tagalog-led reply with
+  the English terms kept is what they expect;
+* Spanglish is not a tag of its own: the language that supplies the function words (the matrix language, in
+  Myers-Scotton's terms) decides, so `quiero saber el status de mi order` is `es` and gets a Spanish reply
+  (there is no written Spanglish register a brand could answer in, and mirroring the mix reads as mimicry),
+  while `my pedido never came` stays `en`. The same rule makes Taglish `tl` and Hinglish `hi-Latn`: a variety
+  wins only when its own words outnumber the English ones the customer mixed in (`VARIETY_EN_RATIO`).
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -61,6 +74,19 @@ _NOISE = re.compile(
 )
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 _CODE = {"zh-cn": "zh", "zh-tw": "zh"}
+# Romanised varieties (module doc). A variety decides when its votes (a word 1, a marker `marker_votes`, an
+# Arabizi digit-spelt word DIGIT_WORD_VOTES) reach VARIETY_MIN_VOTES, beat every other variety and every other
+# listed language, reach VARIETY_EN_RATIO times the English votes and VARIETY_SHARE of the words; tuned on
+# eval/data/multilingual_dev.jsonl only.
+VARIETY_MIN_VOTES = 2
+VARIETY_EN_RATIO = 1.0
+VARIETY_SHARE = 0.2
+DIGIT_WORD_VOTES = 2
+_NOISE_NOT_DIGITS = re.compile(r"https?://\S+|www\.\S+|\S+@\S+|[@#]\S+|\b[A-Z]{1,4}-?\d[\w-]*")
+_DIGITS = re.compile(r"\d+")
+_WORD_WITH_DIGITS = re.compile(r"[^\W_]+")
+# BCP 47 tags the service uses for languages other tags name too: Filipino (`fil-PH`) is written as Tagalog.
+_TAG_ALIAS = {"fil": "tl"}
 _WIDE_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL")
 
 
@@ -76,6 +102,23 @@ def normalise_code(code: str) -> str:
     return _CODE.get(code.lower(), code.lower())
 
 
+def canonical_tag(tag: str | None) -> str | None:
+    """A BCP 47 tag in the service's spelling: `HI-latn` / `hi_Latn_IN` → `hi-Latn-IN`, `fil-PH` → `tl-PH`,
+    `zh-CN` → `zh-CN`; None for anything that is not a language tag."""
+    primary = primary_subtag(tag)
+    if primary is None or tag is None:
+        return None
+    out = [_TAG_ALIAS.get(primary, primary)]
+    for part in re.split(r"[-_]", tag.strip())[1:]:
+        if len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        elif len(part) == 2 and part.isalpha():
+            out.append(part.upper())
+        else:
+            out.append(part)
+    return "-".join(out)
+
+
 def strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -89,6 +132,64 @@ def _word_lexicon() -> dict[str, frozenset[str]]:
         for lang, words in raw.items()
         if not lang.startswith("_")
     }
+
+
+@dataclass(frozen=True)
+class Variety:
+    """A romanised or code-mixed variety (`lexicons/romanised.json`)."""
+
+    tag: str
+    words: frozenset[str]
+    markers: frozenset[str]
+    digit_letters: str = ""  # Arabizi: digits written as letters
+    not_digit_words: frozenset[str] = frozenset()  # `2day`, `mp3`: digits inside, but not Arabizi
+    unit_suffixes: frozenset[str] = frozenset()  # `3rd`, `5g`, `7pm`
+
+    def digit_words(self, words: set[str]) -> set[str]:
+        """Words spelt with this variety's letter digits (`3ayez`, `ma5zan`, `2olt`; not `3rd`, `mp3`)."""
+        if not self.digit_letters:
+            return set()
+        out = set()
+        for w in words:
+            if w in self.not_digit_words or not any(ch.isalpha() for ch in w):
+                continue
+            digit_before_letter = any(
+                ch in self.digit_letters and nxt.isalpha() for ch, nxt in zip(w, w[1:], strict=False)
+            )
+            if not digit_before_letter:
+                continue
+            if w[0].isdigit() and w.lstrip("0123456789") in self.unit_suffixes:
+                continue
+            out.add(w)
+        return out
+
+
+@cache
+def _varieties() -> tuple[int, tuple[Variety, ...]]:
+    """(votes of a marker word, the varieties)."""
+    raw = json.loads((LEXICON_DIR / "romanised.json").read_text(encoding="utf-8"))
+
+    def words(key: str, spec: dict) -> frozenset[str]:
+        return frozenset(strip_accents(w).lower() for w in spec.get(key, ()))
+
+    varieties = tuple(
+        Variety(
+            tag=tag,
+            words=words("words", spec) | words("markers", spec),
+            markers=words("markers", spec),
+            digit_letters=spec.get("digit_letters", ""),
+            not_digit_words=words("not_arabizi", spec),
+            unit_suffixes=words("unit_suffixes", spec),
+        )
+        for tag, spec in raw.items()
+        if isinstance(spec, dict)
+    )
+    return int(raw.get("marker_votes", 1)), varieties
+
+
+def variety_tags() -> frozenset[str]:
+    """The romanised/code-mixed tags the detector can return (`hi-Latn`, `ar-Latn`, `tl`)."""
+    return frozenset(v.tag for v in _varieties()[1])
 
 
 _factory_lock = threading.Lock()
@@ -123,14 +224,16 @@ class LanguageDetector:
     """Thread-safe; build once per process (`TriageService` does)."""
 
     def __init__(self, default_locale: str = "en") -> None:
-        self.default_code = primary_subtag(default_locale) or "en"
+        self.default_code = canonical_tag(primary_subtag(default_locale)) or "en"
         self._words = _word_lexicon()
+        self._marker_votes, self._varieties = _varieties()
+        self._tags = frozenset(v.tag for v in self._varieties)
 
     def warm_up(self) -> None:
         _factory()
 
     def detect(self, text: str, history: Sequence[str] = (), locale: str | None = None) -> Language:
-        hint = primary_subtag(locale)
+        hint = canonical_tag(primary_subtag(locale))
         found = self.detect_text(text, hint)
         if found:
             return Language(code=found[0], confidence=round(found[1], 3), source="text")
@@ -147,7 +250,8 @@ class LanguageDetector:
 
     def detect_text(self, text: str, hint: str | None = None) -> tuple[str, float] | None:
         """(code, confidence) when the text alone settles its language, else None."""
-        clean = _NOISE.sub(" ", text[: MAX_DETECT_CHARS * 2])
+        with_digits = _NOISE_NOT_DIGITS.sub(" ", text[: MAX_DETECT_CHARS * 2])
+        clean = _DIGITS.sub(" ", with_digits)
         letters, non_latin = _letters(clean)
         if letters < MIN_LETTERS:
             return None
@@ -160,6 +264,13 @@ class LanguageDetector:
                 if p >= 0.4:
                     return code, p
             return None
+        # Romanised varieties are typed in plain ASCII; accented letters (Vietnamese `hai`, Polish `na`) mean
+        # a language that writes them.
+        accented = sum(1 for ch in clean if ch.isalpha() and not ch.isascii())
+        varieties = self.variety_votes(with_digits, tokens)
+        variety = self._variety(with_digits, varieties, votes) if accented < FOREIGN_LETTERS else None
+        if variety:
+            return variety
         if len(tokens) <= SHORT_TOKENS or letters < SHORT_LETTERS:
             return self._from_votes(votes, hint, len(tokens))
         # Letters no word-listed language writes (Vietnamese ơ ư đ ạ ế, Turkish ı ğ ş, Polish ł ą ę ż): once
@@ -170,6 +281,11 @@ class LanguageDetector:
         if decisive:
             return decisive
         probs = self._langdetect(clean)
+        for tag in self._tags & probs.keys():
+            # langdetect calls short English questions Tagalog now and then (`who pay your salary`); with a
+            # Tagalog template that would be a Tagalog reply, so its `tl` needs Tagalog words too
+            if varieties.get(tag, 0) < VARIETY_MIN_VOTES:
+                del probs[tag]
         if not probs:
             return self._from_votes(votes, hint, len(tokens))
         code, p = max(probs.items(), key=lambda kv: kv[1])
@@ -189,6 +305,47 @@ class LanguageDetector:
         if score >= COMBINED_ACCEPT:
             return best, min(0.95, score)
         return None
+
+    def variety_votes(self, text_with_digits: str, tokens: list[str]) -> Counter[str]:
+        """Votes per romanised variety: a listed word 1, a marker `marker_votes`, an Arabizi digit-spelt word
+        DIGIT_WORD_VOTES (listed or not)."""
+        plain = set(tokens)
+        spelt = {
+            strip_accents(w).lower()
+            for w in _WORD_WITH_DIGITS.findall(text_with_digits)
+            if any(ch.isdigit() for ch in w)
+        }
+        votes: Counter[str] = Counter()
+        for v in self._varieties:
+            hits = (plain | spelt) & v.words
+            digit_words = v.digit_words(spelt)
+            score = len(hits - digit_words) + (self._marker_votes - 1) * len(hits & v.markers)
+            score += DIGIT_WORD_VOTES * len(digit_words)
+            if score:
+                votes[v.tag] = score
+        return votes
+
+    @staticmethod
+    def _variety(
+        text_with_digits: str, scores: Counter[str], votes: Counter[str]
+    ) -> tuple[str, float] | None:
+        """A romanised variety when its words clearly lead (module doc), else None."""
+        if not scores:
+            return None
+        ranked = scores.most_common(2)
+        tag, top = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        n_words = len(_WORD_WITH_DIGITS.findall(text_with_digits)) or 1
+        other = max((v for lang, v in votes.items() if lang != "en"), default=0)
+        if (
+            top < VARIETY_MIN_VOTES
+            or top <= runner_up
+            or top <= other
+            or top < VARIETY_EN_RATIO * votes.get("en", 0)
+            or top < VARIETY_SHARE * n_words
+        ):
+            return None
+        return tag, round(min(0.95, 0.6 + 0.35 * min(1.0, top / n_words)), 3)
 
     def _votes(self, tokens: list[str]) -> Counter[str]:
         votes: Counter[str] = Counter()

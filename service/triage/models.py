@@ -108,7 +108,7 @@ class TriageRequest(TriageBase):
 
 
 class Language(BaseModel):
-    code: str = Field(description="ISO 639-1 code, e.g. `es`")
+    code: str = Field(description="BCP 47 tag, e.g. `es`, `hi-Latn`")
     confidence: float = Field(ge=0, le=1)
     source: str = Field(description="text | history | locale | default — what decided the language")
 
