@@ -33,11 +33,13 @@ PYTHON_DIRS := service kb_index eval bench tests scripts
 test: $(STAMP)
 	@bash scripts/postgres.sh || echo "make test: PostgreSQL could not be started (reason above): the PostgreSQL storage tests will FAIL."
 	@bash scripts/browser.sh || echo "make test: Chromium or axe-core could not be installed (reason above): the browser tests will FAIL."
+	@bash scripts/redis.sh || echo "make test: Redis could not be started (reason above): the shared rate-limit tests will FAIL."
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The inner loop: the unit tier only (no PostgreSQL, no ../shared datasets, no eval gate, no slow end-to-end tests).
+# The inner loop: the unit tier only (no PostgreSQL, no Redis, no ../shared datasets, no eval gate, no slow
+# end-to-end tests).
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres and not shared"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not postgres and not shared and not redis"
 
 # ruff (lint + format), the type checker, the import-layers contract, the help articles, and the OpenAPI
 # schema (Redocly CLI, pinned in scripts/openapi).

@@ -18,6 +18,13 @@ embedding,
 6. Channel acknowledgement (`bench.channel_ack`, issue #14): time to the 200 of signed WhatsApp webhook POSTs
    of 1 and 100 messages with the pipeline after the answer (default) and inside the request (the former
    behaviour), side by side, and how long the workers then take until every message has its drafts.
+7. Outbox deliveries (`bench.deliveries`, issue #16, opt-in: `--only deliveries`, ~5 min): deliveries/s to a
+   fast and a 0.3 s receiver, one at a time vs concurrent, and approved-reply delivery latency under a backlog
+   of informational events.
+8. Replicas (`bench.replicas`, issue #16, opt-in: `--only replicas`): ingest msg/s, webhook-ack p50/p95 and
+   time until pipelines are done with 1 vs 2 workers and 1 vs 2 APIs on PostgreSQL.
+9. Growth (`bench.growth`, issue #16, opt-in: `--only growth`, ~10 min): 10k and 100k conversations (1M
+   messages) on PostgreSQL, queue / conversation / KPIs / pull / ingest before and after the 0006 indexes.
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
 and the table between the markers in `bench/README.md`.
@@ -191,6 +198,30 @@ def channel_ack(args: argparse.Namespace, log) -> dict[str, Any]:
     return run_channel_ack_bench(
         singles=args.ack_singles, batches=args.ack_batches, batch_size=args.ack_batch_size, log=log
     )
+
+
+def deliveries(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.deliveries import run_deliveries_bench
+
+    return run_deliveries_bench(log=log)
+
+
+def replicas(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.replicas import run_replicas_bench
+
+    return run_replicas_bench(log=log)
+
+
+def growth(args: argparse.Namespace, log) -> dict[str, Any]:
+    from bench.growth import run_growth_bench
+
+    sizes = [int(n) for n in args.growth_conversations.split(",")]
+    return run_growth_bench(sizes, requests=args.growth_requests, ingests=args.growth_requests, log=log)
+
+
+# Run only when named with --only: each takes 5-10 minutes (replicas and growth need the local PostgreSQL), so
+# `make bench` stays within 15 minutes.
+OPT_IN = {"deliveries", "replicas", "growth"}
 
 
 def check_targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -378,9 +409,25 @@ def main(argv: list[str] | None = None) -> int:
         "--ack-batch-size", type=int, default=100, help="Channel-ack benchmark: messages per batch POST."
     )
     parser.add_argument(
+        "--growth-conversations", default="10000,100000", help="Growth benchmark: sizes, comma-separated."
+    )
+    parser.add_argument(
+        "--growth-requests", type=int, default=30, help="Growth benchmark: requests per route."
+    )
+    parser.add_argument(
         "--only",
         action="append",
-        choices=["http-load", "batch-triage", "retrieval-scale", "slow-llm", "console", "channel-ack"],
+        choices=[
+            "http-load",
+            "batch-triage",
+            "retrieval-scale",
+            "slow-llm",
+            "console",
+            "channel-ack",
+            "deliveries",
+            "replicas",
+            "growth",
+        ],
         help="Run only these benchmarks (repeatable).",
     )
     args = parser.parse_args(argv)
@@ -393,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         "slow-llm": slow_llm,
         "console": console,
         "channel-ack": channel_ack,
+        "deliveries": deliveries,
+        "replicas": replicas,
+        "growth": growth,
     }
     results: dict[str, Any] = {
         "meta": {
@@ -405,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     t0 = time.perf_counter()
     for name, fn in benches.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (not args.only and name in OPT_IN):
             continue
         print(f"== {name}", flush=True)
         result = fn(args, lambda m: print(m, flush=True))

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from service.tone.models import ToneCheckRead
     from service.triage.models import TriageRequest
     from service.triage.service import TriageService
+    from service.workflow.heartbeat import Heartbeat
     from service.workflow.service import Workflow
     from service.workflow.worker import WorkflowWorker
 
@@ -48,6 +49,7 @@ class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._worker: WorkflowWorker | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def loaded(self, name: str) -> Any | None:
         """The component `name` if something has used it already, else None (never loads it)."""
@@ -56,11 +58,12 @@ class Container:
     # -- lifecycle
     # ---------------------------------------------------------------------------------------------
 
-    def start(self, *, warm: bool = True) -> None:
-        """Start-up of `replydesk serve`: load the models and the index (`warm`), migrate the database, store
-        every LLM call in the `llm_calls` table, and run the background worker (webhooks, SLA events) when
-        enabled. A missing index only degrades search. Log records are credential-redacted from here on, and
-        each of `warnings()` is logged once."""
+    def start(self, *, warm: bool = True, workers: bool | None = None, kind: str = "serve") -> None:
+        """Start-up of `replydesk serve` and `replydesk worker`: load the models and the index (`warm`),
+        migrate the database, store every LLM call in the `llm_calls` table, and run the background loops
+        (webhooks, SLA events, receipts, pipelines) with their heartbeat when `workers` (default: the
+        `workers_enabled` setting; `replydesk worker` forces it on). A missing index only degrades search. Log
+        records are credential-redacted from here on, and each of `warnings()` is logged once."""
         install_log_redaction()
         for warning in self.warnings():
             log.warning(warning["message"], extra={"warning": warning["code"]})
@@ -68,21 +71,45 @@ class Container:
             _ = self.triage, self.tone, self.drafter
             self.kb.warm_up()
         _ = self.db  # migrates
+        # configuration errors stop start-up, not each request: an unreachable shared rate-limit storage, an
+        # unknown type in REPLYDESK_WEBHOOK_EVENTS
+        _ = self.workflow
+        if kind == "serve":
+            _ = self.rate_limiter
         if self.settings.llm_base_url:
             llm = self.drafter.llm
             if llm is not None and self.llm_call_sink not in llm.sinks:
                 llm.add_sink(self.llm_call_sink)
-        if self.settings.workers_enabled and self._worker is None:
+        run_workers = self.settings.workers_enabled if workers is None else workers
+        if run_workers and self._worker is None:
+            from service.workflow.heartbeat import Heartbeat
             from service.workflow.worker import WorkflowWorker
 
             self._worker = WorkflowWorker(self.workflow, self.settings.worker_interval_s)
             self._worker.start()
+            self._heartbeat = Heartbeat(
+                self.db,
+                self.clock,
+                kind=kind,
+                interval_s=self.settings.worker_interval_s,
+                stale_s=self.settings.worker_stale_s,
+            )
+            self._heartbeat.start()
+
+    @property
+    def worker_id(self) -> str | None:
+        """This process's id in `worker_heartbeats` while it runs the background loops, else None."""
+        return self._heartbeat.worker_id if self._heartbeat is not None else None
 
     def close(self) -> None:
-        """Stop the worker, then release what the loaded components hold (HTTP clients, index snapshots)."""
+        """Stop the worker and its heartbeat, then release what the loaded components hold (HTTP clients,
+        index snapshots)."""
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         workflow = self.loaded("workflow")
         if workflow is not None:
             workflow.dispatcher.close()
@@ -108,9 +135,15 @@ class Container:
                 "database": self._database_health(),
                 "llm": self._llm_health(),
                 "tone": self._tone_health(),
+                "workers": self._workers_health(),
+                "rate_limit": self._rate_limit_health(),
             }
         )
         return components
+
+    def _rate_limit_health(self) -> ComponentHealth:
+        limiter = self.loaded("rate_limiter")
+        return limiter.health() if limiter is not None else {"status": "not_loaded", "detail": {}}
 
     def warnings(self) -> list[dict[str, str]]:
         """Settings that work but leave a webhook unauthenticated, or a channel listed for sending without its
@@ -170,6 +203,16 @@ class Container:
             "status": "not_loaded",
             "detail": {"configured": configured, "model": self.settings.llm_model if configured else None},
         }
+
+    def _workers_health(self) -> ComponentHealth:
+        """Whether any process (this one or another replica) runs the background loops: ok while one has
+        reported within `worker_stale_s` (service/workflow/heartbeat.py)."""
+        db = self.loaded("db")
+        if db is None:
+            return {"status": "not_loaded", "detail": {}}
+        from service.workflow.heartbeat import workers_health
+
+        return workers_health(db, self.clock.now(), self.settings.worker_stale_s)
 
     def _tone_health(self) -> ComponentHealth:
         """Rule count and rules file once the checker is loaded (it loads lazily)."""
@@ -262,9 +305,16 @@ class Container:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
+        """Per-key limits counted in `rate_limit_storage` (shared by the replicas on Redis); raises when that
+        storage does not answer, so `start()` building it stops a replica with a wrong URL. Its fallback
+        counter is on the workflow's registry (GET /metrics)."""
         from service.auth.ratelimit import RateLimiter
 
-        return RateLimiter(self.settings.rate_limit)
+        return RateLimiter(
+            self.settings.rate_limit,
+            self.settings.rate_limit_storage,
+            registry=self.workflow.metrics.registry,
+        )
 
     @cached_property
     def llm_call_sink(self) -> LLMCallSink:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,21 @@ def _migrated_sqlite(tmp_path_factory) -> Path:
     return path
 
 
+def _drop_database(admin, name: str) -> None:
+    """DROP ... WITH (FORCE), retried a few times: a server process that has not taken on its role yet (an
+    autovacuum worker, a connection still starting) cannot be terminated by a non-superuser for a moment."""
+    import psycopg
+
+    for attempt in range(10):
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database URL. The postgres case FAILS (never skips) when the server is unreachable."""
@@ -165,7 +181,7 @@ def db_url(request, tmp_path):
         try:
             yield base.set(database=name).render_as_string(hide_password=False)
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _drop_database(admin, name)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`replydesk` command line: serve the API, triage a message, build the knowledge base, run evaluations."""
+"""`replydesk` command line: serve the API, run the background worker, triage a message, build the knowledge
+base, run evaluations."""
 
 from __future__ import annotations
 
@@ -39,6 +40,54 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run the background loops only (webhook and channel deliveries, SLA alerts, pending receipts, queued
+    pipelines), no HTTP server; any number of these may run on one PostgreSQL. Stops cleanly on SIGTERM or
+    SIGINT. Runs the loops even when REPLYDESK_WORKERS_ENABLED=false (that setting is for the API
+    replicas)."""
+    import logging
+    import signal
+    import threading
+    from types import FrameType
+
+    from service.container import Container
+    from service.logging import configure_logging
+    from service.redaction import redact
+    from service.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    log = logging.getLogger("replydesk.worker")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker stopping", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+
+    # installed before the (slow) start: a signal during model loading stops the worker right after it
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    container = Container(settings)
+    worker_id: str | None = None
+    try:
+        container.start(warm=True, workers=True, kind="worker")
+        worker_id = container.worker_id
+        log.info(
+            "worker started",
+            extra={
+                "worker_id": worker_id,
+                "database": redact(settings.resolved_database_url),
+                "pipeline_workers": settings.pipeline_workers,
+            },
+        )
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        container.close()
+    log.info("worker stopped", extra={"worker_id": worker_id})
 
 
 @app.command()

@@ -20,7 +20,7 @@ from service.console.pages import PageDep, router
 from service.errors import InvalidInput
 from service.triage.models import Channel, UrgencyLevel
 from service.workflow.deps import WorkflowDep
-from service.workflow.events import follow
+from service.workflow.feed import follow
 from service.workflow.models import (
     MAX_ROW_ID,
     QueueFilter,

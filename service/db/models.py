@@ -17,9 +17,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -52,6 +54,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else ensure_utc(value)
+
+
+# Predicates of the partial indexes (the same SQL in migration 0006).
+UNREAD = "direction = 'inbound' AND agent_read_at IS NULL"
+DECIDED = "decision IS NOT NULL"
+ANSWERED = "score IS NOT NULL"
+REPLIED = "reply_message_id IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -91,6 +100,10 @@ class Conversation(Base):
         UniqueConstraint("channel", "external_id"),
         Index("ix_conversations_status", "status"),
         Index("ix_conversations_assigned", "assigned_key_id"),
+        # growth (0006): the KPIs' time windows, and a helpdesk's thread id without its channel
+        Index("ix_conversations_first_message", "first_customer_message_at"),
+        Index("ix_conversations_resolved_at", "resolved_at"),
+        Index("ix_conversations_external", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -126,6 +139,14 @@ class Message(Base):
         UniqueConstraint("idempotency_key"),
         Index("ix_messages_conversation", "conversation_id", "id"),
         Index("ix_messages_pipeline", "pipeline_status", "pipeline_lease_until"),
+        # growth (0006): helpdesks pulling `?status=queued` in id order; the queue's unread counts
+        Index("ix_messages_status", "status", "id"),
+        Index(
+            "ix_messages_unread",
+            "conversation_id",
+            sqlite_where=text(UNREAD),
+            postgresql_where=text(UNREAD),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -167,6 +188,11 @@ class Suggestion(Base):
     __table_args__ = (
         Index("ix_suggestions_status", "status"),
         Index("ix_suggestions_conversation", "conversation_id"),
+        # growth (0006): the KPIs' decisions by time; a message's drafts (every ingest answers with them)
+        Index(
+            "ix_suggestions_decided", "decided_at", sqlite_where=text(DECIDED), postgresql_where=text(DECIDED)
+        ),
+        Index("ix_suggestions_message", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -200,7 +226,10 @@ class SlaCycle(Base):
     """One wait of the customer for an answer (first response, then each next response)."""
 
     __tablename__ = "sla_cycles"
-    __table_args__ = (Index("ix_sla_cycles_open", "responded_at"),)
+    __table_args__ = (
+        Index("ix_sla_cycles_open", "responded_at"),
+        Index("ix_sla_cycles_started", "started_at"),  # growth (0006): the KPIs' waits by start
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
@@ -266,14 +295,19 @@ class ConversationViewer(Base):
 
 
 class WebhookDelivery(Base):
-    """Outbox row: one event to POST to the helpdesk, retried with backoff until delivered or given up."""
+    """Outbox row: one event to POST to the helpdesk (or to hand to a transport), retried with backoff until
+    delivered or given up. Claimed by `priority` (0 replies to customers, 1 alerts to act on, 2
+    informational), then `next_attempt_at`; at most `delivery_per_receiver` in flight per `receiver` (the
+    URL's scheme://host:port, or the transport's name)."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "priority", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
     url: Mapped[str] = mapped_column(Text)
+    receiver: Mapped[str] = mapped_column(String(300))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=2)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -286,7 +320,19 @@ class WebhookDelivery(Base):
 
 class Survey(Base):
     __tablename__ = "surveys"
-    __table_args__ = (Index("ix_surveys_conversation", "conversation_id"),)
+    __table_args__ = (
+        Index("ix_surveys_conversation", "conversation_id"),
+        # growth (0006): the KPIs' answers by time; the survey a message answered (every ingest asks)
+        Index(
+            "ix_surveys_answered", "answered_at", sqlite_where=text(ANSWERED), postgresql_where=text(ANSWERED)
+        ),
+        Index(
+            "ix_surveys_reply_message",
+            "reply_message_id",
+            sqlite_where=text(REPLIED),
+            postgresql_where=text(REPLIED),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
@@ -301,6 +347,9 @@ class Survey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # `survey:<conversation id>:<opened_at>` (0007): one survey per resolution, however many processes try;
+    # a unique index (ix_surveys_dedupe_key), so SQLite adds it without rebuilding the table
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
 
 
 class LLMCall(Base):
@@ -321,3 +370,18 @@ class LLMCall(Base):
     conversation_id: Mapped[int | None] = mapped_column(BigId)
     message_id: Mapped[int | None] = mapped_column(BigId)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WorkerHeartbeat(Base):
+    """A process running the background loops (`replydesk serve` with workers enabled, or `replydesk
+    worker`), renewed every few seconds; /health counts the fresh ones (service/workflow/heartbeat.py)."""
+
+    __tablename__ = "worker_heartbeats"
+    __table_args__ = (Index("ix_worker_heartbeats_seen", "last_seen_at"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:random
+    kind: Mapped[str] = mapped_column(String(16))  # serve | worker
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -31,7 +31,11 @@ class HealthWarning(BaseModel):
 class HealthRead(BaseModel):
     status: str = Field(description="ok when every component is ok, else degraded (warnings do not count)")
     version: str
-    components: dict[str, ComponentState]
+    components: dict[str, ComponentState] = Field(
+        description="model, index, database, llm, tone, and workers: ok while some process running the "
+        "background loops (`replydesk worker`, or `replydesk serve` with REPLYDESK_WORKERS_ENABLED=true) "
+        "has reported within REPLYDESK_WORKER_STALE_S, degraded (its detail says what to start) otherwise."
+    )
     warnings: list[HealthWarning] = Field(
         default_factory=list,
         description="Unsafe settings that still work (unsigned or unverified webhooks); logged at start too.",
@@ -44,9 +48,23 @@ class HealthRead(BaseModel):
                     "status": "ok",
                     "version": "0.1.0",
                     "components": {
-                        "model": {"status": "ok", "detail": {"embedding_model": "bundled:all-MiniLM-L6-v2"}},
+                        "model": {
+                            "status": "ok",
+                            "detail": {
+                                "embedding_model": "bundled:all-MiniLM-L6-v2+bundled:use-multilingual-v3"
+                            },
+                        },
                         "index": {"status": "ok", "detail": {"chunks": 212}},
                         "database": {"status": "ok", "detail": {"url": "sqlite:///data/replydesk.db"}},
+                        "workers": {
+                            "status": "ok",
+                            "detail": {
+                                "alive": 2,
+                                "by_kind": {"worker": 2},
+                                "stale_after_s": 30.0,
+                                "last_seen_at": "2026-01-05T09:00:01+00:00",
+                            },
+                        },
                     },
                     "warnings": [
                         {

@@ -3,30 +3,40 @@ delivered through the signed webhook outbox when a webhook URL is configured."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Iterable
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-from anyio import to_thread
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.db.models import Event, WebhookDelivery
 from service.workflow.models import EventRead
+from service.workflow.webhooks import EVENT_CLASSES, delivery_priority, receiver_of, webhook_subscription
+
+_WAKE_PENDING = "replydesk.wake_dispatcher"
 
 
 class EventLog:
-    def __init__(self, db: Database, webhook_url: str | None) -> None:
+    """Appends events and their outbox rows. To `webhook_url` go the events someone must act on and the
+    informational types in `webhook_events` (`["*"]`: all; unknown names raise `WebhookEventsInvalid`); an
+    explicit `deliver_to` (a helpdesk's or a channel's transport) is that destination's own subscription.
+    Every event is stored either way (GET /v1/events reads them all)."""
+
+    def __init__(self, db: Database, webhook_url: str | None, webhook_events: Iterable[str] = ()) -> None:
         self.db = db
         self.webhook_url = webhook_url
-        self.new_work = threading.Event()  # set when an outbox row is added: wakes the dispatcher
+        self.subscribed = webhook_subscription(webhook_events)
+        self.new_work = threading.Event()  # set when an outbox row is committed: wakes the dispatcher
         self.on_emit: list = []  # callables(type) -> None, e.g. Prometheus counters
+
+    def goes_to_webhook(self, type_: str) -> bool:
+        cls = EVENT_CLASSES.get(type_)
+        return cls is None or cls.actionable or type_ in self.subscribed
 
     def emit(
         self,
@@ -40,8 +50,9 @@ class EventLog:
         dedupe_key: str | None = None,
         deliver_to: str | None = None,
     ) -> Event:
-        """Append an event; with a webhook URL (or `deliver_to`, e.g. a helpdesk transport `chatwoot:`
-        instead of the webhook) it also goes into the outbox."""
+        """Append an event; with a webhook URL that takes its type (or `deliver_to`, e.g. a helpdesk
+        transport `chatwoot:` instead of the webhook) it also goes into the outbox, with its claim priority.
+        The dispatcher is woken when the transaction commits, not before (it would find nothing yet)."""
         event = Event(
             type=type_,
             conversation_id=conversation_id,
@@ -52,23 +63,36 @@ class EventLog:
         )
         s.add(event)
         s.flush()
-        url = deliver_to or self.webhook_url
+        url = deliver_to or (self.webhook_url if self.goes_to_webhook(type_) else None)
         if url:
             s.add(
                 WebhookDelivery(
                     id=str(uuid.uuid4()),
                     event_id=event.id,
                     url=url,
+                    receiver=receiver_of(url),
+                    priority=int(delivery_priority(type_, data)),
                     status="pending",
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
                 )
             )
-            self.new_work.set()
+            self._wake_after_commit(s)
         for hook in self.on_emit:
             hook(type_)
         return event
+
+    def _wake_after_commit(self, s: Session) -> None:
+        if s.info.get(_WAKE_PENDING):
+            return
+        s.info[_WAKE_PENDING] = True
+
+        def wake(session: Session) -> None:
+            session.info.pop(_WAKE_PENDING, None)
+            self.new_work.set()
+
+        sa_event.listen(s, "after_commit", wake, once=True)
 
     def latest_id(self) -> int:
         with self.db.session() as s:
@@ -91,38 +115,3 @@ def to_read(e: Event) -> EventRead:
         message_id=e.message_id,
         data=e.payload,
     )
-
-
-async def follow(
-    log: EventLog,
-    *,
-    start: int | None,
-    types: set[str] | None,
-    poll_s: float,
-    is_disconnected: Callable[[], Awaitable[bool]],
-    max_events: int | None = None,
-    max_wait_s: float | None = None,
-) -> AsyncIterator[list[EventRead]]:
-    """Batches of new events, oldest first, from after `start` (default: from now on), until the client
-    leaves, `max_events` were yielded or nothing came for `max_wait_s`. Every SSE stream (the API's and the
-    console's) reads the log through this."""
-    last = start if start is not None else await to_thread.run_sync(log.latest_id)
-    sent = 0
-    idle_since = time.monotonic()
-    while True:
-        batch = await to_thread.run_sync(partial(log.since, last, types=types))
-        if max_events is not None:
-            batch = batch[: max_events - sent]
-        if batch:
-            last = batch[-1].id
-            sent += len(batch)
-            idle_since = time.monotonic()
-            yield batch
-            if max_events is not None and sent >= max_events:
-                return
-            continue
-        if max_wait_s is not None and time.monotonic() - idle_since >= max_wait_s:
-            return
-        if await is_disconnected():
-            return
-        await asyncio.sleep(poll_s)

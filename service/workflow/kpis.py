@@ -88,20 +88,24 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
         fn(groups["__overall__"])
         fn(groups[intent or UNKNOWN])
 
+    # Each read is a range on its own time column (indexed), and takes the conversation's intent by a join:
+    # never a read of every conversation.
     with db.session() as s:
-        convs = {
-            c.id: c
-            for c in s.scalars(
-                select(Conversation).where(
-                    (
-                        (Conversation.first_customer_message_at >= start)
-                        & (Conversation.first_customer_message_at < end)
-                    )
-                    | ((Conversation.resolved_at >= start) & (Conversation.resolved_at < end))
+        for c in s.execute(
+            select(
+                Conversation.id,
+                Conversation.intent,
+                Conversation.first_customer_message_at,
+                Conversation.first_response_at,
+                Conversation.resolved_at,
+            ).where(
+                (
+                    (Conversation.first_customer_message_at >= start)
+                    & (Conversation.first_customer_message_at < end)
                 )
+                | ((Conversation.resolved_at >= start) & (Conversation.resolved_at < end))
             )
-        }
-        for c in convs.values():
+        ):
             if c.first_customer_message_at and start <= c.first_customer_message_at < end:
                 add(c.intent, lambda g, c=c: g.conversations.add(c.id))
                 if c.first_response_at:
@@ -111,9 +115,10 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
                 delta = (c.resolved_at - c.first_customer_message_at).total_seconds()
                 add(c.intent, lambda g, d=delta: g.resolution.append(d))
 
-        intents = dict(s.execute(select(Conversation.id, Conversation.intent)).all())
-        for cycle in s.scalars(
-            select(SlaCycle).where(SlaCycle.started_at >= start, SlaCycle.started_at < end)
+        for cycle in s.execute(
+            select(SlaCycle.responded_at, SlaCycle.met, SlaCycle.due_at, Conversation.intent)
+            .outerjoin(Conversation, Conversation.id == SlaCycle.conversation_id)
+            .where(SlaCycle.started_at >= start, SlaCycle.started_at < end)
         ):
             if cycle.responded_at is not None:
                 met = bool(cycle.met)
@@ -121,30 +126,32 @@ def compute_kpis(db: Database, start: datetime, end: datetime, now: datetime) ->
                 met = False
             else:
                 continue  # still running and not late yet
-            add(intents.get(cycle.conversation_id), lambda g, m=met: g.sla.append(m))
+            add(cycle.intent, lambda g, m=met: g.sla.append(m))
 
-        for sv in s.scalars(
-            select(Survey).where(
-                Survey.score.is_not(None), Survey.answered_at >= start, Survey.answered_at < end
-            )
+        for sv in s.execute(
+            select(Survey.kind, Survey.score, Survey.intent, Conversation.intent.label("conversation_intent"))
+            .outerjoin(Conversation, Conversation.id == Survey.conversation_id)
+            .where(Survey.score.is_not(None), Survey.answered_at >= start, Survey.answered_at < end)
         ):
             target = "csat" if sv.kind == SurveyKind.csat.value else "nps"
             add(
-                sv.intent or intents.get(sv.conversation_id),
+                sv.intent or sv.conversation_intent,
                 lambda g, t=target, v=sv.score: getattr(g, t).append(v),
             )
 
-        for sug in s.scalars(
-            select(Suggestion).where(
+        for sug in s.execute(
+            select(Suggestion.decision, Suggestion.edit_distance, Suggestion.intent).where(
                 Suggestion.decision.is_not(None), Suggestion.decided_at >= start, Suggestion.decided_at < end
             )
         ):
 
-            def rec(g: _Acc, sug: Suggestion = sug) -> None:
-                if sug.decision is not None:  # always: the query selects decided suggestions
-                    g.decisions[sug.decision] += 1
-                if sug.decision == "edited" and sug.edit_distance is not None:
-                    g.edit_distances.append(sug.edit_distance)
+            def rec(
+                g: _Acc, decision: str | None = sug.decision, distance: int | None = sug.edit_distance
+            ) -> None:
+                if decision is not None:  # always: the query selects decided suggestions
+                    g.decisions[decision] += 1
+                if decision == "edited" and distance is not None:
+                    g.edit_distances.append(distance)
 
             add(sug.intent, rec)
 

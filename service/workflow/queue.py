@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import Conversation, Customer, Message, SlaCycle, Suggestion, WebhookDelivery
-from service.db.rows import changed
 from service.triage.models import UrgencyLevel
 from service.workflow.context import WorkflowContext
 from service.workflow.mapping import assignment_read, sla_read
@@ -79,10 +78,19 @@ def queue(
     filters: QueueFilter | None = None,
 ) -> QueueRead:
     """Open conversations, most at risk first. `counts` are over the filtered conversations, before `state`
-    and `limit`."""
+    and `limit`.
+
+    Two reads: every filtered open conversation is ranked from four columns (its id, urgency and its wait's
+    `at_risk_at` / `due_at`), then only the page's conversations are read in full with their customer,
+    pending suggestions, unread messages and last message. The cost grows with the open conversations, not
+    with the history of resolved ones or their messages."""
     now = ctx.clock.now()
     f = filters or QueueFilter()
-    query = select(Conversation).where(Conversation.status == ConversationStatus.open.value)
+    query = (
+        select(Conversation.id, Conversation.urgency, SlaCycle.at_risk_at, SlaCycle.due_at)
+        .outerjoin(SlaCycle, SlaCycle.id == Conversation.current_sla_id)
+        .where(Conversation.status == ConversationStatus.open.value)
+    )
     if f.channel is not None:
         query = query.where(Conversation.channel == f.channel)
     if f.urgency is not None:
@@ -95,103 +103,100 @@ def queue(
         query = query.where(Conversation.assigned_key_id.is_(None))
     elif f.assigned_key_id is not None:
         query = query.where(Conversation.assigned_key_id == f.assigned_key_id)
-    with ctx.db.session() as s:
-        convs = list(s.scalars(query))
-        ids = [c.id for c in convs]
-        cycles = (
-            {
-                c.id: c
-                for c in s.scalars(
-                    select(SlaCycle).where(
-                        SlaCycle.id.in_([c.current_sla_id for c in convs if c.current_sla_id])
-                    )
-                )
-            }
-            if convs
-            else {}
-        )
-        customers = (
-            {
-                c.id: c
-                for c in s.scalars(select(Customer).where(Customer.id.in_({c.customer_id for c in convs})))
-            }
-            if convs
-            else {}
-        )
-        pending: dict[int, int] = (
-            dict(
-                s.execute(
-                    select(Suggestion.conversation_id, func.count())
-                    .where(
-                        Suggestion.conversation_id.in_(ids),
-                        Suggestion.status == SuggestionStatus.pending.value,
-                    )
-                    .group_by(Suggestion.conversation_id)
-                ).all()
-            )
-            if ids
-            else {}
-        )
-        unread: dict[int, int] = (
-            dict(
-                s.execute(
-                    select(Message.conversation_id, func.count())
-                    .where(
-                        Message.conversation_id.in_(ids),
-                        Message.direction == Direction.inbound.value,
-                        Message.agent_read_at.is_(None),
-                    )
-                    .group_by(Message.conversation_id)
-                ).all()
-            )
-            if ids
-            else {}
-        )
-        last_text = {}
-        if ids:
-            last_ids = (
-                select(func.max(Message.id))
-                .where(Message.conversation_id.in_(ids), Message.direction == Direction.inbound.value)
-                .group_by(Message.conversation_id)
-            )
-            # columns only: a Message row carries its triage JSON, which the queue never needs
-            for conv_id, text in s.execute(
-                select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
-            ):
-                last_text[conv_id] = text[:200]
-        items = []
-        for c in convs:
-            cycle = cycles.get(c.current_sla_id) if c.current_sla_id else None
-            sla = sla_read(ctx.sla, cycle, now) if cycle else None
-            items.append(
-                QueueItem(
-                    conversation_id=c.id,
-                    channel=c.channel,
-                    external_id=c.external_id,
-                    customer_name=customers[c.customer_id].name if c.customer_id in customers else None,
-                    urgency=UrgencyLevel(c.urgency),
-                    intent=c.intent,
-                    state=sla.state if sla else SlaState.ok,
-                    sla_kind=sla.kind if sla else None,
-                    waiting_since=sla.started_at if sla else None,
-                    due_at=sla.due_at if sla else None,
-                    elapsed_ratio=sla.elapsed_ratio if sla else None,
-                    pending_suggestions=pending.get(c.id, 0),
-                    unread_messages=unread.get(c.id, 0),
-                    last_message_text=last_text.get(c.id),
-                    language=c.language,
-                    customer_id=customers[c.customer_id].external_id if c.customer_id in customers else None,
-                    at_risk_at=sla.at_risk_at if sla else None,
-                    assignment=assignment_read(c),
-                )
-            )
     counts = {st.value: 0 for st in SlaState}
-    for it in items:
-        counts[it.state.value] += 1
-    items.sort(key=lambda it: _rank(it.state, it.due_at, it.urgency, it.conversation_id, now))
-    if state is not None:
-        items = [it for it in items if it.state is state]
-    return QueueRead(now=now, counts=counts, items=items[:limit])
+    with ctx.db.session() as s:
+        ranked: list[tuple[tuple[int, bool, int, datetime, int], SlaState, int]] = []
+        for conv_id, urgency, at_risk_at, due_at in s.execute(query):
+            st = SlaPolicy.state(at_risk_at, due_at, now) if due_at is not None else SlaState.ok
+            counts[st.value] += 1
+            ranked.append((_rank(st, due_at, UrgencyLevel(urgency), conv_id, now), st, conv_id))
+        ranked.sort(key=lambda r: r[0])
+        page = [conv_id for _, st, conv_id in ranked if state is None or st is state][:limit]
+        items = _queue_items(ctx, s, page, now)
+    return QueueRead(now=now, counts=counts, items=items)
+
+
+def _queue_items(ctx: WorkflowContext, s: Session, ids: list[int], now: datetime) -> list[QueueItem]:
+    """The queue rows of these conversations, in this order."""
+    if not ids:
+        return []
+    convs = {c.id: c for c in s.scalars(select(Conversation).where(Conversation.id.in_(ids)))}
+    cycles = {
+        c.id: c
+        for c in s.scalars(
+            select(SlaCycle).where(
+                SlaCycle.id.in_([c.current_sla_id for c in convs.values() if c.current_sla_id])
+            )
+        )
+    }
+    customers = {
+        c.id: c
+        for c in s.scalars(select(Customer).where(Customer.id.in_({c.customer_id for c in convs.values()})))
+    }
+    pending: dict[int, int] = dict(
+        s.execute(
+            select(Suggestion.conversation_id, func.count())
+            .where(
+                Suggestion.conversation_id.in_(ids),
+                Suggestion.status == SuggestionStatus.pending.value,
+            )
+            .group_by(Suggestion.conversation_id)
+        ).all()
+    )
+    unread: dict[int, int] = dict(
+        s.execute(
+            select(Message.conversation_id, func.count())
+            .where(
+                Message.conversation_id.in_(ids),
+                Message.direction == Direction.inbound.value,
+                Message.agent_read_at.is_(None),
+            )
+            .group_by(Message.conversation_id)
+        ).all()
+    )
+    last_ids = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(ids), Message.direction == Direction.inbound.value)
+        .group_by(Message.conversation_id)
+    )
+    # columns only: a Message row carries its triage JSON, which the queue never needs
+    last_text = {
+        conv_id: text[:200]
+        for conv_id, text in s.execute(
+            select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
+        )
+    }
+    items = []
+    for conv_id in ids:
+        c = convs.get(conv_id)
+        if c is None:
+            continue
+        cycle = cycles.get(c.current_sla_id) if c.current_sla_id else None
+        sla = sla_read(ctx.sla, cycle, now) if cycle else None
+        customer = customers.get(c.customer_id)
+        items.append(
+            QueueItem(
+                conversation_id=c.id,
+                channel=c.channel,
+                external_id=c.external_id,
+                customer_name=customer.name if customer else None,
+                urgency=UrgencyLevel(c.urgency),
+                intent=c.intent,
+                state=sla.state if sla else SlaState.ok,
+                sla_kind=sla.kind if sla else None,
+                waiting_since=sla.started_at if sla else None,
+                due_at=sla.due_at if sla else None,
+                elapsed_ratio=sla.elapsed_ratio if sla else None,
+                pending_suggestions=pending.get(c.id, 0),
+                unread_messages=unread.get(c.id, 0),
+                last_message_text=last_text.get(c.id),
+                language=c.language,
+                customer_id=customer.external_id if customer else None,
+                at_risk_at=sla.at_risk_at if sla else None,
+                assignment=assignment_read(c),
+            )
+        )
+    return items
 
 
 def _rank(
@@ -226,60 +231,6 @@ def queue_order(ctx: WorkflowContext, limit: int) -> list[int]:
         ),
     )
     return [r.id for r in ranked[:limit]]
-
-
-def scan_sla(ctx: WorkflowContext) -> int:
-    """Emit `sla.at_risk` and `sla.breached` once per wait. Returns how many events were emitted."""
-    now = ctx.clock.now()
-    emitted = 0
-    with ctx.db.session() as s:
-        due = list(
-            s.scalars(
-                select(SlaCycle).where(
-                    SlaCycle.responded_at.is_(None),
-                    or_(
-                        (SlaCycle.at_risk_emitted_at.is_(None) & (SlaCycle.at_risk_at <= now)),
-                        (SlaCycle.breached_emitted_at.is_(None) & (SlaCycle.due_at <= now)),
-                    ),
-                )
-            )
-        )
-        for cycle in due:
-            conv = s.get(Conversation, cycle.conversation_id)
-            if conv is None or conv.current_sla_id != cycle.id:
-                continue
-            breached = now >= cycle.due_at
-            marks = []
-            if cycle.at_risk_emitted_at is None:
-                marks.append(("at_risk", SlaCycle.at_risk_emitted_at, not breached))
-            if breached and cycle.breached_emitted_at is None:
-                marks.append(("breached", SlaCycle.breached_emitted_at, True))
-            for name, column, announce in marks:
-                won = changed(
-                    s,
-                    update(SlaCycle)
-                    .where(SlaCycle.id == cycle.id, column.is_(None))
-                    .values({column.key: now}),
-                )
-                if won != 1 or not announce:
-                    continue  # another process announced it, or it is stale (already breached)
-                ctx.events.emit(
-                    s,
-                    f"sla.{name}",
-                    {
-                        "conversation_id": conv.id,
-                        "kind": cycle.kind,
-                        "urgency": cycle.urgency,
-                        "started_at": cycle.started_at.isoformat(),
-                        "due_at": cycle.due_at.isoformat(),
-                    },
-                    now=now,
-                    conversation_id=conv.id,
-                    message_id=cycle.message_id,
-                    dedupe_key=f"sla:{cycle.id}:{name}",
-                )
-                emitted += 1
-    return emitted
 
 
 def snapshot(ctx: WorkflowContext) -> dict[str, dict[str, int]]:

@@ -21,7 +21,7 @@ from service.errors import InvalidInput
 from service.pipeline.deps import MessagePipelineDep
 from service.triage.models import UrgencyLevel
 from service.workflow.deps import WorkflowDep
-from service.workflow.events import follow
+from service.workflow.feed import follow
 from service.workflow.kpis import compute_kpis
 from service.workflow.models import (
     MAX_ROW_ID,

@@ -26,6 +26,7 @@ from service.workflow import (
     outbound,
     queue,
     recovery,
+    sla,
     suggestions,
     survey_flow,
 )
@@ -84,7 +85,7 @@ class Workflow:
         dispatcher: WebhookDispatcher | None = None,
     ) -> None:
         metrics = metrics or WorkflowMetrics()
-        events = EventLog(db, settings.webhook_url)
+        events = EventLog(db, settings.webhook_url, settings.webhook_events)
         events.on_emit.append(lambda t: metrics.events.labels(t).inc())
         dispatcher = dispatcher or WebhookDispatcher(
             db,
@@ -94,6 +95,9 @@ class Workflow:
             backoff_s=settings.webhook_backoff_s,
             backoff_max_s=settings.webhook_backoff_max_s,
             timeout_s=settings.webhook_timeout_s,
+            concurrency=settings.delivery_concurrency,
+            per_receiver=settings.delivery_per_receiver,
+            wake=events.new_work,
         )
         self.ctx = ctx = WorkflowContext(
             db=db,
@@ -327,7 +331,7 @@ class Workflow:
     def scan_sla(self) -> int:
         """Emit `sla.at_risk` and `sla.breached` once per wait (the worker's job; never done by a read).
         Returns how many events were emitted."""
-        return queue.scan_sla(self.ctx)
+        return sla.scan_sla(self.ctx)
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """Counts for the Prometheus gauges (queue per SLA state, outbox per status)."""

@@ -1,18 +1,29 @@
-"""SLA targets per urgency, optional business hours, and the state of a customer's wait (ok / at_risk /
-breached)."""
+"""SLA targets per urgency, optional business hours, the state of a customer's wait (ok / at_risk /
+breached), and the scan that announces each wait's risk and breach exactly once (`scan_sla`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
 from service.clock import ensure_utc
+from service.db.models import Conversation, Event, SlaCycle
 from service.errors import InvalidInput
 from service.settings import Settings
 from service.triage.models import UrgencyLevel
 from service.workflow.models import SlaKind, SlaState
+
+if TYPE_CHECKING:
+    from service.workflow.context import WorkflowContext
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 URGENCY_RANK = {UrgencyLevel.critical: 0, UrgencyLevel.high: 1, UrgencyLevel.normal: 2, UrgencyLevel.low: 3}
@@ -174,3 +185,91 @@ class SlaPolicy:
         if now >= at_risk_at:
             return SlaState.at_risk
         return SlaState.ok
+
+
+# -- announcing: `sla.at_risk` / `sla.breached` exactly once per wait, whatever the number of workers --------
+
+
+def scan_sla(ctx: WorkflowContext) -> int:
+    """Emit `sla.at_risk` and `sla.breached` once per wait (the worker's job; never done by a read), however
+    many worker processes scan at the same moment. Returns how many events this caller emitted.
+
+    The claim is the event's unique `dedupe_key` (`sla:<cycle id>:at_risk|breached`): each announcement is
+    INSERTed in a SAVEPOINT, and a unique violation on that key means another worker announced it first (its
+    insert waited for, or lost to, the other's commit on PostgreSQL; SQLite serialises writers). Nothing is
+    checked first and inserted after. The cycle's `*_emitted_at` marks (set in the same transaction) only keep
+    later scans from looking at a wait again. Cycles are taken in id order, so two scans lock their rows in
+    the same order (no deadlock). A wait already breached when first seen gets its at-risk mark without an
+    `sla.at_risk` event."""
+    now = ctx.clock.now()
+    emitted = 0
+    with ctx.db.session() as s:
+        due = s.execute(
+            select(SlaCycle, Conversation.id)
+            .join(Conversation, Conversation.current_sla_id == SlaCycle.id)
+            .where(
+                SlaCycle.responded_at.is_(None),
+                or_(
+                    (SlaCycle.at_risk_emitted_at.is_(None) & (SlaCycle.at_risk_at <= now)),
+                    (SlaCycle.breached_emitted_at.is_(None) & (SlaCycle.due_at <= now)),
+                ),
+            )
+            .order_by(SlaCycle.id)
+        ).all()
+        for cycle, conversation_id in due:
+            breached = now >= cycle.due_at
+            marks = []
+            if cycle.at_risk_emitted_at is None:
+                marks.append(("at_risk", SlaCycle.at_risk_emitted_at, not breached))
+            if breached and cycle.breached_emitted_at is None:
+                marks.append(("breached", SlaCycle.breached_emitted_at, True))
+            for name, column, announce in marks:
+                # the mark first: it opens the write transaction, so the announcement's SAVEPOINT nests in it
+                # on SQLite too (pysqlite begins a transaction at the first write; a SAVEPOINT outside one
+                # would commit on release)
+                s.execute(
+                    update(SlaCycle)
+                    .where(SlaCycle.id == cycle.id, column.is_(None))
+                    .values({column.key: now})
+                )
+                if not announce:
+                    continue
+                key = f"sla:{cycle.id}:{name}"
+                with first_insert(s, key) as claim:
+                    ctx.events.emit(
+                        s,
+                        f"sla.{name}",
+                        {
+                            "conversation_id": conversation_id,
+                            "kind": cycle.kind,
+                            "urgency": cycle.urgency,
+                            "started_at": cycle.started_at.isoformat(),
+                            "due_at": cycle.due_at.isoformat(),
+                        },
+                        now=now,
+                        conversation_id=conversation_id,
+                        message_id=cycle.message_id,
+                        dedupe_key=key,
+                    )
+                emitted += claim.won
+    return emitted
+
+
+@dataclass
+class Claim:
+    won: bool = False
+
+
+@contextmanager
+def first_insert(s: Session, dedupe_key: str) -> Iterator[Claim]:
+    """Run the body (an `emit(..., dedupe_key=...)`) in a SAVEPOINT; `won` when its insert went in. A unique
+    violation of an event with that key means another process inserted it first: the savepoint is rolled
+    back and the violation swallowed. Any other integrity error is raised."""
+    claim = Claim()
+    try:
+        with s.begin_nested():
+            yield claim
+        claim.won = True
+    except IntegrityError:
+        if s.scalar(select(Event.id).where(Event.dedupe_key == dedupe_key)) is None:
+            raise

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.auth.models import Principal
@@ -37,6 +39,12 @@ def survey_kind(ctx: WorkflowContext, channel: str, requested: SurveyChoice | No
     return SurveyKind(choice)
 
 
+def survey_key(conv: Conversation) -> str:
+    """One survey per resolution: the conversation and the moment it was (re)opened."""
+    opened = conv.opened_at or conv.created_at
+    return f"survey:{conv.id}:{opened.isoformat()}"
+
+
 def queue_survey(
     ctx: WorkflowContext,
     s: Session,
@@ -45,20 +53,39 @@ def queue_survey(
     now: datetime,
     principal: Principal | None,
 ) -> tuple[Survey, Message]:
+    """Queue the survey question of this resolution, exactly once: the survey row is INSERTed first with
+    `ON CONFLICT (dedupe_key) DO NOTHING` (PostgreSQL and SQLite alike); when another process queued this
+    resolution's survey already, nothing more is written here and that survey and its question are returned.
+    Only the winner queues the question to the customer. (On PostgreSQL a conflicting insert still in flight
+    elsewhere makes this one wait for its commit, then do nothing.)"""
     customer = get_row(s, Customer, conv.customer_id)
     locale = language_of(customer.locale or conv.language, ctx.settings.default_locale)
-    msg = queue_outbound(ctx, s, conv, question(kind, locale), MessageKind.survey, principal, None, now)
-    survey = Survey(
-        conversation_id=conv.id,
-        kind=kind.value,
-        locale=locale,
-        message_id=msg.id,
-        status="sent",
-        intent=conv.intent,
-        created_at=now,
-        expires_at=now + timedelta(hours=ctx.settings.survey_window_hours),
+    key = survey_key(conv)
+    values = {
+        "conversation_id": conv.id,
+        "kind": kind.value,
+        "locale": locale,
+        "status": "sent",
+        "intent": conv.intent,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=ctx.settings.survey_window_hours),
+        "dedupe_key": key,
+    }
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = s.scalar(
+        insert(Survey)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Survey.id)
     )
-    s.add(survey)
+    if inserted is None:  # this resolution's survey exists: another process queued it
+        existing = s.scalars(select(Survey).where(Survey.dedupe_key == key)).one()
+        if existing.message_id is None:
+            raise LookupError(f"survey {existing.id} has no question message")
+        return existing, get_row(s, Message, existing.message_id)
+    survey = get_row(s, Survey, inserted)
+    msg = queue_outbound(ctx, s, conv, question(kind, locale), MessageKind.survey, principal, None, now)
+    survey.message_id = msg.id
     s.flush()
     return survey, msg
 

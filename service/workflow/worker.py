@@ -1,7 +1,9 @@
-"""Background workers of the API process: one loop delivers due webhooks, announces SLA risks/breaches and
-applies channel statuses whose message id has since become known; `pipeline_workers` loops run queued
-pipelines (messages that channel webhooks acknowledged first) and re-run stranded ones. The pipeline loops are
-separate, so a backlog of slow pipeline runs never delays webhook delivery."""
+"""Background workers of the API process (or of `replydesk worker`): one loop delivers the outbox, woken as
+soon as a row is committed or an attempt frees a slot (the deliveries themselves run on the dispatcher's pool,
+`delivery_concurrency` at once); one announces SLA risks/breaches and applies channel statuses whose message
+id has since become known, every `worker_interval_s`; `pipeline_workers` loops run queued pipelines (messages
+that channel webhooks acknowledged first) and re-run stranded ones. Each loop is separate, so neither an SLA
+scan nor a backlog of slow pipeline runs ever delays a delivery."""
 
 from __future__ import annotations
 
@@ -24,9 +26,15 @@ class WorkflowWorker:
         self.recovery_interval_s = workflow.settings.pipeline_recovery_interval_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._started = 0  # deliveries the last pump started
+
+    def deliver(self) -> None:
+        """Start as many due deliveries as there are free slots."""
+        self._started = 0
+        self.workflow.events.new_work.clear()  # before claiming: a row committed meanwhile wakes us again
+        self._started = len(self.workflow.dispatcher.pump())
 
     def tick(self) -> None:
-        self.workflow.dispatcher.run_once()
         self.workflow.scan_sla()
         self.workflow.apply_pending_receipts()
 
@@ -50,10 +58,14 @@ class WorkflowWorker:
                 log.warning("worker pass failed", extra={"error": str(exc), "step": step.__name__})
             wait()
 
-    def _wait_for_work(self) -> None:
-        wake = self.workflow.events.new_work
-        wake.wait(self.interval_s)
-        wake.clear()
+    def _wait_for_deliveries(self) -> None:
+        """Claim again at once after a pump that started something (more may be due); else sleep until a
+        row is committed, an attempt finishes, or the interval passes (rows whose backoff ran out)."""
+        if self._started == 0:
+            self.workflow.events.new_work.wait(self.interval_s)
+
+    def _wait_interval(self) -> None:
+        self._stop.wait(self.interval_s)
 
     def _wait_for_pipelines(self) -> None:
         wake = self.workflow.pipeline_work
@@ -64,7 +76,10 @@ class WorkflowWorker:
         if self._threads:
             return
         self._stop.clear()
-        loops = [("replydesk-worker", self.tick, self._wait_for_work)]
+        loops = [
+            ("replydesk-deliveries", self.deliver, self._wait_for_deliveries),
+            ("replydesk-worker", self.tick, self._wait_interval),
+        ]
         for n in range(self.workflow.settings.pipeline_workers):
             loops.append((f"replydesk-pipeline-{n}", self.recover, self._wait_for_pipelines))
         for name, step, wait in loops:
@@ -79,3 +94,4 @@ class WorkflowWorker:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
+        self.workflow.dispatcher.shutdown()  # the attempts already running finish first
