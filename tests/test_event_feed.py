@@ -25,16 +25,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from service.api import create_app
 from service.auth.models import ApiKeyCreate
 from service.container import Container
 from service.db import Database
 from service.db.models import Event
-from service.settings import REPO_ROOT, Settings
 from service.workflow import feed
 from service.workflow.events import EventLog
 from service.workflow.feed import GAP_WAIT_S, GapSafeReader, follow
 from service.workflow.models import EventRead
+from tests.replica_harness import replica as replica_app
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 # the db_url fixture's PostgreSQL case only (it fails, never skips, when the server is unreachable)
@@ -222,24 +221,11 @@ def test_a_types_filter_does_not_wait_a_poll_interval_per_page_of_other_events(d
 
 @contextmanager
 def replica(db_url: str, data_dir: Path, **overrides: Any) -> Iterator[tuple[Container, TestClient]]:
-    """One API replica: its own container and app on `db_url`, no background loops, no models loaded; the
-    client sends an agent key."""
-    settings = Settings(
-        data_dir=data_dir,
-        cache_dir=REPO_ROOT / "data" / "cache",
-        llm_base_url=None,
-        database_url=db_url,
-        workers_enabled=False,
-        **overrides,
-    )
-    container = Container(settings)
-    try:
-        with TestClient(create_app(settings, container=container, warm=False)) as client:
-            key = container.keys.create(ApiKeyCreate(name="sse", role="agent", rate_limit="1000/minute"))
-            client.headers["Authorization"] = f"Bearer {key.key}"
-            yield container, client
-    finally:
-        container.db.dispose()
+    """One API replica (tests/replica_harness.py) whose client sends an agent key."""
+    with replica_app(db_url, data_dir, **overrides) as (container, client):
+        key = container.keys.create(ApiKeyCreate(name="sse", role="agent", rate_limit="1000/minute"))
+        client.headers["Authorization"] = f"Bearer {key.key}"
+        yield container, client
 
 
 @POSTGRES_ONLY

@@ -22,19 +22,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from bench.load import free_port
-from service.api import create_app
 from service.auth.models import ApiKeyCreate
 from service.auth.ratelimit import PROBE_EVERY_S, RateLimiter
 from service.container import Container
 from service.errors import InvalidInput, RateLimited, ServiceUnavailable
 from service.settings import REPO_ROOT, Settings
+from tests.replica_harness import replica
 
 REDIS_URL = os.environ.get("REPLYDESK_TEST_REDIS_URL", "redis://127.0.0.1:56379")
 FALLBACK_METRIC = "replydesk_rate_limit_local_fallback_total"
@@ -69,25 +67,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextmanager
-def replica(db_url: str, data_dir: Path, **overrides: Any) -> Iterator[tuple[Container, TestClient]]:
-    """One API replica: its own container and app on `db_url`, no background loops, no models loaded."""
-    settings = Settings(
-        data_dir=data_dir,
-        cache_dir=REPO_ROOT / "data" / "cache",
-        llm_base_url=None,
-        database_url=db_url,
-        workers_enabled=False,
-        **overrides,
-    )
-    container = Container(settings)
-    try:
-        with TestClient(create_app(settings, container=container, warm=False)) as client:
-            yield container, client
-    finally:
-        container.db.dispose()
 
 
 @pytest.mark.redis
