@@ -259,7 +259,12 @@ class Settings(BaseSettings):
     webhook_backoff_max_s: float = Field(
         600.0, gt=0, description="Longest delay between two webhook attempts."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook POST, in seconds.")
+    webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of one webhook POST or channel API call, in seconds. A claimed delivery is "
+        "leased for 6 times this: a delivery held by a worker that died is retried after that.",
+    )
     workers_enabled: bool = Field(
         True, description="Run the webhook dispatcher, SLA scanner and pipeline recovery in the API process."
     )

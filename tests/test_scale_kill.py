@@ -60,7 +60,7 @@ INGEST_THREADS = 4
 APPROVE_THREADS = 2
 KILL_AFTER_S = 20.0  # drive this long before the kill...
 DRIVE_AFTER_RESTART_S = 8.0  # ...and this long once both killed processes are back
-SETTLE_BUDGET_S = 120.0  # a delivery leased by the killed worker waits out its 60 s lease
+SETTLE_BUDGET_S = 120.0  # a delivery leased by the killed worker waits out its lease (18 s here)
 REQUEST_TIMEOUT_S = 60.0
 RETRY_FOR_S = 120.0  # a request is retried (on the other API) this long at most
 
@@ -131,6 +131,9 @@ def topology(tmp_path: Path, helpdesk: tuple[str, Received]) -> Iterator[Topolog
             "REPLYDESK_WEBHOOK_EVENTS": '["*"]',
             "REPLYDESK_WEBHOOK_BACKOFF_S": "0.5",
             "REPLYDESK_WEBHOOK_BACKOFF_MAX_S": "2",
+            # the receiver is local and answers at once: a 3 s attempt timeout leases a claimed delivery for
+            # 18 s, so one the killed worker held is retried after 18 s instead of 60
+            "REPLYDESK_WEBHOOK_TIMEOUT_S": "3",
             "REPLYDESK_WORKER_INTERVAL_S": "0.5",
             "REPLYDESK_PIPELINE_STALE_S": "5",
             "REPLYDESK_PIPELINE_RECOVERY_INTERVAL_S": "1",

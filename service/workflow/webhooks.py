@@ -44,7 +44,10 @@ from service.signing import signed_headers
 
 log = logging.getLogger("replydesk.webhooks")
 
-LEASE = timedelta(seconds=60)
+# A claimed delivery is leased for this many attempt timeouts (60 s at the default 10 s): long enough that an
+# attempt still running is never started again by another worker, short enough that one a killed worker held
+# is retried soon.
+LEASE_TIMEOUTS = 6
 
 
 class Priority(IntEnum):
@@ -258,6 +261,7 @@ class WebhookDispatcher:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.client = client or httpx.Client(timeout=timeout_s)
+        self.lease = timedelta(seconds=LEASE_TIMEOUTS * timeout_s)
         self.concurrency = concurrency
         self.per_receiver = per_receiver
         self.wake = wake or threading.Event()  # set when an attempt finishes (a slot is free)
@@ -335,7 +339,7 @@ class WebhookDispatcher:
         won = s.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(chosen), *self._due(now))
-            .values(lease_until=now + LEASE)
+            .values(lease_until=now + self.lease)
             .returning(WebhookDelivery.id, WebhookDelivery.receiver)
             .execution_options(synchronize_session=False)
         ).all()
