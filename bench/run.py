@@ -72,7 +72,8 @@ def _write(name: str, result: dict) -> Path:
 
 
 def http_load(args: argparse.Namespace, log) -> dict[str, Any]:
-    server = load.Server.create()
+    model = {"REPLYDESK_EMBEDDING_MODEL": args.embedding_model} if args.embedding_model else None
+    server = load.Server.create(extra_env=model)
     try:
         startup_s = server.start()
         server.warm()
@@ -377,6 +378,11 @@ def update_readme(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="Duration of each HTTP load phase.")
+    parser.add_argument(
+        "--embedding-model",
+        default=None,
+        help="HTTP load: serve with this embedding model (default: the default).",
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="Target /v1/triage requests per second.")
     parser.add_argument(
         "--messages-rate", type=float, default=10.0, help="Target /v1/messages requests per second."
