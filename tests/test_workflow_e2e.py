@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from service.auth.models import ApiKeyCreate
 from tests.workflow_harness import harness
 
 pytestmark = pytest.mark.slow  # the whole flow with the background worker and a live webhook receiver
@@ -122,11 +123,20 @@ def test_the_background_worker_delivers_without_being_asked(db_url, tmp_path, ap
 
 
 def test_two_agents_approving_the_same_suggestion_send_it_once(wf):
+    """Four agents, each with their own key, approve at once: one wins, the others get 409. (The same key
+    repeating its approval after it was recorded gets that result again: a retry, not a second send.)"""
     sug = wf.ingest("Where is my order 112233?")["suggestions"][0]
+    agents = [
+        wf.container.keys.create(ApiKeyCreate(name=f"agent-{n}", role="agent", rate_limit="1000/minute")).key
+        for n in range(4)
+    ]
+
+    def approve(key: str) -> int:
+        headers = {"Authorization": f"Bearer {key}"}
+        return wf.client.post(f"/v1/suggestions/{sug['id']}/approve", headers=headers).status_code
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        codes = list(
-            pool.map(lambda _: wf.post(f"/v1/suggestions/{sug['id']}/approve").status_code, range(4))
-        )
+        codes = list(pool.map(approve, agents))
     assert sorted(codes) == [200, 409, 409, 409]
     outbound = wf.get(f"/v1/messages?direction=outbound&conversation_id={sug['conversation_id']}").json()
     assert len(outbound) == 1
