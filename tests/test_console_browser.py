@@ -238,10 +238,11 @@ def test_the_sla_countdown_turns_amber_at_risk_and_red_when_breached(
     page.evaluate("window.__noReload = true")
     expect(sla).to_have_attribute("data-state", "at_risk", timeout=10_000)
     expect(sla.locator(".sla-state")).to_have_text("At risk")
-    assert sla.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(254, 243, 199)"  # amber
+    # to_have_css retries: the live queue may re-render the row (a server event) between two reads
+    expect(sla).to_have_css("background-color", "rgb(254, 243, 199)")  # amber
     expect(sla).to_have_attribute("data-state", "breached", timeout=10_000)
     expect(sla.locator(".sla-state")).to_have_text("Breached")
     expect(sla.locator(".sla-left")).to_contain_text("overdue")
-    assert sla.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(254, 226, 226)"  # red
+    expect(sla).to_have_css("background-color", "rgb(254, 226, 226)")  # red
     assert page.evaluate("window.__noReload") is True
     page.screenshot(path=str(SCREENSHOTS / "queue.png"))  # the module's conversations, at every SLA state
