@@ -75,6 +75,21 @@ def _start_time(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[19])
 
 
+def _service_url(script: str) -> str:
+    """Start a local service with its idempotent script (`postgres.sh`, `redis.sh`) and return the URL the
+    script prints on its last line."""
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise TopologyError(f"scripts/{script} failed: {done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _exe() -> str:
     return str(Path(sys.executable).with_name("replydesk"))
 
@@ -209,18 +224,7 @@ class Topology:
     # -- database --------------------------------------------------------------------------------------------
 
     def _server_url(self) -> str:
-        if self.server_url:
-            return self.server_url
-        done = subprocess.run(
-            ["bash", str(REPO_ROOT / "scripts" / "postgres.sh")],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0 or not done.stdout.strip():
-            raise TopologyError(f"scripts/postgres.sh failed: {done.stderr[-2000:]}")
-        return done.stdout.strip().splitlines()[-1]
+        return self.server_url or _service_url("postgres.sh")
 
     def _create_database(self) -> None:
         base = make_url(self._server_url())
@@ -238,16 +242,7 @@ class Topology:
             admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
 
     def _redis(self) -> None:
-        done = subprocess.run(
-            ["bash", str(REPO_ROOT / "scripts" / "redis.sh")],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0 or not done.stdout.strip():
-            raise TopologyError(f"scripts/redis.sh failed: {done.stderr[-2000:]}")
-        self.env.setdefault("REPLYDESK_RATE_LIMIT_STORAGE", done.stdout.strip().splitlines()[-1])
+        self.env.setdefault("REPLYDESK_RATE_LIMIT_STORAGE", _service_url("redis.sh"))
 
     # -- processes -------------------------------------------------------------------------------------------
 

@@ -19,28 +19,14 @@ from kb_index import SAMPLE_ARTICLES_DIR
 from service.api import create_app
 from service.auth.models import ApiKeyCreate
 from service.settings import REPO_ROOT, Settings
+from tests.test_kb_api import NEW_ARTICLE
 
 pytestmark = pytest.mark.slow  # builds an index and loads the embedding model in two containers
 
 VISIBLE_WITHIN_S = 2.0
 POLL_S = 0.05
 
-GIFT_WRAP = """---
-id: gift-wrap
-title: Gift wrapping
-locale: en
-intents: [product_question]
-tags: [gifts]
-url: https://help.northwind.example/en/products/gift-wrap
-summary: Add gift wrapping at checkout for $4. We hide prices on the packing slip.
-updated_at: 2025-03-20
----
-
-## Add gift wrap
-
-1. In your cart, tap **Gift options**.
-2. Choose a wrap and add a note.
-"""
+GIFT_WRAP = NEW_ARTICLE  # the same article the single-app KB API tests write
 
 
 @pytest.fixture(scope="module")
