@@ -427,3 +427,4 @@ def run_suite(
 
 app.command("encoders")(__import__("eval.encoders", fromlist=["command"]).command)
 app.command("oos")(__import__("eval.oos", fromlist=["cli"]).cli)
+app.command("languages")(__import__("eval.languages", fromlist=["cli"]).cli)

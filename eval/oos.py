@@ -234,15 +234,25 @@ def cli(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of --max-train-per-intent.")] = 13,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    language: Annotated[
+        str,
+        typer.Option(
+            help="The rows' language: its embedding route (REPLYDESK_EMBEDDING_ROUTES) embeds them, as the "
+            "service does (CLINC150 is English)."
+        ),
+    ] = "en",
 ) -> None:
     """Out-of-scope recall on messages tuning never saw (CLINC150 oos_val + another source) and in-scope
     accuracy on CLINC150 val, for the rule before #15 and the in-scope budget rules, side by side."""
-    from service.embeddings import get_embedder
+    from service.embeddings import get_embedder, language_routes
     from service.errors import InvalidInput
     from service.settings import get_settings
 
     settings = get_settings()
     embedder = get_embedder(settings.embedding_model, settings.resolved_cache_dir / "embeddings")
+    route = language_routes(embedder, settings.embedding_routes).get(language)
+    if route is not None:
+        embedder = route.embedder
     extra = None if extra_oos is None or str(extra_oos).lower() == "none" else extra_oos
     try:
         report = run(

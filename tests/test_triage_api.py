@@ -61,11 +61,19 @@ def test_automatable_comes_from_the_taxonomy_and_never_for_out_of_scope(name, ou
 
 
 def test_the_service_embeds_the_message_once(app):
+    """An English message reads the English route (MiniLM): the vector handed back for article search is
+    that part's, placed in the combined model's space; a Spanish one reads the whole model."""
     service = app.state.container.triage
-    vector = service.embedder.encode(["where is my order #NW-48213?"])[0]
-    read, embedding = service.triage_with_embedding(TriageRequest(text="where is my order #NW-48213?"))
+    route = service.routes["en"]
+    text = "where is my order #NW-48213?"
+    vector = route.embedding.to_index_space(route.embedding.embedder.encode([text])[0])
+    read, embedding = service.triage_with_embedding(TriageRequest(text=text))
     assert embedding.shape == vector.shape and abs(float(embedding @ vector) - 1.0) < 1e-4
-    assert read.intent == service.classifier.predict("where is my order #NW-48213?", embedding=vector)
+    assert read.intent == route.classifier.predict(text, embedding=route.embedding.embedder.encode([text])[0])
+    spanish = "¿dónde está mi pedido #NW-48213?"
+    read, embedding = service.triage_with_embedding(TriageRequest(text=spanish))
+    assert abs(float(embedding @ service.embedder.encode([spanish])[0]) - 1.0) < 1e-4
+    assert read.intent == service.classifier.predict(spanish, embedding=service.embedder.encode([spanish])[0])
 
 
 def test_emoji_only_message_takes_its_language_from_the_locale(client):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from service.embeddings import Embedder
+from service.embeddings import Embedder, EmbeddingRoute, language_routes
 from service.errors import IndexUnavailable, InvalidInput, NotFound
 from service.kb import retrieval, store
 from service.kb.articles import (
@@ -38,6 +38,7 @@ from service.kb.articles import (
 from service.kb.lint import default_intent_names, errors_of, lint_documents
 from service.kb.models import ArticleHit, ArticleRead, ArticleUpsert, BuildRead, KBSearchRead
 from service.settings import Settings
+from service.triage.language import primary_subtag
 
 log = logging.getLogger("replydesk.kb")
 
@@ -128,6 +129,18 @@ class KnowledgeBase:
     def embedder(self) -> Embedder:
         source = self._embedder_source
         return source if isinstance(source, Embedder) else source()
+
+    @cached_property
+    def routes(self) -> dict[str, EmbeddingRoute]:
+        """Languages whose queries are ranked by one part of the combined model (`embedding_routes`)."""
+        return language_routes(self.embedder, self.settings.embedding_routes)
+
+    def query_vector(self, query: str, locale: str | None) -> np.ndarray:
+        """The query's vector in the index's space: a locale with a route is embedded by its part alone."""
+        route = self.routes.get(primary_subtag(locale) or "")
+        if route is None:
+            return self.embedder.encode([query])[0]
+        return route.to_index_space(route.embedder.encode([query])[0])
 
     @property
     def articles_dir(self) -> Path:
@@ -243,7 +256,7 @@ class KnowledgeBase:
         if k < 1:
             raise InvalidInput("k must be at least 1")
         snapshot = self._current()
-        vector = query_vector if query_vector is not None else self.embedder.encode([query])[0]
+        vector = query_vector if query_vector is not None else self.query_vector(query, locale)
         result = retrieval.search(
             snapshot.corpus,
             query,
