@@ -1,24 +1,38 @@
 """Background work that keeps up (issue #16, item 1): how fast the outbox delivers, one delivery at a time
 (the behaviour before, by configuration: `REPLYDESK_DELIVERY_CONCURRENCY=1`,
-`REPLYDESK_DELIVERY_PER_RECEIVER=1`) and with the defaults, side by side in one run.
+`REPLYDESK_DELIVERY_PER_RECEIVER=1`) and with the defaults, side by side in one run; and how long an approved
+reply takes to reach the helpdesk under sustained ingest, and where that time goes.
 
 1. Throughput (in-process, SQLite file): `events` outbox rows to one local receiver that answers at once
    (`fast`) and to one that takes 0.3 s per POST (`slow`), drained by the real `WebhookDispatcher` in the
    worker's delivery loop (`pump`, then wait for a committed row or a freed slot). Deliveries/s = rows / time
    from the first claim to the last POST answered.
-2. Approved-reply latency under a backlog (end to end): two `replydesk serve` subprocesses
-   (`bench.load.Server`, their own SQLite files, no LLM), one per mode, both running at once so the machine's
-   load hits both alike.
-   Each gets `ingest_rate` `POST /v1/messages` per second (unique texts, one conversation each) with
+2. Approved-reply latency under a backlog (end to end, SQLite): two `replydesk serve` subprocesses
+   (`bench.load.Server`, their own SQLite files, background loops in-process, no LLM), one per mode, both
+   running at once so the machine's load hits both alike. One load phase per rate of `--rates` (the same
+   servers; a phase starts once the previous phase's outbox has drained): each server gets `rate`
+   `POST /v1/messages` per second, open loop (unique texts, one conversation each, 16 client threads), with
    `REPLYDESK_WEBHOOK_EVENTS=["*"]`, so every `message.received` and `suggestions.created` goes to a local
-   helpdesk receiver that takes `helpdesk_delay_s` per POST; every `approve_every_s` an agent approves one of
-   the drafts. Latency = from sending the approval to the receiver having the `message.outbound` (same machine
-   clock). Also: informational events' lag (event time to receipt) and the outbox backlog when the load stops.
+   helpdesk receiver that takes `helpdesk_delay_s` per POST; every `approve_every_s` an agent of its own
+   approves one of the drafts. Latency = from sending the approval to the receiver having answered the
+   `message.outbound` (same machine clock), split into: the approval request (to the server's decision time,
+   the event's `created_at`, then to the answer), the approval's answer to the POST arriving at the receiver
+   (wake-up, wait for a slot, claim, the attempt's read), and the receiver's own time. Whether a rate is
+   sustained: ingest latency from the moment the request was due (`ingest_open_loop_ms`, client queueing
+   included) stays bounded and every ingest due is answered during the load; at a rate the servers cannot
+   sustain it grows with the run. Also: informational events' lag and the outbox backlog when the load stops.
    Priority cannot be switched off by configuration: the "before" mode claims replies first too, so its reply
    latency shows concurrency's share only; the issue's figure without priority was 44.9 s.
+3. The same on PostgreSQL replicas (`--topology-rates`, scripts/topology.py): per column one API
+   (`REPLYDESK_WORKERS_ENABLED=false`: it ingests and approves) and one `replydesk worker` (it delivers), so
+   the approval is committed in another process than the one that delivers it. `notify`: the worker is woken
+   by `NOTIFY replydesk_deliveries` (migration 0009); `poll_only`: its listener is switched off (a
+   `sitecustomize` on that column's PYTHONPATH), so it finds the row at its next poll (`worker_interval_s`),
+   as every worker did before. Both columns run at once.
 
-`python -m bench.deliveries` (about 3 minutes on 2 cores) writes `bench/results/deliveries-<UTC time>.json`;
-`--postgres URL` runs part 1 on PostgreSQL too (a throw-away database on that server).
+`python -m bench.deliveries` (about 3 minutes on 2 cores, more per extra rate) writes
+`bench/results/deliveries-<UTC time>.json`; `--postgres URL` runs part 1 on PostgreSQL too (a throw-away
+database on that server); `--fast-events 0 --slow-events 0` skips part 1, `--rates ""` part 2.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +69,9 @@ from service.workflow.webhooks import WebhookDispatcher
 
 DEFAULT_CONCURRENCY = int(Settings.model_fields["delivery_concurrency"].default)
 DEFAULT_PER_RECEIVER = int(Settings.model_fields["delivery_per_receiver"].default)
+# 6/s per server saturates 2 cores running both servers (ingest queues in the client and the informational
+# backlog grows); 3/s was sustained there (every ingest answered in time, open-loop p95 ~0.5 s)
+DEFAULT_RATES = (6.0, 3.0)
 MODES = {"one_at_a_time": (1, 1), "default": (DEFAULT_CONCURRENCY, DEFAULT_PER_RECEIVER)}
 SECRET = "whsec_bench_deliveries"
 
@@ -69,6 +87,8 @@ class Post:
     at: float
     status: int
     body: dict[str, Any]
+    arrived: float = 0.0  # when the request had been read, before any hold or delay (time.time())
+    others_in_flight: int = 0  # requests the receiver was already holding when this one arrived
 
 
 @dataclass
@@ -106,7 +126,8 @@ class Receiver:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 raw = self.read_body()
-                status = receiver._hold()
+                arrived = time.time()
+                status, others = receiver._hold()
                 try:
                     body = json.loads(raw)
                     answer: dict[str, Any] = {"ok": status == 200}
@@ -121,6 +142,8 @@ class Receiver:
                                 at=time.time(),
                                 status=status,
                                 body=body,
+                                arrived=arrived,
+                                others_in_flight=others,
                             )
                         )
                         receiver._cond.notify_all()
@@ -133,11 +156,13 @@ class Receiver:
         self._server = StubServer(Handler).start()
         return self
 
-    def _hold(self) -> int:
-        """Count the request in, hold it as configured; the status to answer."""
+    def _hold(self) -> tuple[int, int]:
+        """Count the request in, hold it as configured; the status to answer and how many other requests
+        were in flight when it arrived."""
         with self._cond:
             self.attempts += 1
             attempt = self.attempts
+            others = self.in_flight
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             self._cond.notify_all()
@@ -150,7 +175,7 @@ class Receiver:
             self._released.wait(self.max_hold_s)
         if self.delay_s:
             time.sleep(self.delay_s)
-        return 500 if attempt <= self.fail_first else 200
+        return (500 if attempt <= self.fail_first else 200), others
 
     def release(self) -> None:
         self.held = False
@@ -297,30 +322,49 @@ class Approval:
 
 
 @dataclass
-class ModeRun:
-    name: str
-    server: Server
-    receiver: Receiver
+class Phase:
+    """What one mode's server saw during one load phase (one ingest rate)."""
+
+    rate: float
     ingested: list[dict[str, Any]] = field(default_factory=list)  # suggestions not yet approved
     approvals: list[Approval] = field(default_factory=list)
-    ingest_ms: list[float] = field(default_factory=list)
+    ingest_ms: list[float] = field(default_factory=list)  # request sent -> answered (server latency)
+    ingest_open_loop_ms: list[float] = field(
+        default_factory=list
+    )  # scheduled -> answered (with client queue)
+    ingests_scheduled: int = 0
+    ingests_done_during_load: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModeRun:
+    """One configuration under load: the API it drives, its helpdesk receiver and its outbox."""
+
+    name: str
+    base_url: str
+    api_key: str
+    receiver: Receiver
+    backlog: Callable[[], dict[str, int]]  # pending outbox rows per priority
+    concurrency: int
+    per_receiver: int
+    phase: Phase = field(default_factory=lambda: Phase(rate=0.0))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _headers(server: Server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.api_key}"}
+def _headers(run: ModeRun) -> dict[str, str]:
+    return {"Authorization": f"Bearer {run.api_key}"}
 
 
-def _ingest(run: ModeRun, client: httpx.Client, i: int, nonce: str) -> None:
+def _ingest(run: ModeRun, phase: Phase, client: httpx.Client, i: int, nonce: str, scheduled: float) -> None:
     import random
 
     text, locale = message(random.Random(i), nonce, i)
     t0 = time.perf_counter()
     try:
         r = client.post(
-            f"{run.server.base_url}/v1/messages",
-            headers=_headers(run.server),
+            f"{run.base_url}/v1/messages",
+            headers=_headers(run),
             json={
                 "channel": "webchat",
                 "conversation_external_id": f"bench-{nonce}-{i}",
@@ -331,53 +375,64 @@ def _ingest(run: ModeRun, client: httpx.Client, i: int, nonce: str) -> None:
         )
     except httpx.HTTPError as exc:
         with run.lock:
-            run.errors.append(f"ingest: {type(exc).__name__}")
+            phase.errors.append(f"ingest: {type(exc).__name__}")
         return
+    done = time.perf_counter()
     with run.lock:
-        run.ingest_ms.append((time.perf_counter() - t0) * 1000)
+        phase.ingest_ms.append((done - t0) * 1000)
+        phase.ingest_open_loop_ms.append((done - scheduled) * 1000)
         if r.status_code in (200, 201) and r.json().get("suggestions"):
-            run.ingested.append(r.json()["suggestions"][0])
+            phase.ingested.append(r.json()["suggestions"][0])
         elif r.status_code not in (200, 201):
-            run.errors.append(f"ingest: HTTP {r.status_code}")
+            phase.errors.append(f"ingest: HTTP {r.status_code}")
 
 
-def _approve_next(run: ModeRun, client: httpx.Client) -> None:
+def _approve_next(run: ModeRun, phase: Phase, client: httpx.Client) -> None:
     with run.lock:
-        if not run.ingested:
+        if not phase.ingested:
             return
-        suggestion = run.ingested.pop()
+        suggestion = phase.ingested.pop()
     sent = time.time()
     r = client.post(
-        f"{run.server.base_url}/v1/suggestions/{suggestion['id']}/approve",
-        headers=_headers(run.server),
+        f"{run.base_url}/v1/suggestions/{suggestion['id']}/approve",
+        headers=_headers(run),
         json={},
     )
     answered = time.time()
     if r.status_code != 200:
         with run.lock:
-            run.errors.append(f"approve: HTTP {r.status_code}")
+            phase.errors.append(f"approve: HTTP {r.status_code}")
         return
     with run.lock:
-        run.approvals.append(Approval(r.json()["message"]["id"], sent, answered))
+        phase.approvals.append(Approval(r.json()["message"]["id"], sent, answered))
 
 
 def _load(
-    run: ModeRun, *, seconds: float, rate: float, approve_every_s: float, stop: threading.Event
+    run: ModeRun, phase: Phase, *, seconds: float, approve_every_s: float, stop: threading.Event
 ) -> None:
-    """Open-loop ingest at `rate`/s on a pool of clients, and one approval every `approve_every_s`."""
+    """Open-loop ingest at `phase.rate`/s on a pool of 16 clients, and one approval every `approve_every_s`
+    from an agent of its own (approvals never queue behind ingests in the client)."""
     nonce = uuid.uuid4().hex[:6]
-    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(16) as pool:
+    with (
+        httpx.Client(timeout=120) as client,
+        httpx.Client(timeout=60) as agent,
+        ThreadPoolExecutor(16) as pool,
+        ThreadPoolExecutor(2) as agents,
+    ):
         t0 = time.perf_counter()
         next_approval = t0 + approve_every_s
         i = 0
         while (now := time.perf_counter()) - t0 < seconds and not stop.is_set():
-            if now >= t0 + i / rate:
-                pool.submit(_ingest, run, client, i, nonce)
+            if now >= t0 + i / phase.rate:
+                pool.submit(_ingest, run, phase, client, i, nonce, t0 + i / phase.rate)
                 i += 1
             if now >= next_approval:
-                pool.submit(_approve_next, run, client)
+                agents.submit(_approve_next, run, phase, agent)
                 next_approval += approve_every_s
             time.sleep(0.005)
+        phase.ingests_scheduled = i
+        with run.lock:
+            phase.ingests_done_during_load = len(phase.ingest_ms)
 
 
 def _outbox_backlog(db_file: Path) -> dict[str, int]:
@@ -388,34 +443,72 @@ def _outbox_backlog(db_file: Path) -> dict[str, int]:
     return {f"priority_{p}": n for p, n in rows}
 
 
-def _summary(run: ModeRun, load_end: float) -> dict[str, Any]:
-    outbound = {p.body["data"]["message"]["id"]: p.at for p in run.receiver.delivered("message.outbound")}
-    from_request = [
-        (outbound[a.message_id] - a.sent_at) * 1000 for a in run.approvals if a.message_id in outbound
-    ]
-    from_answer = [
-        (outbound[a.message_id] - a.answered_at) * 1000 for a in run.approvals if a.message_id in outbound
-    ]
-    info = [p for p in run.receiver.delivered() if p.type != "message.outbound"]
+def _p50_p95(values: list[float]) -> dict[str, float | None]:
+    return {"p50": _pct(values, 50), "p95": _pct(values, 95)}
+
+
+def _summary(run: ModeRun, phase: Phase, load_end: float, since: float, per_receiver: int) -> dict[str, Any]:
+    outbound = {p.body["data"]["message"]["id"]: p for p in run.receiver.delivered("message.outbound")}
+    replied = [(a, outbound[a.message_id]) for a in phase.approvals if a.message_id in outbound]
+    from_request = [(p.at - a.sent_at) * 1000 for a, p in replied]
+    info = [p for p in run.receiver.delivered() if p.type != "message.outbound" and p.at >= since]
     lag = [(p.at - _epoch(p.body["created_at"])) * 1000 for p in info]
-    during = [p for p in run.receiver.delivered() if p.at <= load_end]
+    during = [p for p in run.receiver.delivered() if since <= p.at <= load_end]
+    seconds = load_end - since
     return {
-        "approvals": len(run.approvals),
-        "replies_delivered": len(from_request),
+        "approvals": len(phase.approvals),
+        "replies_delivered": len(replied),
         "reply_latency_ms": {
-            "p50": _pct(from_request, 50),
-            "p95": _pct(from_request, 95),
+            **_p50_p95(from_request),
             "max": round(max(from_request), 1) if from_request else None,
         },
-        "reply_latency_from_approval_answer_ms": {"p50": _pct(from_answer, 50), "p95": _pct(from_answer, 95)},
+        "reply_latency_from_approval_answer_ms": _p50_p95(
+            [(p.at - a.answered_at) * 1000 for a, p in replied]
+        ),
+        # where an approved reply's time goes (same machine clock; the event's created_at is the server's
+        # decision time, after the read and the tone check, before the write transaction)
+        "reply_breakdown_ms": {
+            "approval_request": _p50_p95([(a.answered_at - a.sent_at) * 1000 for a, _ in replied]),
+            "request_to_decision": _p50_p95(
+                [(_epoch(p.body["created_at"]) - a.sent_at) * 1000 for a, p in replied]
+            ),
+            "decision_to_answer": _p50_p95(
+                [(a.answered_at - _epoch(p.body["created_at"])) * 1000 for a, p in replied]
+            ),
+            "answer_to_post_arrival": _p50_p95([(p.arrived - a.answered_at) * 1000 for a, p in replied]),
+            "helpdesk": _p50_p95([(p.at - p.arrived) * 1000 for _, p in replied]),
+        },
+        "replies_arriving_with_other_slots_all_busy": sum(
+            1 for _, p in replied if p.others_in_flight >= per_receiver - 1
+        ),
+        # a reply that arrived with every other slot of the receiver busy took the slot of the POST that
+        # finished last before it: the time from the approval's answer to that finish is its wait for a slot
+        "reply_slot_wait_ms": _p50_p95(_slot_waits(run.receiver.delivered(), replied, per_receiver)),
         "informational_delivered": len(info),
-        "informational_lag_ms": {"p50": _pct(lag, 50), "p95": _pct(lag, 95)},
+        "informational_lag_ms": _p50_p95(lag),
         "deliveries_during_load": len(during),
-        "ingests": len(run.ingest_ms),
-        "ingest_ms": {"p50": _pct(run.ingest_ms, 50), "p95": _pct(run.ingest_ms, 95)},
-        "errors": run.errors[:20],
-        "outbox_pending_at_load_end": _outbox_backlog(run.server.db_file),
+        "deliveries_per_s_during_load": round(len(during) / seconds, 1) if seconds > 0 else None,
+        "ingests_scheduled": phase.ingests_scheduled,
+        "ingests_done_during_load": phase.ingests_done_during_load,
+        "ingest_ms": _p50_p95(phase.ingest_ms),
+        "ingest_open_loop_ms": {
+            **_p50_p95(phase.ingest_open_loop_ms),
+            "max": round(max(phase.ingest_open_loop_ms), 1) if phase.ingest_open_loop_ms else None,
+        },
+        "errors": phase.errors[:20],
     }
+
+
+def _slot_waits(posts: list[Post], replied: list[tuple[Approval, Post]], per_receiver: int) -> list[float]:
+    """Per reply: ms from the approval's answer until the receiver freed the slot the reply then took (0
+    when a slot was free, or freed before the answer)."""
+    finished = sorted(p.at for p in posts)
+    waits = []
+    for a, reply in replied:
+        before = [at for at in finished if at <= reply.arrived]
+        freed = before[-1] if before and reply.others_in_flight >= per_receiver - 1 else a.answered_at
+        waits.append(max(0.0, freed - a.answered_at) * 1000)
+    return waits
 
 
 def _epoch(iso: str) -> float:
@@ -424,39 +517,70 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def reply_latency(
+def _drain(runs: list[ModeRun], timeout_s: float) -> float:
+    """Wait until no server has a pending outbox row (at most `timeout_s`); the seconds it took."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        if not any(run.backlog() for run in runs):
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - t0, 1)
+
+
+def _warm(base_url: str, api_key: str) -> None:
+    """One triage and one ingest so lazy components are loaded before measuring (as `Server.warm`)."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    httpx.post(
+        f"{base_url}/v1/triage", json={"text": "warm up where is my order"}, headers=headers, timeout=300
+    ).raise_for_status()
+    httpx.post(
+        f"{base_url}/v1/messages",
+        headers=headers,
+        timeout=300,
+        json={
+            "channel": "webchat",
+            "conversation_external_id": f"warm-{uuid.uuid4().hex[:6]}",
+            "customer": {"id": "warm", "locale": "en-GB"},
+            "text": "warm up: where is my order A12345?",
+            "sent_at": "2026-01-05T09:00:00Z",
+        },
+    ).raise_for_status()
+
+
+def _webhook_env(receiver: Receiver, concurrency: int, per_receiver: int) -> dict[str, str]:
+    return {
+        "REPLYDESK_WEBHOOK_URL": receiver.url,
+        "REPLYDESK_WEBHOOK_SECRET": SECRET,
+        "REPLYDESK_WEBHOOK_EVENTS": '["*"]',
+        "REPLYDESK_DELIVERY_CONCURRENCY": str(concurrency),
+        "REPLYDESK_DELIVERY_PER_RECEIVER": str(per_receiver),
+    }
+
+
+def _phases(
+    runs: list[ModeRun],
     *,
     seconds: float,
-    rate: float,
+    rates: list[float],
     approve_every_s: float,
-    helpdesk_delay_s: float,
+    drain_s: float,
     log: Callable[[str], None],
-) -> dict[str, Any]:
-    runs: list[ModeRun] = []
-    try:
-        for name, (concurrency, per_receiver) in MODES.items():
-            receiver = Receiver(delay_s=helpdesk_delay_s).start()
-            server = Server.create(
-                extra_env={
-                    "REPLYDESK_WEBHOOK_URL": receiver.url,
-                    "REPLYDESK_WEBHOOK_SECRET": SECRET,
-                    "REPLYDESK_WEBHOOK_EVENTS": '["*"]',
-                    "REPLYDESK_DELIVERY_CONCURRENCY": str(concurrency),
-                    "REPLYDESK_DELIVERY_PER_RECEIVER": str(per_receiver),
-                }
-            )
-            runs.append(ModeRun(name, server, receiver))
-        started = []
-        for run in runs:  # one at a time: two model loads at once on 2 cores can outlast the start timeout
-            started.append(run.server.start())
-            run.server.warm()
-        log(f"  servers up in {', '.join(f'{s:.0f} s' for s in started)}; load for {seconds:.0f} s")
+) -> list[dict[str, Any]]:
+    """One load phase per rate, every run loaded at once; each phase starts once the previous phase's outbox
+    has drained (at most `drain_s`)."""
+    phases = []
+    for rate in rates:
+        drained = _drain(runs, drain_s)
+        log(f"  {rate:g} ingests/s per server for {seconds:.0f} s (outbox drained in {drained} s)")
+        for run in runs:
+            run.phase = Phase(rate=rate)
+        since = time.time()
         stop = threading.Event()
         threads = [
             threading.Thread(
                 target=_load,
-                args=(run,),
-                kwargs={"seconds": seconds, "rate": rate, "approve_every_s": approve_every_s, "stop": stop},
+                args=(run, run.phase),
+                kwargs={"seconds": seconds, "approve_every_s": approve_every_s, "stop": stop},
             )
             for run in runs
         ]
@@ -465,32 +589,165 @@ def reply_latency(
         for t in threads:
             t.join()
         load_end = time.time()
-        backlog = {run.name: _outbox_backlog(run.server.db_file) for run in runs}
+        load_average = [round(x, 2) for x in os.getloadavg()]
+        backlog = {run.name: run.backlog() for run in runs}
         # the approved replies still on their way (none should be, with priority)
         for run in runs:
-            run.receiver.wait_for(len(run.approvals), 20, type_="message.outbound")
-        out = {}
+            run.receiver.wait_for(len(run.phase.approvals), 20, type_="message.outbound")
+        modes = {}
         for run in runs:
-            out[run.name] = _summary(run, load_end)
-            out[run.name]["outbox_pending_at_load_end"] = backlog[run.name]
-            out[run.name]["concurrency"], out[run.name]["per_receiver"] = MODES[run.name]
+            m = modes[run.name] = _summary(run, run.phase, load_end, since, run.per_receiver)
+            m["outbox_pending_at_load_end"] = backlog[run.name]
+            m["concurrency"], m["per_receiver"] = run.concurrency, run.per_receiver
+            reply, ingest = m["reply_latency_ms"], m["ingest_open_loop_ms"]
             log(
-                f"  {run.name}: reply p95 {out[run.name]['reply_latency_ms']['p95']} ms, "
-                f"backlog {backlog[run.name]}"
+                f"    {run.name}: reply p50/p95 {reply['p50']}/{reply['p95']} ms, "
+                f"ingest open-loop p95 {ingest['p95']} ms, backlog {backlog[run.name]}"
             )
+        phases.append(
+            {
+                "ingest_rate_per_s": rate,
+                "outbox_drained_before_s": drained,
+                "load_average_at_load_end": load_average,
+                "modes": modes,
+            }
+        )
+    return phases
+
+
+def reply_latency(
+    *,
+    seconds: float,
+    rates: list[float],
+    approve_every_s: float,
+    helpdesk_delay_s: float,
+    drain_s: float = 120.0,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """SQLite, one `replydesk serve` per mode of `MODES` (background loops in-process), one phase per rate."""
+    servers: list[tuple[Server, Receiver]] = []
+    try:
+        runs: list[ModeRun] = []
+        for name, (concurrency, per_receiver) in MODES.items():
+            receiver = Receiver(delay_s=helpdesk_delay_s).start()
+            server = Server.create(extra_env=_webhook_env(receiver, concurrency, per_receiver))
+            servers.append((server, receiver))
+            runs.append(
+                ModeRun(
+                    name,
+                    server.base_url,
+                    "",
+                    receiver,
+                    partial(_outbox_backlog, server.db_file),
+                    concurrency,
+                    per_receiver,
+                )
+            )
+        started = []
+        for run, (server, _) in zip(runs, servers, strict=True):
+            # one at a time: two model loads at once on 2 cores can outlast the start timeout
+            started.append(server.start())
+            server.warm()
+            run.api_key = server.api_key
+        log(f"  servers up in {', '.join(f'{s:.0f} s' for s in started)}")
+        phases = _phases(
+            runs, seconds=seconds, rates=rates, approve_every_s=approve_every_s, drain_s=drain_s, log=log
+        )
         return {
+            "database": "sqlite",
             "seconds": seconds,
-            "ingest_rate_per_s": rate,
             "approve_every_s": approve_every_s,
             "helpdesk_delay_s": helpdesk_delay_s,
             "target_reply_p95_ms": 1000,
-            "modes": out,
+            "phases": phases,
         }
     finally:
-        for run in runs:
-            run.server.stop()
-            run.server.cleanup()
-            run.receiver.stop()
+        for server, receiver in servers:
+            server.stop()
+            server.cleanup()
+            receiver.stop()
+
+
+# The "poll only" column's processes start with this `sitecustomize`: the worker's outbox listener returns at
+# once, so the worker finds a row committed by the API only when its poll interval comes round (what every
+# `replydesk worker` did before migration 0009). The API replicas run no background loops either way.
+_POLL_ONLY_SITECUSTOMIZE = """\
+from service.workflow import worker
+
+worker.DeliveryNotifications.run = lambda self: None
+"""
+
+
+def postgres_reply_latency(
+    *,
+    seconds: float,
+    rates: list[float],
+    approve_every_s: float,
+    helpdesk_delay_s: float,
+    drain_s: float = 120.0,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """PostgreSQL replica topology (scripts/topology.py): per column one `replydesk serve`
+    (REPLYDESK_WORKERS_ENABLED=false: it ingests and approves) and one `replydesk worker` (it delivers) on a
+    database of their own, default delivery settings; the worker is woken by NOTIFY (`notify`) or only by its
+    poll every `worker_interval_s` (`poll_only`, the behaviour before). Both topologies run at once."""
+    import psycopg
+
+    from scripts.topology import Topology, libpq_dsn
+
+    concurrency, per_receiver = MODES["default"]
+    topologies: list[tuple[Topology, Receiver]] = []
+    with tempfile.TemporaryDirectory(prefix="replydesk-deliveries-pg-") as tmp:
+        poll_only_path = Path(tmp) / "poll-only"
+        poll_only_path.mkdir()
+        (poll_only_path / "sitecustomize.py").write_text(_POLL_ONLY_SITECUSTOMIZE)
+        try:
+            runs: list[ModeRun] = []
+            for name in ("poll_only", "notify"):
+                receiver = Receiver(delay_s=helpdesk_delay_s).start()
+                env = _webhook_env(receiver, concurrency, per_receiver)
+                if name == "poll_only":
+                    env["PYTHONPATH"] = os.pathsep.join(
+                        [str(poll_only_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+                    )
+                topo = Topology(Path(tmp) / name, apis=1, workers=1, env=env)
+                topologies.append((topo, receiver))
+                t0 = time.perf_counter()
+                topo.start()
+                _warm(topo.api_urls[0], topo.api_key)
+                log(f"  {name}: 1 API + 1 worker up in {time.perf_counter() - t0:.0f} s")
+                dsn = libpq_dsn(topo.database_url)
+
+                def backlog(dsn: str = dsn) -> dict[str, int]:
+                    with psycopg.connect(dsn) as conn:
+                        rows = conn.execute(
+                            "select priority, count(*) from webhook_deliveries where status = 'pending' "
+                            "group by priority"
+                        ).fetchall()
+                    return {f"priority_{p}": n for p, n in rows}
+
+                runs.append(
+                    ModeRun(
+                        name, topo.api_urls[0], topo.api_key, receiver, backlog, concurrency, per_receiver
+                    )
+                )
+            phases = _phases(
+                runs, seconds=seconds, rates=rates, approve_every_s=approve_every_s, drain_s=drain_s, log=log
+            )
+        finally:
+            for topo, receiver in topologies:
+                topo.stop()
+                receiver.stop()
+    return {
+        "database": "postgresql",
+        "topology": "per column: 1 x replydesk serve (workers disabled) + 1 x replydesk worker, own database",
+        "worker_interval_s": float(Settings.model_fields["worker_interval_s"].default),
+        "seconds": seconds,
+        "approve_every_s": approve_every_s,
+        "helpdesk_delay_s": helpdesk_delay_s,
+        "target_reply_p95_ms": 1000,
+        "phases": phases,
+    }
 
 
 def _commit() -> str | None:
@@ -505,10 +762,11 @@ def run_deliveries_bench(
     fast_events: int = 600,
     slow_events: int = 40,
     seconds: float = 40.0,
-    rate: float = 6.0,
+    rates: tuple[float, ...] = DEFAULT_RATES,
     approve_every_s: float = 1.0,
     helpdesk_delay_s: float = 0.1,
     postgres: str | None = None,
+    topology_rates: tuple[float, ...] = (),
     out: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -521,11 +779,12 @@ def run_deliveries_bench(
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
     }
-    with tempfile.TemporaryDirectory(prefix="replydesk-deliveries-") as tmp:
-        log("throughput, SQLite")
-        result["throughput_sqlite"] = throughput_table(
-            _sqlite_urls(Path(tmp)), fast_events=fast_events, slow_events=slow_events, log=log
-        )
+    if fast_events or slow_events:
+        with tempfile.TemporaryDirectory(prefix="replydesk-deliveries-") as tmp:
+            log("throughput, SQLite")
+            result["throughput_sqlite"] = throughput_table(
+                _sqlite_urls(Path(tmp)), fast_events=fast_events, slow_events=slow_events, log=log
+            )
     if postgres:
         log("throughput, PostgreSQL")
         make, drop = _postgres_urls(postgres)
@@ -535,12 +794,22 @@ def run_deliveries_bench(
             )
         finally:
             drop()
-    if seconds > 0:
+    if seconds > 0 and rates:
         log("approved-reply latency under a backlog of informational events")
         write_result(result, out, "deliveries")  # part 1 is kept if part 2 cannot start its servers
         result["reply_latency"] = reply_latency(
             seconds=seconds,
-            rate=rate,
+            rates=list(rates),
+            approve_every_s=approve_every_s,
+            helpdesk_delay_s=helpdesk_delay_s,
+            log=log,
+        )
+    if seconds > 0 and topology_rates:
+        log("approved-reply latency, PostgreSQL replicas: API approves, a separate worker delivers")
+        write_result(result, out, "deliveries")
+        result["reply_latency_replicas"] = postgres_reply_latency(
+            seconds=seconds,
+            rates=list(topology_rates),
             approve_every_s=approve_every_s,
             helpdesk_delay_s=helpdesk_delay_s,
             log=log,
@@ -552,15 +821,30 @@ def run_deliveries_bench(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.deliveries", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fast-events", type=int, default=600, help="Rows drained to the fast receiver.")
+    parser.add_argument(
+        "--fast-events",
+        type=int,
+        default=600,
+        help="Rows drained to the fast receiver (0 and --slow-events 0: skip part 1).",
+    )
     parser.add_argument("--slow-events", type=int, default=40, help="Rows drained to the 0.3 s receiver.")
     parser.add_argument("--seconds", type=float, default=40.0, help="Load duration of part 2 (0: skip it).")
-    parser.add_argument("--rate", type=float, default=6.0, help="Part 2: ingests per second per server.")
+    parser.add_argument(
+        "--rates",
+        default=",".join(f"{r:g}" for r in DEFAULT_RATES),
+        help="Part 2: ingests per second per server, one load phase per rate (comma-separated).",
+    )
     parser.add_argument("--approve-every", type=float, default=1.0, help="Part 2: seconds between approvals.")
     parser.add_argument(
         "--helpdesk-delay", type=float, default=0.1, help="Part 2: receiver seconds per POST."
     )
     parser.add_argument("--postgres", default=None, help="Also run part 1 on this PostgreSQL URL.")
+    parser.add_argument(
+        "--topology-rates",
+        default="",
+        help="Part 3 (local PostgreSQL via scripts/topology.py): ingests/s per API, one phase per rate; "
+        "empty: skip it.",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     out = (
@@ -573,10 +857,11 @@ def main(argv: list[str] | None = None) -> int:
         fast_events=args.fast_events,
         slow_events=args.slow_events,
         seconds=args.seconds,
-        rate=args.rate,
+        rates=tuple(float(r) for r in args.rates.split(",") if r),
         approve_every_s=args.approve_every,
         helpdesk_delay_s=args.helpdesk_delay,
         postgres=args.postgres,
+        topology_rates=tuple(float(r) for r in args.topology_rates.split(",") if r),
         out=out,
     )
     result["meta"]["command"] = " ".join(

@@ -1,9 +1,14 @@
 """Background workers of the API process (or of `replydesk worker`): one loop delivers the outbox, woken as
 soon as a row is committed or an attempt frees a slot (the deliveries themselves run on the dispatcher's pool,
-`delivery_concurrency` at once); one announces SLA risks/breaches and applies channel statuses whose message
-id has since become known, every `worker_interval_s`; `pipeline_workers` loops run queued pipelines (messages
-that channel webhooks acknowledged first) and re-run stranded ones. Each loop is separate, so neither an SLA
-scan nor a backlog of slow pipeline runs ever delays a delivery."""
+`delivery_concurrency` at once). A row committed in this process wakes it through the event log's in-process
+`new_work` event; on PostgreSQL a row committed by any process (an API replica, another worker) wakes it too,
+through `NOTIFY replydesk_deliveries` (migration 0009) on a LISTEN connection of its own, so an approved reply
+is claimed at once instead of after the poll interval (`worker_interval_s`, which still catches retries whose
+backoff ran out, expired leases, and everything while the listener is reconnecting). One loop announces SLA
+risks/breaches and applies channel statuses whose message id has since become known, every
+`worker_interval_s`; `pipeline_workers` loops run queued pipelines (messages that channel webhooks
+acknowledged first) and re-run stranded ones. Each loop is separate, so neither an SLA scan nor a backlog of
+slow pipeline runs ever delays a delivery."""
 
 from __future__ import annotations
 
@@ -11,12 +16,57 @@ import logging
 import threading
 from collections.abc import Callable
 
+import psycopg
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.db import Database
 from service.errors import ReplyDeskError
+from service.redaction import redact
 from service.workflow.service import Workflow
 
 log = logging.getLogger("replydesk.worker")
+
+DELIVERY_CHANNEL = "replydesk_deliveries"  # the NOTIFY channel of migration 0009's trigger
+LISTEN_CHECK_S = 1.0  # how often the listener looks at the stop flag while no notification comes
+RECONNECT_MAX_S = 10.0  # longest pause between the listener's reconnection attempts
+
+
+class DeliveryNotifications:
+    """LISTEN replydesk_deliveries on `db` (PostgreSQL) and set `wake` on every notification: an outbox row
+    committed by any process. Also sets `wake` on each (re)connection, which covers rows committed while it
+    was not listening. Runs on its own thread until `stop` is set; a lost connection is retried with backoff
+    (the delivery loop polls meanwhile, so nothing depends on it but latency)."""
+
+    def __init__(self, db: Database, wake: threading.Event, stop: threading.Event) -> None:
+        self.dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.wake = wake
+        self.stop = stop
+        self.connected = threading.Event()  # listening now (tests wait for it)
+
+    def run(self) -> None:
+        pause = 0.5
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {DELIVERY_CHANNEL}")
+                    self.connected.set()
+                    pause = 0.5
+                    self.wake.set()
+                    while not self.stop.is_set():
+                        for _ in conn.notifies(timeout=LISTEN_CHECK_S):
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.warning(
+                    "outbox notifications unavailable (%s); the delivery loop polls until the listener "
+                    "reconnects",
+                    redact(str(exc)),
+                    extra={"warning": "deliveries_listen_failed"},
+                )
+                self.stop.wait(pause)
+                pause = min(pause * 2, RECONNECT_MAX_S)
+            finally:
+                self.connected.clear()
 
 
 class WorkflowWorker:
@@ -27,6 +77,7 @@ class WorkflowWorker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = 0  # deliveries the last pump started
+        self.notifications: DeliveryNotifications | None = None  # on PostgreSQL, while started
 
     def deliver(self) -> None:
         """Start as many due deliveries as there are free slots."""
@@ -86,6 +137,15 @@ class WorkflowWorker:
             thread = threading.Thread(target=self._loop, args=(step, wait), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.workflow.db.dialect == "postgresql":
+            self.notifications = DeliveryNotifications(
+                self.workflow.db, self.workflow.events.new_work, self._stop
+            )
+            thread = threading.Thread(
+                target=self.notifications.run, name="replydesk-deliveries-listen", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -94,4 +154,5 @@ class WorkflowWorker:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
+        self.notifications = None
         self.workflow.dispatcher.shutdown()  # the attempts already running finish first
