@@ -1,10 +1,12 @@
 """Growth (issue #16, item 5): `GET /v1/queue`, `GET /v1/conversations/{id}`, `GET /v1/metrics/kpis`, the
 helpdesk's pull `GET /v1/messages?direction=outbound&status=queued` and ingest (`POST /v1/messages`) on a
 PostgreSQL database seeded with 10,000 and 100,000 conversations (about 10 messages each, so 1,000,000
-messages at the largest size), without and with the indexes of migration 0006, side by side in one run.
+messages at the largest size), without and with the growth indexes (migrations 0006 and 0010), side by side
+in one run.
 
 The database: the local PostgreSQL of `scripts/postgres.sh` (or `--database-url`), a throw-away database per
-size, migrated to head, then the indexes of 0006 (its `INDEXES`) dropped: the schema "before". Seeded with
+size, migrated to head, then the growth indexes dropped (0010's `downgrade`, then 0006's): the schema
+"before". Seeded with
 `COPY` in chunks of 2,000 conversations, in the shape the service writes: a business receiving
 `RATE_PER_DAY` conversations a day for as long as the size takes (10,000: about five weeks, 100,000: a year),
 so a bigger database is a longer history, not a busier week. Per conversation: a customer (a quarter of them
@@ -22,9 +24,10 @@ key with conversations assigned to it; `TestClient`, so there is no network in t
 (template drafts). Each route is requested `--requests` times after 3 warm-up requests (a conversation: a
 different random one each time); then `--ingests` ingests, half continuing an open conversation, half
 opening a new one. Every SQL statement of one request per route is recorded and `EXPLAIN (ANALYZE, BUFFERS)`
-of each SELECT is kept in the JSON with its time, so the plans show which index each query uses. Then 0006's
-indexes are built (timed: what the migration costs on that database), `ANALYZE`, and the same again:
-"after". The growth table compares the sizes "after".
+of each SELECT is kept in the JSON with its time, so the plans show which index each query uses. Then the
+growth indexes are built (0006's `upgrade`, then 0010's; timed: what the migrations cost on that database),
+`VACUUM ANALYZE` (index-only scans need the visibility map autovacuum keeps), and the same again: "after".
+The growth table compares the sizes "after".
 
 `python -m bench.growth [--conversations 10000,100000] [--requests 30] [--ingests 30] [--small] [--keep]`
 writes `bench/results/growth-<UTC time>.json` and prints the table; `--small` (1,000 and 5,000
@@ -68,6 +71,8 @@ from service.db.engine import alembic_config
 from service.settings import REPO_ROOT
 
 GROWTH_REVISION = "0006"
+# every revision that adds growth indexes, in order (0010 replaces two of 0006's by covering ones)
+GROWTH_REVISIONS = ("0006", "0010")
 RATE_PER_DAY = 274  # conversations a day: 100,000 is a year of history
 CHUNK = 2_000  # conversations per COPY round
 CHANNELS = [
@@ -681,17 +686,33 @@ def scratch_database(base_url: str, name: str, keep: bool) -> Iterator[str]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def growth_migration(url: str) -> ModuleType:
-    """Migration 0006's module (its `upgrade`, `downgrade` and `INDEXES`)."""
-    script = ScriptDirectory.from_config(alembic_config(url)).get_revision(GROWTH_REVISION)
+def growth_migration(url: str, revision: str = GROWTH_REVISION) -> ModuleType:
+    """A growth migration's module (its `upgrade`, `downgrade` and `INDEXES`; 0006 unless told)."""
+    script = ScriptDirectory.from_config(alembic_config(url)).get_revision(revision)
     if script is None or script.module is None:
-        raise RuntimeError(f"migration {GROWTH_REVISION} is missing")
+        raise RuntimeError(f"migration {revision} is missing")
     return script.module
 
 
+def growth_migrations(url: str) -> list[ModuleType]:
+    """The growth migrations' modules, oldest first."""
+    return [growth_migration(url, revision) for revision in GROWTH_REVISIONS]
+
+
+def head_growth_indexes(url: str) -> list[Any]:
+    """The growth indexes a database migrated to head has: each revision's `INDEXES`, less those a later one
+    `REPLACES`."""
+    indexes: dict[str, Any] = {}
+    for module in growth_migrations(url):
+        for ix in getattr(module, "REPLACES", ()):
+            indexes.pop(ix.name, None)
+        indexes.update((ix.name, ix) for ix in module.INDEXES)
+    return list(indexes.values())
+
+
 def run_migration_step(db: Database, module: ModuleType, step: str) -> float:
-    """Run 0006's `upgrade` or `downgrade` on the database without moving `alembic_version` (the app
-    sees head either way, so "before" is head minus 0006's indexes)."""
+    """Run a growth migration's `upgrade` or `downgrade` on the database without moving `alembic_version`
+    (the app sees head either way, so "before" is head minus the growth indexes)."""
     t0 = time.perf_counter()
     with db.engine.begin() as conn, Operations.context(MigrationContext.configure(conn)):
         getattr(module, step)()
@@ -925,8 +946,9 @@ def run_size(
     with scratch_database(base_url, name, keep) as url:
         db = Database(url)
         db.migrate()
-        module = growth_migration(url)
-        run_migration_step(db, module, "downgrade")  # "before": head without 0006's indexes
+        modules = growth_migrations(url)
+        for module in reversed(modules):  # "before": head without the growth indexes
+            run_migration_step(db, module, "downgrade")
         now = datetime.now(UTC)
         plan, seed_s = seed(url, conversations, now, log)
         vacuum_s = vacuum_analyze(url, full=True)
@@ -970,7 +992,7 @@ def run_size(
                     )
                 agent_headers = {"Authorization": f"Bearer {agent.key}"}
                 rng = random.Random(5)
-                log("  before (no 0006 indexes)")
+                log("  before (no growth indexes)")
                 result["before"] = measure(
                     client,
                     agent_headers,
@@ -982,12 +1004,14 @@ def run_size(
                     phase="before",
                     rng=rng,
                 )
-                result["migration_0006_s"] = round(run_migration_step(db, module, "upgrade"), 1)
-                vacuum_analyze(url, full=False)
+                result["growth_indexes_s"] = round(
+                    sum(run_migration_step(db, module, "upgrade") for module in modules), 1
+                )
+                vacuum_analyze(url, full=True)
                 # new connections, as after a deploy: a statement psycopg prepared "before" keeps its plan
                 # cache's history, and may stay on a generic plan chosen while the index was missing
                 container.db.engine.dispose()
-                log(f"  0006 indexes built in {result['migration_0006_s']} s; after")
+                log(f"  growth indexes built in {result['growth_indexes_s']} s; after")
                 rng = random.Random(5)
                 result["after"] = measure(
                     client,
@@ -1009,7 +1033,8 @@ def run_size(
 
 
 def table(result: dict[str, Any]) -> str:
-    """Markdown: per route and size, wall p50 / p95 ms before and after 0006, and the database's share."""
+    """Markdown: per route and size, wall p50 / p95 ms before and after the growth indexes, and the
+    database's share."""
     sizes = result["sizes"]
     cols = " | ".join(f"{s['conversations']:,} before | {s['conversations']:,} after" for s in sizes)
     rows = [
@@ -1030,7 +1055,7 @@ def table(result: dict[str, Any]) -> str:
             f"- {s['conversations']:,} conversations ({seed_['history_days']} days): "
             f"{seed_['rows']['messages']:,} messages, {seed_['open_conversations']:,} open, seeded in "
             f"{seed_['seconds']} s (+ VACUUM ANALYZE {seed_['vacuum_analyze_s']} s), database "
-            f"{s['size_after']['database_mb']} MB, 0006 built in {s['migration_0006_s']} s"
+            f"{s['size_after']['database_mb']} MB, growth indexes built in {s['growth_indexes_s']} s"
         )
     return "\n".join(lines)
 
@@ -1057,7 +1082,7 @@ def run_growth_bench(
         "no LLM (template drafts), no knowledge-base index (drafts cite no article)",
         "requests_per_route": requests,
         "ingests": ingests,
-        "growth_indexes": [ix._asdict() for ix in growth_migration(base_url).INDEXES],
+        "growth_indexes": [ix._asdict() for ix in head_growth_indexes(base_url)],
         "sizes": results,
         "seconds": round(time.perf_counter() - t0, 1),
     }

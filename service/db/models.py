@@ -188,9 +188,16 @@ class Suggestion(Base):
     __table_args__ = (
         Index("ix_suggestions_status", "status"),
         Index("ix_suggestions_conversation", "conversation_id"),
-        # growth (0006): the KPIs' decisions by time; a message's drafts (every ingest answers with them)
+        # growth (0006): a message's drafts (every ingest answers with them); (0010, replacing 0006's
+        # `ix_suggestions_decided`) the KPIs' decisions by time, covering what they read
         Index(
-            "ix_suggestions_decided", "decided_at", sqlite_where=text(DECIDED), postgresql_where=text(DECIDED)
+            "ix_suggestions_decisions",
+            "decided_at",
+            "decision",
+            "intent",
+            "edit_distance",
+            sqlite_where=text(DECIDED),
+            postgresql_where=text(DECIDED),
         ),
         Index("ix_suggestions_message", "message_id"),
     )
@@ -228,7 +235,9 @@ class SlaCycle(Base):
     __tablename__ = "sla_cycles"
     __table_args__ = (
         Index("ix_sla_cycles_open", "responded_at"),
-        Index("ix_sla_cycles_started", "started_at"),  # growth (0006): the KPIs' waits by start
+        # growth (0010, replacing 0006's `ix_sla_cycles_started`): the KPIs' waits by start, covering what
+        # they read
+        Index("ix_sla_cycles_window", "started_at", "conversation_id", "due_at", "responded_at", "met"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
