@@ -115,6 +115,9 @@ def _check_loopback(url: str) -> None:
         raise ValueError(f"load tests only target loopback addresses, not {host}")
 
 
+SHARED_CACHES = ("onnx", "embeddings", "intent")
+
+
 class ServerPaths:
     """Where a `replydesk serve` on `port` with its data directory under `root / "data"` answers and keeps
     its database."""
@@ -147,9 +150,13 @@ class Server(ServerPaths):
         root = Path(tempfile.mkdtemp(prefix="replydesk-bench-"))
         cache = root / "data" / "cache"
         cache.mkdir(parents=True)
-        shared_onnx = REPO_ROOT / "data" / "cache" / "onnx"
-        if shared_onnx.is_dir():
-            (cache / "onnx").symlink_to(shared_onnx, target_is_directory=True)
+        # the checkout's model caches (exported ONNX models, embedding vectors, trained intent models) are
+        # shared, as by the service's own processes: a server then starts in seconds instead of re-embedding
+        # the articles and retraining the taxonomy (each is written atomically, so processes may share them)
+        for name in SHARED_CACHES:
+            shared = REPO_ROOT / "data" / "cache" / name
+            shared.mkdir(parents=True, exist_ok=True)
+            (cache / name).symlink_to(shared, target_is_directory=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("REPLYDESK_")}
         env.update(
             {
