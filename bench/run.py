@@ -20,11 +20,12 @@ embedding,
    behaviour), side by side, and how long the workers then take until every message has its drafts.
 7. Outbox deliveries (`bench.deliveries`, issue #16, opt-in: `--only deliveries`, ~5 min): deliveries/s to a
    fast and a 0.3 s receiver, one at a time vs concurrent, and approved-reply delivery latency under a backlog
-   of informational events.
+   of informational events, at a saturating and a sustained ingest rate, and the PostgreSQL wake-up vs poll.
 8. Replicas (`bench.replicas`, issue #16, opt-in: `--only replicas`): ingest msg/s, webhook-ack p50/p95 and
    time until pipelines are done with 1 vs 2 workers and 1 vs 2 APIs on PostgreSQL.
 9. Growth (`bench.growth`, issue #16, opt-in: `--only growth`, ~10 min): 10k and 100k conversations (1M
-   messages) on PostgreSQL, queue / conversation / KPIs / pull / ingest before and after the 0006 indexes.
+   messages) on PostgreSQL, queue / conversation / KPIs / pull / ingest before and after the 0006 and 0010
+   indexes.
 
 Results: `bench/results/<name>-<UTC time>.json` per benchmark, `bench/results/latest.json` with all of them,
 and the table between the markers in `bench/README.md`.
