@@ -94,14 +94,15 @@ class Settings(BaseSettings):
         "recall; fitted to the few out-of-scope examples, it did not hold on unseen ones.",
     )
     oos_max_lost: float = Field(
-        0.02,
+        0.01,
         ge=0,
         le=1,
         description="The out-of-scope operating point, when training data has out-of-scope examples: a "
         "message is out of scope when log p(best intent) - log p(out of scope) is below the cut-off that "
         "turns away this share of the in-scope messages cross-validation classifies right. Set by in-scope "
         "rows only, so the in-scope cost holds on new messages; `replydesk eval oos` measures out-of-scope "
-        "recall on messages tuning never saw, per budget.",
+        "recall on messages tuning never saw, per budget. At 0.01, CLINC150 val: in-scope 95.1 %, oos_val "
+        "recall 89 % (0.02: 94.1 %, 92 %); 0.01 was chosen after seeing those figures (README).",
     )
 
     # Knowledge base
