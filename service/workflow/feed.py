@@ -28,14 +28,12 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
-import psycopg
 from anyio import to_thread
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from service.db import Database
+from service.db.listen import libpq_dsn, listen
 from service.db.models import Event
-from service.redaction import redact
 from service.workflow.events import EventLog, to_read
 from service.workflow.models import EventRead
 
@@ -61,8 +59,6 @@ CHANNEL = "replydesk_events"  # the NOTIFY channel of migration 0008's trigger
 # NOTIFY per committing transaction, tens per second), each stream reads at most 20 times a second, in
 # batches, for at most 50 ms of added latency.
 NOTIFY_COALESCE_S = 0.05
-LISTEN_CHECK_S = 1.0  # how often the listener thread checks that it still has followers
-RECONNECT_MAX_S = 10.0  # longest pause between the listener's reconnection attempts
 
 
 class GapSafeReader:
@@ -205,31 +201,18 @@ class Listener:
             return False
 
     def _run(self) -> None:
-        pause = 0.5
-        while self._still_wanted():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
-                    pause = 0.5
-                    self._wake_all()
-                    while self._still_wanted():
-                        for _ in conn.notifies(timeout=LISTEN_CHECK_S):
-                            self._wake_all()
-                    return
-            except psycopg.Error as exc:
-                self.connected.clear()
-                if not self._still_wanted():
-                    return
-                log.warning(
-                    "event notifications unavailable (%s); SSE streams poll until the listener reconnects",
-                    redact(str(exc)),
-                    extra={"warning": "events_listen_failed"},
-                )
-                time.sleep(pause)
-                pause = min(pause * 2, RECONNECT_MAX_S)
-            finally:
-                self.connected.clear()
+        listen(
+            self.dsn,
+            CHANNEL,
+            on_notify=self._wake_all,
+            keep_going=self._still_wanted,
+            pause=time.sleep,
+            connected=self.connected,
+            log=log,
+            unavailable="event notifications unavailable (%s); SSE streams poll until the listener "
+            "reconnects",
+            warning="events_listen_failed",
+        )
 
 
 _listeners: dict[str, Listener] = {}
@@ -240,7 +223,7 @@ def listener_for(db: Database) -> Listener | None:
     """This process's listener for `db`'s PostgreSQL database, or None for SQLite (followers poll)."""
     if db.dialect != "postgresql":
         return None
-    dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_dsn(db)
     with _listeners_lock:
         listener = _listeners.get(dsn)
         if listener is None:

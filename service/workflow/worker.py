@@ -16,20 +16,16 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import Database
+from service.db.listen import libpq_dsn, listen
 from service.errors import ReplyDeskError
-from service.redaction import redact
 from service.workflow.service import Workflow
 
 log = logging.getLogger("replydesk.worker")
 
 DELIVERY_CHANNEL = "replydesk_deliveries"  # the NOTIFY channel of migration 0009's trigger
-LISTEN_CHECK_S = 1.0  # how often the listener looks at the stop flag while no notification comes
-RECONNECT_MAX_S = 10.0  # longest pause between the listener's reconnection attempts
 
 
 class DeliveryNotifications:
@@ -39,34 +35,24 @@ class DeliveryNotifications:
     (the delivery loop polls meanwhile, so nothing depends on it but latency)."""
 
     def __init__(self, db: Database, wake: threading.Event, stop: threading.Event) -> None:
-        self.dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = libpq_dsn(db)
         self.wake = wake
         self.stop = stop
         self.connected = threading.Event()  # listening now (tests wait for it)
 
     def run(self) -> None:
-        pause = 0.5
-        while not self.stop.is_set():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {DELIVERY_CHANNEL}")
-                    self.connected.set()
-                    pause = 0.5
-                    self.wake.set()
-                    while not self.stop.is_set():
-                        for _ in conn.notifies(timeout=LISTEN_CHECK_S):
-                            self.wake.set()
-            except psycopg.Error as exc:
-                log.warning(
-                    "outbox notifications unavailable (%s); the delivery loop polls until the listener "
-                    "reconnects",
-                    redact(str(exc)),
-                    extra={"warning": "deliveries_listen_failed"},
-                )
-                self.stop.wait(pause)
-                pause = min(pause * 2, RECONNECT_MAX_S)
-            finally:
-                self.connected.clear()
+        listen(
+            self.dsn,
+            DELIVERY_CHANNEL,
+            on_notify=self.wake.set,
+            keep_going=lambda: not self.stop.is_set(),
+            pause=self.stop.wait,
+            connected=self.connected,
+            log=log,
+            unavailable="outbox notifications unavailable (%s); the delivery loop polls until the listener "
+            "reconnects",
+            warning="deliveries_listen_failed",
+        )
 
 
 class WorkflowWorker:
