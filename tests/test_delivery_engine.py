@@ -9,7 +9,6 @@ generous bounds that only a hang would miss.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -36,7 +35,7 @@ from service.workflow.webhooks import (
     receiver_of,
 )
 from service.workflow.worker import WorkflowWorker
-from tests.workflow_harness import harness
+from tests.workflow_harness import harness, wait_until
 
 SECRET = "whsec_delivery_engine"
 HANG_S = 20.0  # only a hang takes this long
@@ -395,9 +394,4 @@ def test_the_worker_delivers_while_the_sla_scan_is_stuck_and_stop_joins_the_deli
 
 
 def _wait(condition: Any, timeout_s: float = HANG_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
+    return wait_until(condition, timeout_s)

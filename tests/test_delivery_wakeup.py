@@ -26,21 +26,12 @@ from sqlalchemy.engine import make_url
 from service.db import Database
 from service.workflow.service import Workflow
 from service.workflow.worker import DELIVERY_CHANNEL, WorkflowWorker
-from tests.workflow_harness import Harness, harness
+from tests.workflow_harness import Harness, harness, wait_until
 
 POLL_S = 60.0  # the workers' poll interval: far longer than any wait below
 WAKE_BOUND_S = 10.0  # a woken loop delivers well within this; an unwoken one waits POLL_S
 HANG_S = 20.0  # only a hang takes this long
 SETTLE_S = 0.5  # lets a freshly started loop finish its first (empty) pass and go to sleep
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 @contextmanager
@@ -76,7 +67,7 @@ def test_an_approved_reply_is_delivered_at_once_by_a_worker_that_polls_once_a_mi
         with running(WorkflowWorker(h.container.workflow, interval_s=POLL_S)):
             for n in range(2):  # the second reply checks the loop went back to sleep and was woken again
                 message_id = approve_first_draft(h, f"wake-{n}")
-                assert _wait(sent(h, message_id), WAKE_BOUND_S)
+                assert wait_until(sent(h, message_id), WAKE_BOUND_S)
                 time.sleep(SETTLE_S)
         assert [r.body["type"] for r in h.receiver.of_type("message.outbound")] == ["message.outbound"] * 2
 
@@ -99,7 +90,7 @@ def test_a_reply_approved_on_an_api_replica_wakes_the_delivery_loop_of_another_w
             with running(WorkflowWorker(workflow, interval_s=POLL_S)):
                 assert workflow.events is not h.container.workflow.events
                 message_id = approve_first_draft(h, "replica-1")
-                assert _wait(sent(h, message_id), WAKE_BOUND_S)
+                assert wait_until(sent(h, message_id), WAKE_BOUND_S)
         finally:
             db.dispose()
         assert len(h.receiver.of_type("message.outbound")) == 1
@@ -124,11 +115,11 @@ def test_a_worker_whose_listening_connection_is_dropped_listens_again_and_is_wok
                     ).fetchone()
                     assert row is not None, "the worker listens on its own connection"
                     admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
-                assert _wait(lambda: not notifications.connected.is_set(), HANG_S)
+                assert wait_until(lambda: not notifications.connected.is_set(), HANG_S)
                 assert notifications.connected.wait(HANG_S)  # reconnected
                 time.sleep(SETTLE_S)
                 message_id = approve_first_draft(h, "relisten-1")
-                assert _wait(sent(h, message_id), WAKE_BOUND_S)
+                assert wait_until(sent(h, message_id), WAKE_BOUND_S)
         finally:
             db.dispose()
 
