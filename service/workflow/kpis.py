@@ -5,7 +5,7 @@ The database does the counting: SLA waits, survey answers and decided suggestion
 (intent, kind or decision) with their counts and sums (GROUP BY), so a request's Python work does not grow
 with the window. Only the response and resolution times come back one value per conversation (their
 percentiles need every value). Every read is a range on its own time column, through an index that holds
-the columns the read needs (migration 0009), and an SLA wait's intent is looked up for the window's
+the columns the read needs (migration 0010), and an SLA wait's intent is looked up for the window's
 conversations only (by primary key), never by hashing every conversation ever."""
 
 from __future__ import annotations
